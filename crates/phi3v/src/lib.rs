@@ -1,0 +1,19 @@
+//! Phi-3-vision and Phi-3.5-vision on CPU.
+//!
+//! This crate ties the pipeline stages together for applications. Today it provides the prompt
+//! side: the chat template and the reference processor's tokenisation with image placeholders
+//! ([`prompt`]). Loading a whole model and generating text follow; see `docs/ARCHITECTURE.md`.
+//!
+//! ```no_run
+//! use phi3v::prompt::{chat_prompt, Message, PromptTokenizer};
+//! let tok = PromptTokenizer::from_file("Phi-3.5-vision-instruct/tokenizer.json".as_ref())?;
+//! let prompt = chat_prompt(&[Message::new("user", "<|image_1|>\nWhat is shown?")], true);
+//! let ids = tok.encode(&prompt, &[757])?; // image 1 occupies 757 placeholder ids (-1)
+//! assert_eq!(&ids[..4], &[1, 32010, 29871, 13]);
+//! # Ok::<(), phi3v::prompt::PromptError>(())
+//! ```
+
+pub mod prompt;
+
+pub use phi3v_checkpoint as checkpoint;
+pub use phi3v_vision as vision;

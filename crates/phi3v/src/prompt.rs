@@ -1,0 +1,157 @@
+//! Prompt building exactly as the reference processor does it.
+//!
+//! 1. The chat template renders messages as `<|{role}|>\n{content}<|end|>\n`, then
+//!    `<|assistant|>\n` when a generation prompt is asked for.
+//! 2. The prompt is split on `<|image_N|>` tags; every text chunk (even an empty one) is tokenised
+//!    on its own, with BOS, so a BOS follows every image.
+//! 3. Each tag becomes `num_img_tokens[N-1]` copies of the placeholder id `-N`.
+//!
+//! Unlike the reference, tags are validated: they must be numbered 1..=N for N images, each used
+//! exactly once. They may appear in any order; image N's rows go where `<|image_N|>` stands
+//! (the reference writes rows in image order regardless, which misplaces out-of-order tags).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tokenizers::Tokenizer;
+
+/// One chat message. `role` is usually `system`, `user` or `assistant`; any role renders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+impl Message {
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        Self { role: role.into(), content: content.into() }
+    }
+}
+
+/// Renders messages with the Phi-3-vision chat template (no BOS: the tokenizer adds it).
+pub fn chat_prompt(messages: &[Message], add_generation_prompt: bool) -> String {
+    let mut out = String::new();
+    for m in messages {
+        out.push_str(&format!("<|{}|>\n{}<|end|>\n", m.role, m.content));
+    }
+    if add_generation_prompt && messages.last().is_none_or(|m| m.role != "assistant") {
+        out.push_str("<|assistant|>\n");
+    }
+    out
+}
+
+/// Problems with a prompt's image tags or its tokenisation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PromptError {
+    #[error(
+        "image tags must be numbered <|image_1|> … <|image_{images}|> for {images} image(s), \
+         each used once; the prompt has {}",
+        describe_tags(found)
+    )]
+    TagMismatch { found: Vec<usize>, images: usize },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+}
+
+fn describe_tags(found: &[usize]) -> String {
+    if found.is_empty() {
+        return "no tags".into();
+    }
+    found.iter().map(|n| format!("<|image_{n}|>")).collect::<Vec<_>>().join(", ")
+}
+
+/// A piece of a prompt: text, or the tag of image `N` (1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece<'a> {
+    Text(&'a str),
+    Image(usize),
+}
+
+/// Splits on `<|image_N|>` (N = ASCII digits), like the reference's `<\|image_\d+\|>` regex;
+/// text pieces surround every tag, possibly empty.
+fn split_tags(prompt: &str) -> Vec<Piece<'_>> {
+    const OPEN: &str = "<|image_";
+    let mut pieces = Vec::new();
+    let mut rest = prompt;
+    let mut text_start = 0;
+    let mut offset = 0;
+    while let Some(at) = rest.find(OPEN) {
+        let after = &rest[at + OPEN.len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        let tag_len = OPEN.len() + digits + 2;
+        if digits > 0 && after[digits..].starts_with("|>") {
+            pieces.push(Piece::Text(&prompt[text_start..offset + at]));
+            // A number too large for usize cannot match any image; validation reports it.
+            pieces.push(Piece::Image(after[..digits].parse().unwrap_or(usize::MAX)));
+            text_start = offset + at + tag_len;
+            offset = text_start;
+            rest = &prompt[offset..];
+        } else {
+            offset += at + OPEN.len();
+            rest = &prompt[offset..];
+        }
+    }
+    pieces.push(Piece::Text(&prompt[text_start..]));
+    pieces
+}
+
+/// The Phi-3 tokenizer plus the processor's chunking rule.
+#[derive(Clone)]
+pub struct PromptTokenizer {
+    tokenizer: Tokenizer,
+}
+
+impl PromptTokenizer {
+    /// Loads `tokenizer.json`.
+    pub fn from_file(path: &Path) -> Result<Self, PromptError> {
+        let tokenizer = Tokenizer::from_file(path)
+            .map_err(|e| PromptError::Tokenizer(format!("{}: {e}", path.display())))?;
+        Ok(Self { tokenizer })
+    }
+
+    /// The wrapped tokenizer (for decoding).
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Token ids of one text chunk, BOS first (the tokenizer's post-processor adds it).
+    pub fn encode_chunk(&self, text: &str) -> Result<Vec<u32>, PromptError> {
+        let enc = self.tokenizer.encode(text, true).map_err(|e| PromptError::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Input ids of a prompt for images with the given token counts; image `N`'s placeholders
+    /// are `num_img_tokens[N-1]` copies of `-N`.
+    pub fn encode(&self, prompt: &str, num_img_tokens: &[usize]) -> Result<Vec<i64>, PromptError> {
+        let pieces = split_tags(prompt);
+        let tags: Vec<usize> =
+            pieces.iter().filter_map(|p| if let Piece::Image(n) = p { Some(*n) } else { None }).collect();
+        let mut sorted = tags.clone();
+        sorted.sort_unstable();
+        if !sorted.iter().copied().eq(1..=num_img_tokens.len()) {
+            return Err(PromptError::TagMismatch { found: tags, images: num_img_tokens.len() });
+        }
+        let mut ids = Vec::new();
+        for piece in pieces {
+            match piece {
+                Piece::Text(t) => ids.extend(self.encode_chunk(t)?.into_iter().map(i64::from)),
+                Piece::Image(n) => ids.extend(std::iter::repeat_n(-(n as i64), num_img_tokens[n - 1])),
+            }
+        }
+        Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_like_the_reference_regex() {
+        use Piece::*;
+        assert_eq!(split_tags("a<|image_1|>b"), [Text("a"), Image(1), Text("b")]);
+        assert_eq!(split_tags("<|image_1|><|image_02|>"), [Text(""), Image(1), Text(""), Image(2), Text("")]);
+        assert_eq!(split_tags("<|image_|> <|image_x|> <|image_3"), [Text("<|image_|> <|image_x|> <|image_3")]);
+        assert_eq!(split_tags("<|image_<|image_7|>"), [Text("<|image_"), Image(7), Text("")]);
+    }
+}
