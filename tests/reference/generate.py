@@ -16,6 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import torch
 from PIL import Image
@@ -109,9 +110,13 @@ def make_images(out):
         0, 257, (120, 160, 3)).astype(np.uint16)
     save_png16(out / "rgb16.png", rgb16)
     made["rgb16"] = "images/rgb16.png"
-    # A JPEG plus PIL's own decode of it, to measure decoder differences.
+    # JPEGs plus PIL's own decode of each, to measure decoder differences: a synthetic one and a
+    # real photograph (public domain, shipped with matplotlib as sample data).
     save("photo.jpg", Image.fromarray(synth_rgb(400, 300, 14)), quality=90)
-    Image.open(out / "photo.jpg").convert("RGB").save(out / "photo.pil-decoded.png")
+    shutil.copyfile(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg", out / "hopper.jpg")
+    made["hopper"] = "images/hopper.jpg"
+    for stem in ("photo", "hopper"):
+        Image.open(out / f"{stem}.jpg").convert("RGB").save(out / f"{stem}.pil-decoded.png")
     # 10000x1: the HD resize would collapse the height to 0; the reference fails here.
     save("thin.png", Image.fromarray(synth_rgb(10000, 1, 15)))
     return made
@@ -419,8 +424,24 @@ MODEL_CASES = {
 }
 
 
+def image_embed_goldens(fixtures, model, images, num_crops):
+    """Projected image rows [num_img_tokens, hidden] of every fixture image the reference can
+    process, keyed by image stem (JPEGs as PIL decodes them)."""
+    tensors = {}
+    for name, rel in images.items():
+        try:
+            pv, hw, _, _ = ref.preprocess_image(Image.open(fixtures / rel), num_crops, MEAN, STD)
+        except ValueError:
+            continue
+        rows, _ = model.image_embeds(pv[None], [hw])
+        tensors[name] = rows.contiguous()
+    save_file(tensors, fixtures / "golden" / f"image-embeds-c{num_crops}.safetensors")
+
+
 def model_goldens(fixtures, name, cfg, state, tokenizer, images, num_crops):
     model = ref.Phi3VReference(cfg, state)
+    if name == "tiny-phi35v":
+        image_embed_goldens(fixtures, model, images, num_crops)
     out_dir = fixtures / "golden" / name
     out_dir.mkdir(parents=True, exist_ok=True)
     for case, messages, image_names in MODEL_CASES[name]:

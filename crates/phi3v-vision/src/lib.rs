@@ -1,17 +1,32 @@
 //! The image path of Phi-3-vision up to the CLIP features.
 //!
+//! - [`load`]: image files to 8-bit RGB as PIL converts them, with size limits.
 //! - [`hd`]: the HD dynamic-crop geometry (resize target, white padding, crop grid, token count).
-//! - [`read_dimensions`]: an image file's size from its header, without decoding it.
+//! - [`resize`]: Pillow's fixed-point antialiased bilinear resize, bit-exact.
+//! - [`preprocess`]: the reference image processor: HD image, normalisation, bicubic global
+//!   view, crops.
+//! - [`clip`]: the CLIP ViT tower up to its penultimate layer.
 //!
-//! Pixel-exact preprocessing (Pillow's fixed-point bilinear resize, normalisation, torch-bicubic
-//! global view) and the CLIP ViT-L/14-336 encoder follow in this crate; see
-//! `docs/ARCHITECTURE.md`.
+//! ```no_run
+//! use phi3v_vision::{load_rgb, preprocess, Normalization};
+//! let rgb = load_rgb("chart.png".as_ref())?;
+//! let pre = preprocess(&rgb, 16, &Normalization::CLIP)?;
+//! println!("{}×{} crops, {} image tokens", pre.layout.rows(), pre.layout.cols(), pre.layout.num_img_tokens());
+//! # Ok::<(), phi3v_vision::VisionError>(())
+//! ```
 
+pub mod clip;
 pub mod hd;
+pub mod load;
+pub mod preprocess;
+pub mod resize;
 
 use std::path::{Path, PathBuf};
 
+pub use clip::ClipVisionTower;
 pub use hd::{HdLayout, CROP, MAX_CROPS, TOKENS_PER_CROP};
+pub use load::{decode_rgb, load_rgb, MAX_PIXELS};
+pub use preprocess::{hd_image, preprocess, Normalization, Preprocessed, CROP_LEN};
 
 /// Errors of the image path. Each names the size or setting at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +40,8 @@ pub enum VisionError {
          along its long side, its short side would be 0 px"
     )]
     Collapsed { width: usize, height: usize, num_crops: usize, resized_width: usize },
+    #[error("image {width}×{height} has more than {MAX_PIXELS} pixels (decompression-bomb limit)")]
+    TooLarge { width: usize, height: usize },
     #[error("{path}: cannot read image: {message}")]
     Read { path: PathBuf, message: String },
 }

@@ -2,7 +2,8 @@
 //!
 //! This crate ties the pipeline stages together for applications. Today it provides the prompt
 //! side: the chat template and the reference processor's tokenisation with image placeholders
-//! ([`prompt`]). Loading a whole model and generating text follow; see `docs/ARCHITECTURE.md`.
+//! ([`prompt`]), and the image side: image file to decoder rows ([`image::ImageEncoder`]).
+//! Text generation follows; see `docs/ARCHITECTURE.md`.
 //!
 //! ```no_run
 //! use phi3v::prompt::{chat_prompt, Message, PromptTokenizer};
@@ -13,7 +14,11 @@
 //! # Ok::<(), phi3v::prompt::PromptError>(())
 //! ```
 
+mod error;
+pub mod image;
 pub mod prompt;
 
+pub use error::{Error, Result};
 pub use phi3v_checkpoint as checkpoint;
+pub use phi3v_projector as projector;
 pub use phi3v_vision as vision;

@@ -1,0 +1,124 @@
+//! The CLIP ViT vision tower (ViT-L/14-336 in the official checkpoints), run up to the layer
+//! whose output Phi-3-vision uses (`hidden_states[-2]`, i.e. all but the last encoder layer),
+//! without `post_layernorm`, CLS token dropped.
+//!
+//! Tensor names under `model.vision_embed_tokens.img_processor.vision_model.`:
+//! `embeddings.{class_embedding, patch_embedding.weight, position_embedding.weight}`,
+//! `pre_layrnorm.*`, `encoder.layers.{i}.{self_attn.{q,k,v,out}_proj, layer_norm1, layer_norm2,
+//! mlp.fc1, mlp.fc2}.*`. Layers past the feature layer are not loaded.
+
+use candle_core::{DType, Module, Result, Tensor};
+use candle_nn::{layer_norm, linear, LayerNorm, LayerNormConfig, Linear, VarBuilder};
+use phi3v_checkpoint::VisionConfig;
+
+/// Prefix of the tower's tensors in a Phi-3-vision checkpoint.
+pub const CLIP_PREFIX: &str = "model.vision_embed_tokens.img_processor.vision_model";
+
+fn quick_gelu(x: &Tensor) -> Result<Tensor> {
+    x * candle_nn::ops::sigmoid(&(x * 1.702)?)?
+}
+
+struct EncoderLayer {
+    layer_norm1: LayerNorm,
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    out_proj: Linear,
+    layer_norm2: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    heads: usize,
+}
+
+impl EncoderLayer {
+    fn load(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
+        let (c, ln) = (cfg.hidden_size, LayerNormConfig { eps: cfg.layer_norm_eps, ..Default::default() });
+        let attn = vb.pp("self_attn");
+        Ok(Self {
+            layer_norm1: layer_norm(c, ln, vb.pp("layer_norm1"))?,
+            q_proj: linear(c, c, attn.pp("q_proj"))?,
+            k_proj: linear(c, c, attn.pp("k_proj"))?,
+            v_proj: linear(c, c, attn.pp("v_proj"))?,
+            out_proj: linear(c, c, attn.pp("out_proj"))?,
+            layer_norm2: layer_norm(c, ln, vb.pp("layer_norm2"))?,
+            fc1: linear(c, cfg.intermediate_size, vb.pp("mlp").pp("fc1"))?,
+            fc2: linear(cfg.intermediate_size, c, vb.pp("mlp").pp("fc2"))?,
+            heads: cfg.num_attention_heads,
+        })
+    }
+
+    /// `x`: `[N, L, C]` → `[N, L, C]` (pre-norm attention and MLP blocks with residuals).
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, l, c) = x.dims3()?;
+        let hd = c / self.heads;
+        let h = self.layer_norm1.forward(x)?;
+        let split = |t: Tensor| t.reshape((n, l, self.heads, hd))?.transpose(1, 2)?.contiguous();
+        let q = split((self.q_proj.forward(&h)? * (hd as f64).powf(-0.5))?)?;
+        let k = split(self.k_proj.forward(&h)?)?;
+        let v = split(self.v_proj.forward(&h)?)?;
+        let scores = q.matmul(&k.t()?)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let attn = probs.matmul(&v)?.transpose(1, 2)?.reshape((n, l, c))?;
+        let x = (x + self.out_proj.forward(&attn)?)?;
+        let h = self.fc2.forward(&quick_gelu(&self.fc1.forward(&self.layer_norm2.forward(&x)?)?)?)?;
+        x + h
+    }
+}
+
+/// The vision tower, loaded up to its feature layer.
+pub struct ClipVisionTower {
+    patch_embedding: Tensor, // [C, 3·P·P]
+    class_embedding: Tensor, // [1, 1, C]
+    position_embedding: Tensor, // [1, 1 + G², C]
+    pre_layrnorm: LayerNorm,
+    layers: Vec<EncoderLayer>,
+    cfg: VisionConfig,
+}
+
+impl ClipVisionTower {
+    /// Loads from a `VarBuilder` rooted at the checkpoint (tensor names under [`CLIP_PREFIX`]).
+    pub fn load(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
+        let vb = vb.pp(CLIP_PREFIX);
+        let (c, p) = (cfg.hidden_size, cfg.patch_size);
+        let emb = vb.pp("embeddings");
+        let positions = cfg.grid() * cfg.grid() + 1;
+        let layers = (0..cfg.feature_layers)
+            .map(|i| EncoderLayer::load(cfg, vb.pp(format!("encoder.layers.{i}"))))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            patch_embedding: emb.get((c, 3, p, p), "patch_embedding.weight")?.reshape((c, 3 * p * p))?,
+            class_embedding: emb.get(c, "class_embedding")?.reshape((1, 1, c))?,
+            position_embedding: emb.get((positions, c), "position_embedding.weight")?.unsqueeze(0)?,
+            pre_layrnorm: layer_norm(c, LayerNormConfig { eps: cfg.layer_norm_eps, ..Default::default() }, vb.pp("pre_layrnorm"))?,
+            layers,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// `crops`: `[N, 3, S, S]` pixel values (S = 336) → patch features `[N, G², C]`
+    /// (G = 24 patches per side; CLS dropped).
+    pub fn forward(&self, crops: &Tensor) -> Result<Tensor> {
+        let (n, _, s, _) = crops.dims4()?;
+        let (p, g, c) = (self.cfg.patch_size, self.cfg.grid(), self.cfg.hidden_size);
+        let crops = crops.to_dtype(self.patch_embedding.dtype())?;
+        // Non-overlapping P×P patches, row-major, each flattened as (channel, y, x) like the
+        // conv weight: [N, 3, G, P, G, P] → [N, G, G, 3, P, P] → [N·G², 3·P·P].
+        let patches = crops
+            .reshape((n, 3, g, p, g, p))?
+            .permute((0, 2, 4, 1, 3, 5))?
+            .reshape((n * g * g, 3 * p * p))?;
+        debug_assert_eq!(s, g * p);
+        let x = patches.matmul(&self.patch_embedding.t()?)?.reshape((n, g * g, c))?;
+        let x = Tensor::cat(&[&self.class_embedding.broadcast_as((n, 1, c))?.contiguous()?, &x], 1)?;
+        let mut x = self.pre_layrnorm.forward(&x.broadcast_add(&self.position_embedding)?)?;
+        for layer in &self.layers {
+            x = layer.forward(&x)?;
+        }
+        x.narrow(1, 1, g * g)?.to_dtype(DType::F32)
+    }
+
+    /// Features per patch (C).
+    pub fn hidden_size(&self) -> usize {
+        self.cfg.hidden_size
+    }
+}

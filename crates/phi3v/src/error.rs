@@ -1,0 +1,22 @@
+//! The library's error type.
+
+use phi3v_checkpoint::CheckpointError;
+use phi3v_vision::VisionError;
+
+use crate::prompt::PromptError;
+
+/// Everything that can go wrong in the library. Messages name the file, tensor or setting.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Vision(#[from] VisionError),
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+    /// A tensor operation or weight load failed (missing or mis-shaped tensors name the tensor).
+    #[error("model: {0}")]
+    Model(#[from] candle_core::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,48 @@
+//! Images to decoder rows: the reference preprocessing, the CLIP tower and the projector.
+
+use candle_core::{DType, Device, Tensor};
+use phi3v_checkpoint::Checkpoint;
+use phi3v_projector::Projector;
+use phi3v_vision::{ClipVisionTower, Normalization, Preprocessed, CROP};
+
+use crate::Result;
+
+/// The image half of the model.
+pub struct ImageEncoder {
+    tower: ClipVisionTower,
+    projector: Projector,
+    normalization: Normalization,
+    default_crops: usize,
+    device: Device,
+}
+
+impl ImageEncoder {
+    /// Loads the vision tower and projector of a checkpoint (weights converted to f32).
+    pub fn load(ckpt: &Checkpoint, device: &Device) -> Result<Self> {
+        let vb = ckpt.weights.var_builder(DType::F32, device)?;
+        Ok(Self {
+            tower: ClipVisionTower::load(&ckpt.vision, vb.clone())?,
+            projector: Projector::load(ckpt.vision.hidden_size, ckpt.config.hidden_size, vb)?,
+            normalization: Normalization { mean: ckpt.preprocessor.image_mean, std: ckpt.preprocessor.image_std },
+            default_crops: ckpt.preprocessor.num_crops,
+            device: device.clone(),
+        })
+    }
+
+    /// The checkpoint's `num_crops` (16 for Phi-3-vision, 4 for Phi-3.5-vision).
+    pub fn default_crops(&self) -> usize {
+        self.default_crops
+    }
+
+    /// Preprocesses an RGB image for at most `num_crops` crops.
+    pub fn preprocess(&self, rgb: &image::RgbImage, num_crops: usize) -> Result<Preprocessed> {
+        Ok(phi3v_vision::preprocess(rgb, num_crops, &self.normalization)?)
+    }
+
+    /// Image rows `[num_img_tokens, hidden]` for a preprocessed image.
+    pub fn encode(&self, pre: &Preprocessed) -> Result<Tensor> {
+        let crops = Tensor::from_slice(&pre.crops, (pre.num_crops(), 3, CROP, CROP), &self.device)?;
+        let features = self.tower.forward(&crops)?;
+        Ok(self.projector.forward(&features, pre.layout.rows(), pre.layout.cols())?)
+    }
+}
