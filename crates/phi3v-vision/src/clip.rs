@@ -10,6 +10,7 @@
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{layer_norm, linear, LayerNorm, LayerNormConfig, Linear, VarBuilder};
 use phi3v_checkpoint::VisionConfig;
+use rayon::prelude::*;
 
 /// Prefix of the tower's tensors in a Phi-3-vision checkpoint.
 pub const CLIP_PREFIX: &str = "model.vision_embed_tokens.img_processor.vision_model";
@@ -96,8 +97,18 @@ impl ClipVisionTower {
     }
 
     /// `crops`: `[N, 3, S, S]` pixel values (S = 336) → patch features `[N, G², C]`
-    /// (G = 24 patches per side; CLS dropped).
+    /// (G = 24 patches per side; CLS dropped). Crops are independent and run in parallel.
     pub fn forward(&self, crops: &Tensor) -> Result<Tensor> {
+        let n = crops.dim(0)?;
+        let features = (0..n)
+            .into_par_iter()
+            .map(|i| self.forward_batch(&crops.narrow(0, i, 1)?))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&features, 0)
+    }
+
+    /// [`Self::forward`] on one batch, without splitting it.
+    fn forward_batch(&self, crops: &Tensor) -> Result<Tensor> {
         let (n, _, s, _) = crops.dims4()?;
         let (p, g, c) = (self.cfg.patch_size, self.cfg.grid(), self.cfg.hidden_size);
         let crops = crops.to_dtype(self.patch_embedding.dtype())?;

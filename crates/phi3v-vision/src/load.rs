@@ -3,8 +3,9 @@
 //! 16-bit colour keeps the high byte of each sample; 16-bit grey is clipped to 0..=255, as PIL's
 //! `I;16` → `RGB` conversion does.
 //!
-//! JPEG is decoded by the `image` crate, whose decoder can differ from libjpeg-turbo (PIL's) by a
-//! few levels per sample; see `docs/REFERENCE-NOTES.md` for the measured effect.
+//! JPEG (YCbCr and greyscale) is decoded by libjpeg-turbo's decoder (through the `mozjpeg`
+//! crate, built from source), with the defaults PIL uses (ISLOW IDCT, fancy upsampling), so the
+//! pixels are PIL's exactly. Other formats use the `image` crate. See `docs/REFERENCE-NOTES.md`.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -31,12 +32,9 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, VisionError> {
 pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, VisionError> {
     let err = |e: &dyn std::fmt::Display| VisionError::Read { path: "<memory>".into(), message: e.to_string() };
     let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| err(&e))?;
-    match reader.format() {
-        None => return Err(err(&"unrecognised image format")),
-        Some(ImageFormat::Jpeg) if jpeg_truncated(bytes) => {
-            return Err(err(&"JPEG data is truncated (no end-of-image marker after the last scan)"))
-        }
-        Some(_) => {}
+    let format = reader.format().ok_or_else(|| err(&"unrecognised image format"))?;
+    if format == ImageFormat::Jpeg && jpeg_truncated(bytes) {
+        return Err(err(&"JPEG data is truncated (no end-of-image marker after the last scan)"));
     }
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(2 * MAX_PIXELS * 4); // room for RGBA plus a conversion buffer
@@ -49,13 +47,44 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, VisionError> {
     if w as u64 * h as u64 > MAX_PIXELS {
         return Err(VisionError::TooLarge { width: w as usize, height: h as usize });
     }
+    if format == ImageFormat::Jpeg {
+        if let Some(rgb) = decode_jpeg_libjpeg(bytes).map_err(|e| err(&e))? {
+            return Ok(rgb);
+        }
+    }
     let img = DynamicImage::from_decoder(decoder).map_err(|e| err(&e))?;
     Ok(to_rgb_like_pil(img))
 }
 
+/// Decodes a YCbCr or greyscale JPEG to RGB with libjpeg-turbo's decoder; `None` for other
+/// colour spaces (CMYK/YCCK), which fall back to the `image` crate.
+fn decode_jpeg_libjpeg(bytes: &[u8]) -> Result<Option<RgbImage>, String> {
+    use mozjpeg::{ColorSpace, Decompress};
+    // The crate reports libjpeg errors by unwinding; contain them here.
+    let result = std::panic::catch_unwind(|| -> std::io::Result<Option<RgbImage>> {
+        let d = Decompress::new_mem(bytes)?;
+        if !matches!(d.color_space(), ColorSpace::JCS_YCbCr | ColorSpace::JCS_GRAYSCALE | ColorSpace::JCS_RGB) {
+            return Ok(None);
+        }
+        let mut started = d.rgb()?;
+        let (w, h) = (started.width() as u32, started.height() as u32);
+        let data = started.read_scanlines::<u8>()?;
+        started.finish()?;
+        Ok(RgbImage::from_raw(w, h, data))
+    });
+    match result {
+        Ok(Ok(img)) => Ok(img),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => Err(panic
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_else(|| "corrupt JPEG data".to_string())),
+    }
+}
+
 /// True when a JPEG stream has no end-of-image marker (FF D9) after its last start-of-scan
-/// marker (FF DA). The `image` crate fills a truncated scan with grey; PIL refuses such files
-/// ("image file is truncated"), and so do we. Entropy-coded data cannot contain FF D9.
+/// marker (FF DA). Decoders fill a truncated scan with grey; PIL refuses such files ("image file
+/// is truncated"), and so do we. Entropy-coded data cannot contain FF D9.
 fn jpeg_truncated(bytes: &[u8]) -> bool {
     let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
     match last_scan {

@@ -11,15 +11,9 @@ use sha2::{Digest, Sha256};
 
 const GLOBAL_TOL: f32 = 1e-6;
 
-/// The RGB input the reference saw: JPEGs as PIL decoded them (decoder differences are measured
-/// separately), everything else through our own loader.
+/// The image file through our own loader (JPEGs included).
 fn reference_input(rel: &str) -> RgbImage {
-    let path = phi3v_fixtures::path(rel);
-    if rel.ends_with(".jpg") {
-        let decoded = rel.replace(".jpg", ".pil-decoded.png");
-        return load_rgb(&phi3v_fixtures::path(&decoded)).unwrap();
-    }
-    load_rgb(&path).unwrap()
+    load_rgb(&phi3v_fixtures::path(rel)).unwrap()
 }
 
 fn sha256_f32(values: &[f32], zero_values: usize) -> String {
