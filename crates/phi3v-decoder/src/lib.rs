@@ -1,8 +1,28 @@
 //! The phi-3-mini-128K decoder of Phi-3-vision.
 //!
-//! Input: token embeddings `[T, hidden_size]` (text rows from `model.embed_tokens`, image rows
-//! from the projector) and their positions. Output: logits `[vocab_size]` for the last position.
-//! Layers: RMSNorm, fused `qkv_proj`, LongRoPE (`su` / `longrope`), causal attention with a KV
-//! cache, fused `gate_up_proj` SiLU-GLU MLP; untied `lm_head`.
+//! Input: rows `[n, hidden_size]`: text embeddings from [`Decoder::embed`] or image rows from the
+//! projector, in prompt order. Output: logits `[vocab_size]` for the last row. A [`KvCache`]
+//! carries a sequence across calls, so a prompt can be fed whole (it is processed in chunks of
+//! [`PREFILL_CHUNK`] rows) and generated tokens one at a time.
 //!
-//! Implementation lands with the decoder work; see `docs/ARCHITECTURE.md`.
+//! ```no_run
+//! # use candle_core::{DType, Device};
+//! # let ckpt = phi3v_checkpoint::Checkpoint::open("Phi-3.5-vision-instruct".as_ref())?;
+//! use phi3v_decoder::{argmax, Decoder, KvCache};
+//! let vb = ckpt.weights.var_builder(DType::F32, &Device::Cpu)?;
+//! let decoder = Decoder::load(&ckpt.config, vb)?;
+//! let mut cache = KvCache::default();
+//! let logits = decoder.forward(&decoder.embed(&[1, 32010, 29871, 13])?, &mut cache)?;
+//! let next = argmax(&logits)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! LongRoPE follows the Phi-3.5 rule: long factors once the sequence is longer than
+//! `original_max_position_embeddings`; the forward that first crosses that length rebuilds the
+//! cache with the long factors (from the input rows the cache keeps).
+
+mod model;
+mod rope;
+
+pub use model::{argmax, Decoder, DecoderError, KvCache, PREFILL_CHUNK};
+pub use rope::LongRope;

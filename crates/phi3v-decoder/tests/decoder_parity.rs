@@ -1,0 +1,163 @@
+//! Decoder parity with transformers' `Phi3ForCausalLM` through the fixtures: the reference's
+//! prompt rows (text embeddings with its image rows written over the placeholders) go in, and
+//! the stored logits (prefill, first cached step, the steps around a LongRoPE re-prefill, the
+//! last step) and all 24 greedy tokens must match.
+//!
+//! Tolerance: logits max |Δ| ≤ 1e-3 in f32 (logits have magnitude ~10; different summation
+//! orders give ~1e-5; a wrong RoPE factor or cache handling is off by > 1e-1). Greedy tokens must
+//! be identical (each case's smallest top-2 margin is stored and is ≥ 7e-3).
+
+use candle_core::{DType, Device, Tensor};
+use phi3v_checkpoint::Checkpoint;
+use phi3v_decoder::{argmax, Decoder, DecoderError, KvCache};
+
+const TOL: f32 = 1e-3;
+
+fn decoder(name: &str) -> (Checkpoint, Decoder) {
+    let ckpt = Checkpoint::open(&phi3v_fixtures::path(name)).unwrap();
+    let vb = ckpt.weights.var_builder(DType::F32, &Device::Cpu).unwrap();
+    let dec = Decoder::load(&ckpt.config, vb).unwrap();
+    (ckpt, dec)
+}
+
+/// The reference's prompt rows: embeddings of the ids (placeholders as id 0), image rows from
+/// the golden `image_embeds` written over the placeholder positions in order.
+fn prompt_rows(dec: &Decoder, ids: &[i64], image_rows: Option<&Tensor>) -> Tensor {
+    let clamped: Vec<u32> = ids.iter().map(|&i| i.max(0) as u32).collect();
+    let mut rows = dec.embed(&clamped).unwrap();
+    if let Some(img) = image_rows {
+        let mut pieces = Vec::new();
+        let (mut i, mut next_img) = (0, 0);
+        while i < ids.len() {
+            let neg = ids[i] < 0;
+            let run = ids[i..].iter().take_while(|&&x| (x < 0) == neg).count();
+            pieces.push(if neg { img.narrow(0, next_img, run).unwrap() } else { rows.narrow(0, i, run).unwrap() });
+            if neg {
+                next_img += run;
+            }
+            i += run;
+        }
+        assert_eq!(next_img, img.dim(0).unwrap());
+        rows = Tensor::cat(&pieces, 0).unwrap();
+    }
+    rows
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+}
+
+#[test]
+fn logits_and_greedy_tokens_match_reference() {
+    let mut cases = 0;
+    for name in phi3v_fixtures::CHECKPOINTS {
+        let (_, dec) = decoder(name);
+        for (case, golden) in phi3v_fixtures::model_cases(name) {
+            let tensors = phi3v_fixtures::tensors(&format!("golden/{name}/{case}.safetensors"));
+            let rows = prompt_rows(&dec, &golden.input_ids, tensors.get("image_embeds"));
+            let want_logits = &tensors["logits"];
+            let mut cache = KvCache::default();
+            let mut logits = dec.forward(&rows, &mut cache).unwrap();
+            let mut tokens = Vec::new();
+            let mut worst: f32 = 0.0;
+            for step in 0..golden.greedy_tokens.len() {
+                if step > 0 {
+                    let token = *tokens.last().unwrap();
+                    logits = dec.forward(&dec.embed(&[token]).unwrap(), &mut cache).unwrap();
+                }
+                if let Some(k) = golden.logits_steps.iter().position(|&s| s == step) {
+                    let d = max_diff(&logits, &want_logits.get(k).unwrap());
+                    worst = worst.max(d);
+                    assert!(d <= TOL, "{name}/{case}: logits of forward {step} differ by {d}");
+                }
+                tokens.push(argmax(&logits).unwrap());
+            }
+            eprintln!(
+                "{name}/{case}: {} prompt rows, re-prefill at {:?}, logits max |Δ| {worst:.2e}",
+                golden.prompt_len, golden.reprefill_steps
+            );
+            assert_eq!(tokens, golden.greedy_tokens, "{name}/{case}: greedy tokens");
+            assert_eq!(cache.len(), golden.prompt_len + golden.greedy_tokens.len() - 1);
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, 6);
+}
+
+#[test]
+fn rope_switch_happens_exactly_past_original_max() {
+    // tiny-phi35v: original_max 1024. A 1024-row prompt stays short; the next row switches the
+    // whole cache to long factors (rebuilt, same length).
+    let (ckpt, dec) = decoder("tiny-phi35v");
+    assert_eq!(ckpt.config.original_max_position_embeddings, 1024);
+    assert!(!dec.rope().is_long(1024) && dec.rope().is_long(1025));
+    let rows = dec.embed(&vec![100u32; 1024]).unwrap();
+    let mut cache = KvCache::default();
+    dec.forward(&rows, &mut cache).unwrap();
+    assert!(!cache.is_long());
+    dec.forward(&dec.embed(&[7]).unwrap(), &mut cache).unwrap();
+    assert!(cache.is_long());
+    assert_eq!(cache.len(), 1025);
+    // The attention factor is applied for both factor sets: √(1 + ln 32 / ln 1024) = √1.5.
+    assert!((dec.rope().attention_factor() - 1.5f32.sqrt()).abs() < 1e-6);
+}
+
+#[test]
+fn chunked_prefill_equals_token_by_token() {
+    // The same 300-row prompt fed whole (two prefill chunks) and one row at a time.
+    let (_, dec) = decoder("tiny-phi3v");
+    let ids: Vec<u32> = (0..300).map(|i| (i * 97 % 32000) as u32).collect();
+    let rows = dec.embed(&ids).unwrap();
+    let mut whole = KvCache::default();
+    let a = dec.forward(&rows, &mut whole).unwrap();
+    let mut steps = KvCache::default();
+    let mut b = None;
+    for i in 0..ids.len() {
+        b = Some(dec.forward(&rows.narrow(0, i, 1).unwrap(), &mut steps).unwrap());
+    }
+    let d = max_diff(&a, &b.unwrap());
+    assert!(d <= 1e-4, "chunked vs stepwise differ by {d}");
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let (ckpt, dec) = decoder("tiny-phi35v");
+    let max = ckpt.config.max_position_embeddings;
+    let mut cache = KvCache::default();
+    let too_long = Tensor::zeros((max + 1, ckpt.config.hidden_size), DType::F32, &Device::Cpu).unwrap();
+    let err = dec.forward(&too_long, &mut cache).unwrap_err();
+    assert!(matches!(err, DecoderError::TooLong { len, max: m } if len == max + 1 && m == max), "{err}");
+    assert!(err.to_string().contains("max_position_embeddings"), "{err}");
+    let wrong_width = Tensor::zeros((3, 7), DType::F32, &Device::Cpu).unwrap();
+    assert!(matches!(dec.forward(&wrong_width, &mut cache), Err(DecoderError::Width { got: 7, expected: 32 })));
+    assert!(matches!(dec.embed(&[32064]), Err(DecoderError::TokenId { id: 32064, vocab: 32064 })));
+    assert!(cache.is_empty());
+}
+
+#[test]
+fn missing_or_misshaped_tensors_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ckpt");
+    std::fs::create_dir(&dir).unwrap();
+    for e in std::fs::read_dir(phi3v_fixtures::path("tiny-phi3v")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    // Claim a wider MLP than the stored tensors have.
+    let cfg_path = dir.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["intermediate_size"] = 80.into();
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let ckpt = Checkpoint::open(&dir).unwrap();
+    let vb = ckpt.weights.var_builder(DType::F32, &Device::Cpu).unwrap();
+    let err = Decoder::load(&ckpt.config, vb).err().unwrap().to_string();
+    assert!(err.contains("model.layers.0.mlp.gate_up_proj.weight") && err.contains("160"), "{err}");
+    // One layer more than stored.
+    cfg["intermediate_size"] = 64.into();
+    cfg["num_hidden_layers"] = 3.into();
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let ckpt = Checkpoint::open(&dir).unwrap();
+    let vb = ckpt.weights.var_builder(DType::F32, &Device::Cpu).unwrap();
+    let err = Decoder::load(&ckpt.config, vb).err().unwrap().to_string();
+    assert!(err.contains("model.layers.2."), "{err}");
+}
