@@ -91,7 +91,7 @@ impl Layer {
         let mask: Vec<f32> = (0..n)
             .flat_map(|i| (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
             .collect();
-        let mask = Tensor::from_vec(mask, (n, total), x.device())?;
+        let mask = Tensor::from_vec(mask, (n, total), x.device())?.to_dtype(scores.dtype())?;
         let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask)?)?;
         let attn = probs.reshape((kvh, group * n, total))?.matmul(&v)?; // [kvh, group·n, hd]
         let attn = attn.reshape((heads, n, hd))?.transpose(0, 1)?.reshape((n, heads * hd))?;

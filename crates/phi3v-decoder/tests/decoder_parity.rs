@@ -161,3 +161,22 @@ fn missing_or_misshaped_tensors_are_named() {
     let err = Decoder::load(&ckpt.config, vb).err().unwrap().to_string();
     assert!(err.contains("model.layers.2."), "{err}");
 }
+
+#[test]
+fn sixteen_bit_weights_run_and_stay_close() {
+    // Weights kept as f16 (converted once at load); activations in f16. Not a parity check at
+    // f32 tolerance: the prefill logits must stay within 0.1 of the reference and pick the same
+    // first token (the case's top-2 margin is 0.17).
+    let ckpt = Checkpoint::open(&phi3v_fixtures::path("tiny-phi35v")).unwrap();
+    let vb = ckpt.weights.var_builder(DType::F16, &Device::Cpu).unwrap();
+    let dec = Decoder::load(&ckpt.config, vb).unwrap();
+    let (_, golden) = phi3v_fixtures::model_cases("tiny-phi35v").into_iter().find(|(n, _)| n == "image-portrait").unwrap();
+    let tensors = phi3v_fixtures::tensors("golden/tiny-phi35v/image-portrait.safetensors");
+    let image = tensors["image_embeds"].to_dtype(DType::F16).unwrap();
+    let rows = prompt_rows(&dec, &golden.input_ids, Some(&image));
+    let logits = dec.forward(&rows, &mut KvCache::default()).unwrap();
+    let d = max_diff(&logits, &tensors["logits"].get(0).unwrap());
+    eprintln!("f16 prefill logits max |Δ| = {d:.3e}");
+    assert!(d < 0.1, "f16 logits differ by {d}");
+    assert_eq!(argmax(&logits).unwrap(), golden.greedy_tokens[0]);
+}
