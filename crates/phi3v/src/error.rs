@@ -14,9 +14,17 @@ pub enum Error {
     Vision(#[from] VisionError),
     #[error(transparent)]
     Prompt(#[from] PromptError),
+    #[error(transparent)]
+    Decoder(#[from] phi3v_decoder::DecoderError),
     /// A tensor operation or weight load failed (missing or mis-shaped tensors name the tensor).
     #[error("model: {0}")]
     Model(#[from] candle_core::Error),
+    #[error("the prompt is empty (no text and no images)")]
+    EmptyPrompt,
+    #[error("the prompt needs {tokens} positions (images included); the model has {max}")]
+    PromptTooLong { tokens: usize, max: usize },
+    #[error("tokenizer.json has {tokenizer} tokens but the model's vocabulary has only {model}")]
+    TokenizerVocab { tokenizer: usize, model: usize },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

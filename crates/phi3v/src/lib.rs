@@ -15,10 +15,23 @@
 //! ```
 
 mod error;
+mod generate;
 pub mod image;
+mod pipeline;
 pub mod prompt;
+pub mod sampling;
+mod session;
+mod stream;
 
 pub use error::{Error, Result};
+pub use generate::{Generation, StopReason, Timings};
+pub use pipeline::{ImageInput, Pipeline, PipelineOptions, PromptInputs, STOP_IDS};
+pub use prompt::Message;
+pub use sampling::GenerationParams;
+pub use session::Session;
+pub use stream::TextStream;
+pub use candle_core::DType;
 pub use phi3v_checkpoint as checkpoint;
+pub use phi3v_decoder as decoder;
 pub use phi3v_projector as projector;
 pub use phi3v_vision as vision;

@@ -44,11 +44,12 @@ pub fn chat_prompt(messages: &[Message], add_generation_prompt: bool) -> String 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PromptError {
     #[error(
-        "image tags must be numbered <|image_1|> … <|image_{images}|> for {images} image(s), \
+        "image tags must be numbered <|image_{first}|> … <|image_{}|> for {images} image(s), \
          each used once; the prompt has {}",
+        first + images.saturating_sub(1),
         describe_tags(found)
     )]
-    TagMismatch { found: Vec<usize>, images: usize },
+    TagMismatch { found: Vec<usize>, first: usize, images: usize },
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 }
@@ -123,19 +124,37 @@ impl PromptTokenizer {
     /// Input ids of a prompt for images with the given token counts; image `N`'s placeholders
     /// are `num_img_tokens[N-1]` copies of `-N`.
     pub fn encode(&self, prompt: &str, num_img_tokens: &[usize]) -> Result<Vec<i64>, PromptError> {
+        self.encode_from(prompt, num_img_tokens, 1, false)
+    }
+
+    /// [`Self::encode`] for a later part of a prompt: its images are numbered from
+    /// `first_image` (so `num_img_tokens[k]` belongs to `<|image_{first_image + k}|>`), and with
+    /// `continuation` its first text chunk continues the previous one (no BOS).
+    pub fn encode_from(
+        &self,
+        prompt: &str,
+        num_img_tokens: &[usize],
+        first_image: usize,
+        continuation: bool,
+    ) -> Result<Vec<i64>, PromptError> {
         let pieces = split_tags(prompt);
         let tags: Vec<usize> =
             pieces.iter().filter_map(|p| if let Piece::Image(n) = p { Some(*n) } else { None }).collect();
         let mut sorted = tags.clone();
         sorted.sort_unstable();
-        if !sorted.iter().copied().eq(1..=num_img_tokens.len()) {
-            return Err(PromptError::TagMismatch { found: tags, images: num_img_tokens.len() });
+        let expected = first_image..first_image + num_img_tokens.len();
+        if !sorted.iter().copied().eq(expected.clone()) {
+            return Err(PromptError::TagMismatch { found: tags, first: first_image, images: num_img_tokens.len() });
         }
         let mut ids = Vec::new();
-        for piece in pieces {
+        for (i, piece) in pieces.into_iter().enumerate() {
             match piece {
+                Piece::Text(t) if i == 0 && continuation => {
+                    let enc = self.tokenizer.encode(t, false).map_err(|e| PromptError::Tokenizer(e.to_string()))?;
+                    ids.extend(enc.get_ids().iter().map(|&id| i64::from(id)));
+                }
                 Piece::Text(t) => ids.extend(self.encode_chunk(t)?.into_iter().map(i64::from)),
-                Piece::Image(n) => ids.extend(std::iter::repeat_n(-(n as i64), num_img_tokens[n - 1])),
+                Piece::Image(n) => ids.extend(std::iter::repeat_n(-(n as i64), num_img_tokens[n - first_image])),
             }
         }
         Ok(ids)

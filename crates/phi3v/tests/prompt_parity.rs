@@ -53,7 +53,7 @@ fn canonical_prompt_ids() {
 fn bad_tags_are_refused() {
     let tok = tokenizer();
     let mismatch = |prompt: &str, images: &[usize]| match tok.encode(prompt, images) {
-        Err(PromptError::TagMismatch { found, images }) => (found, images),
+        Err(PromptError::TagMismatch { found, images, .. }) => (found, images),
         other => panic!("{prompt:?}: expected a tag error, got {other:?}"),
     };
     assert_eq!(mismatch("<|image_2|> hi", &[5]), (vec![2], 1));

@@ -1,0 +1,290 @@
+//! [`Pipeline`]: a checkpoint loaded once, shared across threads, asked many questions.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use candle_core::{DType, Device, Tensor};
+use phi3v_checkpoint::{Checkpoint, Phi3VConfig};
+use phi3v_decoder::{Decoder, KvCache};
+use phi3v_vision::HdLayout;
+use sha2::{Digest, Sha256};
+
+use crate::generate::{run, Generation};
+use crate::image::ImageEncoder;
+use crate::prompt::{chat_prompt, Message, PromptTokenizer};
+use crate::sampling::GenerationParams;
+use crate::session::Session;
+use crate::{Error, Result};
+
+/// Token ids that end generation: `<|end|>`, `<|endoftext|>`, `</s>`.
+pub const STOP_IDS: [u32; 3] = [32007, 32000, 2];
+
+/// Load-time settings.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Weight and activation dtype (F32 by default; F16 halves memory).
+    pub dtype: DType,
+    /// Memory for remembered image embeddings; an image seen again is not re-encoded.
+    pub image_cache_bytes: usize,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self { dtype: DType::F32, image_cache_bytes: 256 << 20 }
+    }
+}
+
+/// An image to ask about, decoded to RGB, with an optional per-image crop limit.
+#[derive(Clone)]
+pub struct ImageInput {
+    rgb: image::RgbImage,
+    num_crops: Option<usize>,
+}
+
+impl ImageInput {
+    /// Reads an image file (JPEG, PNG, WebP, GIF, BMP).
+    pub fn open(path: &Path) -> Result<Self> {
+        Ok(Self::from_rgb(phi3v_vision::load_rgb(path)?))
+    }
+
+    /// Decodes an image held in memory.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Ok(Self::from_rgb(phi3v_vision::decode_rgb(bytes)?))
+    }
+
+    pub fn from_rgb(rgb: image::RgbImage) -> Self {
+        Self { rgb, num_crops: None }
+    }
+
+    /// Overrides the checkpoint's `num_crops` for this image.
+    pub fn with_num_crops(mut self, num_crops: usize) -> Self {
+        self.num_crops = Some(num_crops);
+        self
+    }
+}
+
+/// A prompt turned into decoder input.
+pub struct PromptInputs {
+    /// Input ids; image N's placeholders are `-N`.
+    pub ids: Vec<i64>,
+    /// Decoder rows `[ids.len(), hidden]`: text embeddings with image rows in place.
+    pub rows: Tensor,
+    /// Image tokens per image.
+    pub image_tokens: Vec<usize>,
+    /// Time spent encoding images (zero for cached ones).
+    pub encode_time: Duration,
+}
+
+/// Remembers image rows by (content hash, num_crops), least recently used evicted first.
+struct ImageCache {
+    capacity: usize,
+    used: usize,
+    entries: Vec<([u8; 32], usize, Tensor)>, // most recent last
+}
+
+impl ImageCache {
+    fn get(&mut self, key: &[u8; 32], crops: usize) -> Option<Tensor> {
+        let i = self.entries.iter().position(|(k, c, _)| k == key && *c == crops)?;
+        let entry = self.entries.remove(i);
+        let rows = entry.2.clone();
+        self.entries.push(entry);
+        Some(rows)
+    }
+
+    fn put(&mut self, key: [u8; 32], crops: usize, rows: Tensor) {
+        let bytes = rows.elem_count() * rows.dtype().size_in_bytes();
+        if bytes > self.capacity {
+            return;
+        }
+        while self.used + bytes > self.capacity && !self.entries.is_empty() {
+            let (_, _, old) = self.entries.remove(0);
+            self.used -= old.elem_count() * old.dtype().size_in_bytes();
+        }
+        self.used += bytes;
+        self.entries.push((key, crops, rows));
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: Phi3VConfig,
+    pub(crate) tokenizer: PromptTokenizer,
+    images: ImageEncoder,
+    pub(crate) decoder: Decoder,
+    cache: Mutex<ImageCache>,
+    dtype: DType,
+}
+
+/// A loaded model. Cloning is cheap (shared); all methods take `&self` and may run from several
+/// threads at once.
+#[derive(Clone)]
+pub struct Pipeline(pub(crate) Arc<Inner>);
+
+impl Pipeline {
+    /// Opens a checkpoint directory (official layout) and loads every weight.
+    pub fn load(dir: &Path, options: &PipelineOptions) -> Result<Self> {
+        let ckpt = Checkpoint::open(dir)?;
+        let tokenizer = PromptTokenizer::from_file(&ckpt.tokenizer_path())?;
+        let tokenizer_vocab = tokenizer.tokenizer().get_vocab_size(true);
+        if tokenizer_vocab > ckpt.config.vocab_size {
+            return Err(Error::TokenizerVocab { tokenizer: tokenizer_vocab, model: ckpt.config.vocab_size });
+        }
+        let device = Device::Cpu;
+        let vb = ckpt.weights.var_builder(options.dtype, &device)?;
+        let decoder = Decoder::load(&ckpt.config, vb)?;
+        let images = ImageEncoder::load(&ckpt, &device)?;
+        let cache = ImageCache { capacity: options.image_cache_bytes, used: 0, entries: Vec::new() };
+        Ok(Self(Arc::new(Inner {
+            config: ckpt.config,
+            tokenizer,
+            images,
+            decoder,
+            cache: Mutex::new(cache),
+            dtype: options.dtype,
+        })))
+    }
+
+    pub fn config(&self) -> &Phi3VConfig {
+        &self.0.config
+    }
+
+    pub fn tokenizer(&self) -> &PromptTokenizer {
+        &self.0.tokenizer
+    }
+
+    /// The checkpoint's default `num_crops`.
+    pub fn default_crops(&self) -> usize {
+        self.0.images.default_crops()
+    }
+
+    /// Image rows `[num_img_tokens, hidden]` for one image (from the cache when seen before).
+    pub fn encode_image(&self, image: &ImageInput) -> Result<Tensor> {
+        let crops = image.num_crops.unwrap_or(self.default_crops());
+        let mut hasher = Sha256::new();
+        hasher.update(image.rgb.width().to_le_bytes());
+        hasher.update(image.rgb.height().to_le_bytes());
+        hasher.update(image.rgb.as_raw());
+        let key: [u8; 32] = hasher.finalize().into();
+        if let Some(rows) = self.lock_cache().get(&key, crops) {
+            return Ok(rows);
+        }
+        let pre = self.0.images.preprocess(&image.rgb, crops)?;
+        let rows = self.0.images.encode(&pre)?.to_dtype(self.0.dtype)?;
+        self.lock_cache().put(key, crops, rows.clone());
+        Ok(rows)
+    }
+
+    /// Images held in the embedding cache and their bytes.
+    pub fn image_cache_usage(&self) -> (usize, usize) {
+        let cache = self.lock_cache();
+        (cache.entries.len(), cache.used)
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, ImageCache> {
+        // A panic while holding the lock cannot leave the cache inconsistent; keep using it.
+        self.0.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tokenises an already templated prompt (`<|image_N|>` tags for the images, in order 1..N)
+    /// and builds the decoder rows. `first_image` numbers the first image (1 for a fresh
+    /// prompt), `continuation` leaves out the leading BOS (for a later turn of a session).
+    pub(crate) fn inputs(&self, prompt: &str, images: &[ImageInput], first_image: usize, continuation: bool) -> Result<PromptInputs> {
+        if prompt.trim().is_empty() && images.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        let layouts = images
+            .iter()
+            .map(|img| {
+                let (w, h) = img.rgb.dimensions();
+                HdLayout::new(w as usize, h as usize, img.num_crops.unwrap_or(self.default_crops()))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let image_tokens: Vec<usize> = layouts.iter().map(HdLayout::num_img_tokens).collect();
+        let ids = self.0.tokenizer.encode_from(prompt, &image_tokens, first_image, continuation)?;
+        let max = self.0.config.max_position_embeddings;
+        if ids.len() > max {
+            return Err(Error::PromptTooLong { tokens: ids.len(), max });
+        }
+        let start = Instant::now();
+        let image_rows = images.iter().map(|img| self.encode_image(img)).collect::<Result<Vec<_>>>()?;
+        let encode_time = start.elapsed();
+        let rows = self.interleave(&ids, &image_rows, first_image)?;
+        Ok(PromptInputs { ids, rows, image_tokens, encode_time })
+    }
+
+    /// Text embeddings with image N's rows over the run of `-N` placeholders.
+    fn interleave(&self, ids: &[i64], image_rows: &[Tensor], first_image: usize) -> Result<Tensor> {
+        let mut pieces = Vec::new();
+        let mut i = 0;
+        while i < ids.len() {
+            let id = ids[i];
+            let run = ids[i..].iter().take_while(|&&x| (x < 0) == (id < 0) && (id >= 0 || x == id)).count();
+            if id < 0 {
+                pieces.push(image_rows[(-id) as usize - first_image].clone());
+            } else {
+                let text: Vec<u32> = ids[i..i + run].iter().map(|&x| x as u32).collect();
+                pieces.push(self.0.decoder.embed(&text)?);
+            }
+            i += run;
+        }
+        Ok(Tensor::cat(&pieces, 0)?)
+    }
+
+    /// Input ids and decoder rows of a templated prompt with its images.
+    pub fn prompt_inputs(&self, prompt: &str, images: &[ImageInput]) -> Result<PromptInputs> {
+        self.inputs(prompt, images, 1, false)
+    }
+
+    /// Logits `[vocab]` (f32) of the token after a templated prompt: what the model would say
+    /// next, for scoring choices.
+    pub fn next_token_logits(&self, prompt: &str, images: &[ImageInput]) -> Result<Tensor> {
+        let inputs = self.prompt_inputs(prompt, images)?;
+        Ok(self.0.decoder.forward(&inputs.rows, &mut KvCache::default())?)
+    }
+
+    /// Generates from an already templated prompt (tags and all, passed verbatim), calling
+    /// `on_text` with each new piece of text as it is produced.
+    pub fn generate(
+        &self,
+        prompt: &str,
+        images: &[ImageInput],
+        params: &GenerationParams,
+        on_text: impl FnMut(&str),
+    ) -> Result<Generation> {
+        let inputs = self.prompt_inputs(prompt, images)?;
+        let mut cache = KvCache::default();
+        let mut seen: Vec<u32> = inputs.ids.iter().filter(|&&i| i >= 0).map(|&i| i as u32).collect();
+        run(self, &inputs, &mut cache, &mut seen, params, on_text)
+    }
+
+    /// Generates the assistant's reply to a conversation (rendered with the chat template).
+    pub fn chat(
+        &self,
+        messages: &[Message],
+        images: &[ImageInput],
+        params: &GenerationParams,
+        on_text: impl FnMut(&str),
+    ) -> Result<Generation> {
+        self.generate(&chat_prompt(messages, true), images, params, on_text)
+    }
+
+    /// One question about some images: the images are placed first, then the question.
+    pub fn ask(&self, question: &str, images: &[ImageInput], params: &GenerationParams, on_text: impl FnMut(&str)) -> Result<Generation> {
+        if question.trim().is_empty() && images.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        self.chat(&[Message::new("user", user_content(question, 1, images.len()))], images, params, on_text)
+    }
+
+    /// A conversation that keeps its KV cache between turns.
+    pub fn session(&self) -> Session {
+        Session::new(self.clone())
+    }
+}
+
+/// `<|image_k|>\n` for each image, then the text.
+pub(crate) fn user_content(text: &str, first_image: usize, count: usize) -> String {
+    let mut content: String = (first_image..first_image + count).map(|n| format!("<|image_{n}|>\n")).collect();
+    content.push_str(text);
+    content
+}
