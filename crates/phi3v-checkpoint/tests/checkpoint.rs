@@ -119,18 +119,8 @@ fn var_builder_reads_across_shards_and_names_bad_shapes() {
     assert!(err.contains("lm_head.weight"), "{err}");
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
-}
-
 fn broken(name: &str, edit: impl FnOnce(&Path)) -> CheckpointError {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join(name);
-    copy_dir(&phi3v_fixtures::path(name), &dir);
+    let (_tmp, dir) = phi3v_fixtures::checkpoint_copy(name);
     edit(&dir);
     Checkpoint::open(&dir).unwrap_err()
 }

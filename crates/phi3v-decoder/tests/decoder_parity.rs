@@ -136,13 +136,7 @@ fn bad_inputs_are_errors() {
 
 #[test]
 fn missing_or_misshaped_tensors_are_named() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("ckpt");
-    std::fs::create_dir(&dir).unwrap();
-    for e in std::fs::read_dir(phi3v_fixtures::path("tiny-phi3v")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
-    }
+    let (_tmp, dir) = phi3v_fixtures::checkpoint_copy("tiny-phi3v");
     // Claim a wider MLP than the stored tensors have.
     let cfg_path = dir.join("config.json");
     let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();

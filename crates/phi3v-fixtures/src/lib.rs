@@ -30,6 +30,19 @@ fn read_json<T: for<'de> Deserialize<'de>>(rel: &str) -> T {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
+/// A writable copy of a fixture checkpoint (for tests that break it on purpose); the copy is
+/// deleted when the returned guard drops.
+pub fn checkpoint_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let dir = tmp.path().join(name);
+    std::fs::create_dir(&dir).expect("create checkpoint copy");
+    for e in std::fs::read_dir(path(name)).expect("fixture checkpoint") {
+        let e = e.expect("directory entry");
+        std::fs::copy(e.path(), dir.join(e.file_name())).expect("copy fixture file");
+    }
+    (tmp, dir)
+}
+
 /// Reads all tensors of a golden safetensors file (relative to the fixtures dir) as f32/i64 on CPU.
 pub fn tensors(rel: &str) -> HashMap<String, Tensor> {
     let p = path(rel);

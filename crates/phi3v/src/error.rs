@@ -23,6 +23,8 @@ pub enum Error {
     EmptyPrompt,
     #[error("the prompt needs {tokens} positions (images included); the model has {max}")]
     PromptTooLong { tokens: usize, max: usize },
+    #[error("cannot start the worker threads: {0}")]
+    Threads(String),
     #[error("tokenizer.json has {tokenizer} tokens but the model's vocabulary has only {model}")]
     TokenizerVocab { tokenizer: usize, model: usize },
 }

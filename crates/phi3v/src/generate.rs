@@ -73,7 +73,7 @@ pub(crate) fn run(
     let decoder = &pipeline.0.decoder;
     let mut timings = Timings { encode: inputs.encode_time, prefill_tokens: inputs.ids.len(), ..Default::default() };
     let start = Instant::now();
-    let mut logits = decoder.forward(&inputs.rows, cache)?.to_vec1::<f32>()?;
+    let mut logits = pipeline.compute(|| decoder.forward(&inputs.rows, cache))?.to_vec1::<f32>()?;
     timings.prefill = start.elapsed();
 
     let mut sampler = Sampler::new(params);
@@ -108,7 +108,7 @@ pub(crate) fn run(
         }
         let step = Instant::now();
         let row = decoder.embed(&[token])?;
-        logits = decoder.forward(&row, cache)?.to_vec1::<f32>()?;
+        logits = pipeline.compute(|| decoder.forward(&row, cache))?.to_vec1::<f32>()?;
         timings.decode += step.elapsed();
         timings.decode_steps += 1;
         if matches!(stop, StopReason::StopString(_)) {

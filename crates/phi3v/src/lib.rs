@@ -1,18 +1,34 @@
 //! Phi-3-vision and Phi-3.5-vision on CPU.
 //!
-//! This crate ties the pipeline stages together for applications. Today it provides the prompt
-//! side: the chat template and the reference processor's tokenisation with image placeholders
-//! ([`prompt`]), and the image side: image file to decoder rows ([`image::ImageEncoder`]).
-//! Text generation follows; see `docs/ARCHITECTURE.md`.
+//! Load a checkpoint directory (the official Hugging Face layout) once as a [`Pipeline`], then
+//! ask questions about images. Preprocessing and tokenisation follow the official processor
+//! exactly; the network matches transformers' reference to float32 tolerance.
 //!
-//! ```no_run
-//! use phi3v::prompt::{chat_prompt, Message, PromptTokenizer};
-//! let tok = PromptTokenizer::from_file("Phi-3.5-vision-instruct/tokenizer.json".as_ref())?;
-//! let prompt = chat_prompt(&[Message::new("user", "<|image_1|>\nWhat is shown?")], true);
-//! let ids = tok.encode(&prompt, &[757])?; // image 1 occupies 757 placeholder ids (-1)
-//! assert_eq!(&ids[..4], &[1, 32010, 29871, 13]);
-//! # Ok::<(), phi3v::prompt::PromptError>(())
 //! ```
+//! use phi3v::{GenerationParams, ImageInput, Pipeline, PipelineOptions};
+//! # let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+//! # let model_dir = root.join("tests/fixtures/tiny-phi35v"); // a tiny random-weight checkpoint
+//! # let chart_png = root.join("assets/chart.png");
+//! let pipeline = Pipeline::load(&model_dir, &PipelineOptions::default())?;
+//! let chart = ImageInput::open(&chart_png)?;
+//! let params = GenerationParams { max_new_tokens: 8, ..Default::default() }; // greedy
+//! let answer = pipeline.ask("Which quarter had the highest revenue?", &[chart], &params, |piece| {
+//!     print!("{piece}"); // streamed as it is generated
+//! })?;
+//! assert_eq!(answer.image_tokens, [757]); // 640×480 at 4 crops
+//! println!("\n{} prompt tokens, {:.1} tokens/s", answer.prompt_tokens, answer.timings.decode_tokens_per_s());
+//! # Ok::<(), phi3v::Error>(())
+//! ```
+//!
+//! - [`Pipeline::ask`] places the images before the question; [`Pipeline::chat`] takes a whole
+//!   conversation; [`Pipeline::generate`] takes a prompt already in the chat template, with
+//!   `<|image_N|>` tags.
+//! - [`Session`] keeps the KV cache between turns, so a follow-up only costs its new tokens.
+//! - [`GenerationParams`]: greedy by default; temperature, top-k, top-p, seed, repetition
+//!   penalty, stop strings. Generation also stops at `<|end|>`, `<|endoftext|>` and `</s>`.
+//! - Images seen before (same pixels, same `num_crops`) are not encoded again.
+//!
+//! The stages are re-exported: [`checkpoint`], [`vision`], [`projector`], [`decoder`].
 
 mod error;
 mod generate;

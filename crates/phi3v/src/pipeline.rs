@@ -27,11 +27,14 @@ pub struct PipelineOptions {
     pub dtype: DType,
     /// Memory for remembered image embeddings; an image seen again is not re-encoded.
     pub image_cache_bytes: usize,
+    /// Worker threads for this pipeline's computation (`None`: rayon's global pool, one thread
+    /// per core unless `RAYON_NUM_THREADS` says otherwise).
+    pub threads: Option<usize>,
 }
 
 impl Default for PipelineOptions {
     fn default() -> Self {
-        Self { dtype: DType::F32, image_cache_bytes: 256 << 20 }
+        Self { dtype: DType::F32, image_cache_bytes: 256 << 20, threads: None }
     }
 }
 
@@ -113,6 +116,7 @@ pub(crate) struct Inner {
     pub(crate) decoder: Decoder,
     cache: Mutex<ImageCache>,
     dtype: DType,
+    pool: Option<rayon::ThreadPool>,
 }
 
 /// A loaded model. Cloning is cheap (shared); all methods take `&self` and may run from several
@@ -134,6 +138,15 @@ impl Pipeline {
         let decoder = Decoder::load(&ckpt.config, vb)?;
         let images = ImageEncoder::load(&ckpt, &device)?;
         let cache = ImageCache { capacity: options.image_cache_bytes, used: 0, entries: Vec::new() };
+        let pool = match options.threads {
+            Some(n) => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .map_err(|e| Error::Threads(e.to_string()))?,
+            ),
+            None => None,
+        };
         Ok(Self(Arc::new(Inner {
             config: ckpt.config,
             tokenizer,
@@ -141,6 +154,7 @@ impl Pipeline {
             decoder,
             cache: Mutex::new(cache),
             dtype: options.dtype,
+            pool,
         })))
     }
 
@@ -150,6 +164,14 @@ impl Pipeline {
 
     pub fn tokenizer(&self) -> &PromptTokenizer {
         &self.0.tokenizer
+    }
+
+    /// Runs `f` on this pipeline's thread pool (or the caller's, without one).
+    pub(crate) fn compute<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        match &self.0.pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
     }
 
     /// The checkpoint's default `num_crops`.
@@ -168,8 +190,10 @@ impl Pipeline {
         if let Some(rows) = self.lock_cache().get(&key, crops) {
             return Ok(rows);
         }
-        let pre = self.0.images.preprocess(&image.rgb, crops)?;
-        let rows = self.0.images.encode(&pre)?.to_dtype(self.0.dtype)?;
+        let rows = self.compute(|| -> Result<Tensor> {
+            let pre = self.0.images.preprocess(&image.rgb, crops)?;
+            Ok(self.0.images.encode(&pre)?.to_dtype(self.0.dtype)?)
+        })?;
         self.lock_cache().put(key, crops, rows.clone());
         Ok(rows)
     }
@@ -239,7 +263,7 @@ impl Pipeline {
     /// next, for scoring choices.
     pub fn next_token_logits(&self, prompt: &str, images: &[ImageInput]) -> Result<Tensor> {
         let inputs = self.prompt_inputs(prompt, images)?;
-        Ok(self.0.decoder.forward(&inputs.rows, &mut KvCache::default())?)
+        Ok(self.compute(|| self.0.decoder.forward(&inputs.rows, &mut KvCache::default()))?)
     }
 
     /// Generates from an already templated prompt (tags and all, passed verbatim), calling

@@ -178,15 +178,32 @@ fn bad_requests_are_typed_errors() {
     assert!(matches!(ImageInput::open("/nonexistent.png".as_ref()), Err(Error::Vision(_))));
 
     // A config whose vocabulary is smaller than the tokenizer's.
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("ckpt");
-    std::fs::create_dir(&dir).unwrap();
-    for e in std::fs::read_dir(phi3v_fixtures::path("tiny-phi3v")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
-    }
+    let (_tmp, dir) = phi3v_fixtures::checkpoint_copy("tiny-phi3v");
     let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap().replace("\"vocab_size\": 32064", "\"vocab_size\": 32000");
     std::fs::write(dir.join("config.json"), cfg).unwrap();
     let err = Pipeline::load(&dir, &PipelineOptions::default()).err().unwrap();
     assert!(matches!(err, Error::TokenizerVocab { tokenizer: 32045, model: 32000 }), "{err}");
+}
+
+#[test]
+fn pipelines_are_shareable_and_thread_count_does_not_change_results() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Pipeline>();
+    let prompt = "<|user|>\n<|image_1|>\nWhat is this?<|end|>\n<|assistant|>\n";
+    let img = ImageInput::open(&phi3v_fixtures::path("images/tall.png")).unwrap();
+    let default = pipeline("tiny-phi35v").generate(prompt, std::slice::from_ref(&img), &greedy(6), |_| {}).unwrap();
+    let opts = PipelineOptions { threads: Some(1), ..Default::default() };
+    let single = Pipeline::load(&phi3v_fixtures::path("tiny-phi35v"), &opts).unwrap();
+    // Two threads asking at once through clones of one pipeline.
+    let answers: Vec<Vec<u32>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let (p, img) = (single.clone(), img.clone());
+                s.spawn(move || p.generate(prompt, &[img], &greedy(6), |_| {}).unwrap().tokens)
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(answers[0], default.tokens);
+    assert_eq!(answers[1], default.tokens);
 }
