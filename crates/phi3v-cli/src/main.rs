@@ -1,16 +1,23 @@
-//! `phi3v`: the command-line front end.
+//! `phi3v`: ask Phi-3-vision / Phi-3.5-vision about images from a terminal.
 //!
-//! `phi3v inspect` opens a checkpoint and shows what a question about some images would cost:
-//! model sizes, each image's crop grid and token count, and the prompt length.
+//! - `phi3v ask --image chart.png "What is the highest bar?"`: one answer, streamed.
+//! - `phi3v chat`: a conversation; `/image PATH` attaches an image, `/reset`, `/exit`.
+//! - `phi3v inspect`: sizes and token costs, without loading weights.
+//!
+//! Every error ends as one line on stderr and exit code 1 (2 for bad flags, from clap).
 
+mod ask;
+mod chat;
+mod inspect;
+mod model;
+
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
-use phi3v::checkpoint::Checkpoint;
-use phi3v::prompt::{chat_prompt, Message, PromptTokenizer};
-use phi3v::vision::{read_dimensions, HdLayout};
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use phi3v::{DType, GenerationParams, Pipeline, PipelineOptions};
 
 #[derive(Parser)]
 #[command(name = "phi3v", version, about = "Phi-3-vision / Phi-3.5-vision on CPU")]
@@ -21,32 +28,110 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Ask one question about images and print the answer as it is generated.
+    Ask(ask::AskArgs),
+    /// Talk with the model; images can be attached in any turn.
+    Chat(chat::ChatArgs),
     /// Show a checkpoint's sizes and what a question with images costs in tokens.
-    Inspect(InspectArgs),
+    Inspect(inspect::InspectArgs),
 }
 
-#[derive(clap::Args)]
-struct InspectArgs {
-    /// Checkpoint directory (config.json, preprocessor_config.json, tokenizer.json, safetensors).
-    #[arg(long)]
-    model: PathBuf,
-    /// Image file; repeat for several images (they are placed before the question, in order).
-    #[arg(long = "image")]
-    images: Vec<PathBuf>,
-    /// Maximum crops per image (default: the checkpoint's preprocessor_config.json).
+/// Model and generation flags shared by `ask` and `chat`.
+#[derive(Args)]
+pub struct ModelArgs {
+    /// Checkpoint directory, or a Hugging Face model id (resolved through the HF cache).
+    #[arg(long, default_value = "microsoft/Phi-3.5-vision-instruct")]
+    model: String,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 512)]
+    max_tokens: usize,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// Nucleus sampling: keep the most likely tokens up to this probability mass.
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Keep only this many most likely tokens (0: all).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// Random seed for sampling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Penalise tokens already seen (1: off).
+    #[arg(long, default_value_t = 1.0)]
+    repetition_penalty: f32,
+    /// Maximum crops per image (default: the checkpoint's, 4 for Phi-3.5-vision, 16 for Phi-3-vision).
     #[arg(long)]
     num_crops: Option<usize>,
-    /// Optional system message.
+    /// Weight and activation type.
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    dtype: Dtype,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// System message.
     #[arg(long)]
     system: Option<String>,
-    /// The question.
-    question: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Dtype {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl ModelArgs {
+    fn params(&self) -> GenerationParams {
+        GenerationParams {
+            max_new_tokens: self.max_tokens,
+            temperature: self.temperature,
+            top_p: self.top_p,
+            top_k: self.top_k,
+            seed: self.seed,
+            repetition_penalty: self.repetition_penalty,
+            stop: Vec::new(),
+        }
+    }
+
+    /// Resolves and loads the model, with a spinner on a terminal.
+    fn load(&self) -> Result<Pipeline> {
+        let tty = std::io::stderr().is_terminal();
+        let dir = model::resolve(&self.model, tty)?;
+        let spinner = tty.then(|| {
+            let s = indicatif::ProgressBar::new_spinner().with_message(format!("loading {}", dir.display()));
+            s.enable_steady_tick(std::time::Duration::from_millis(100));
+            s
+        });
+        let dtype = match self.dtype {
+            Dtype::F32 => DType::F32,
+            Dtype::F16 => DType::F16,
+            Dtype::Bf16 => DType::BF16,
+        };
+        let options = PipelineOptions { dtype, threads: self.threads, ..Default::default() };
+        let pipeline = Pipeline::load(&dir, &options);
+        if let Some(s) = spinner {
+            s.finish_and_clear();
+        }
+        Ok(pipeline?)
+    }
+
+    /// An image input with this invocation's `--num-crops`.
+    fn image(&self, path: &PathBuf) -> Result<phi3v::ImageInput> {
+        let img = phi3v::ImageInput::open(path)?;
+        Ok(match self.num_crops {
+            Some(n) => img.with_num_crops(n),
+            None => img,
+        })
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Inspect(args) => inspect(args),
+        Command::Ask(args) => ask::run(args),
+        Command::Chat(args) => chat::run(args),
+        Command::Inspect(args) => inspect::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -55,61 +140,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn inspect(args: InspectArgs) -> Result<()> {
-    let ckpt = Checkpoint::open(&args.model)?;
-    let c = &ckpt.config;
-    let v = &ckpt.vision;
-    let num_crops = args.num_crops.unwrap_or(ckpt.preprocessor.num_crops);
-    let rope = c.rope_scaling.as_ref().map_or("plain".to_string(), |r| r.kind.clone());
-    println!("model     {} ({})", ckpt.dir.display(), c.model_type);
-    println!(
-        "decoder   {} layers, hidden {}, {} heads, vocab {}, context {} (RoPE {rope}, long factors past {})",
-        c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.vocab_size, c.max_position_embeddings,
-        c.original_max_position_embeddings
-    );
-    println!(
-        "vision    CLIP {} layers (features after layer {}), hidden {}, {} px crops, patch {}",
-        v.num_hidden_layers, v.feature_layers, v.hidden_size, v.image_size, v.patch_size
-    );
-    println!(
-        "weights   {} file(s), {} tensors, {:.1} MB",
-        ckpt.weights.files().len(),
-        ckpt.weights.tensors().len(),
-        ckpt.weights.total_bytes() as f64 / 1e6
-    );
-
-    let mut counts = Vec::new();
-    let mut content = String::new();
-    for (i, path) in args.images.iter().enumerate() {
-        let (w, h) = read_dimensions(path)?;
-        let layout = HdLayout::new(w, h, num_crops).with_context(|| format!("{}", path.display()))?;
-        println!(
-            "image {}   {} {w}×{h} -> {}×{} crops ({}×{} px), {} tokens",
-            i + 1,
-            path.display(),
-            layout.rows(),
-            layout.cols(),
-            layout.size_hw.1,
-            layout.size_hw.0,
-            layout.num_img_tokens()
-        );
-        counts.push(layout.num_img_tokens());
-        content.push_str(&format!("<|image_{}|>\n", i + 1));
-    }
-    content.push_str(&args.question);
-    let mut messages = Vec::new();
-    if let Some(system) = args.system {
-        messages.push(Message::new("system", system));
-    }
-    messages.push(Message::new("user", content));
-    let tokenizer = PromptTokenizer::from_file(&ckpt.tokenizer_path())?;
-    let ids = tokenizer.encode(&chat_prompt(&messages, true), &counts)?;
-    let image_tokens: usize = counts.iter().sum();
-    println!("prompt    {} tokens ({image_tokens} image, {} text)", ids.len(), ids.len() - image_tokens);
-    if ids.len() > c.max_position_embeddings {
-        anyhow::bail!("the prompt needs {} positions; the model has {}", ids.len(), c.max_position_embeddings);
-    }
-    Ok(())
 }

@@ -289,14 +289,14 @@ impl Pipeline {
         params: &GenerationParams,
         on_text: impl FnMut(&str),
     ) -> Result<Generation> {
+        if images.is_empty() && messages.iter().all(|m| m.content.trim().is_empty()) {
+            return Err(Error::EmptyPrompt);
+        }
         self.generate(&chat_prompt(messages, true), images, params, on_text)
     }
 
     /// One question about some images: the images are placed first, then the question.
     pub fn ask(&self, question: &str, images: &[ImageInput], params: &GenerationParams, on_text: impl FnMut(&str)) -> Result<Generation> {
-        if question.trim().is_empty() && images.is_empty() {
-            return Err(Error::EmptyPrompt);
-        }
         self.chat(&[Message::new("user", user_content(question, 1, images.len()))], images, params, on_text)
     }
 

@@ -166,6 +166,8 @@ fn bad_requests_are_typed_errors() {
     let p = pipeline("tiny-phi35v");
     assert!(matches!(p.generate(" \n", &[], &greedy(1), |_| {}), Err(Error::EmptyPrompt)));
     assert!(matches!(p.ask("", &[], &greedy(1), |_| {}), Err(Error::EmptyPrompt)));
+    let blank = [Message::new("system", " "), Message::new("user", "")];
+    assert!(matches!(p.chat(&blank, &[], &greedy(1), |_| {}), Err(Error::EmptyPrompt)));
     assert!(matches!(p.session().ask(" ", &[], &greedy(1), |_| {}), Err(Error::EmptyPrompt)));
     let strip = ImageInput::open(&phi3v_fixtures::path("images/strip.png")).unwrap().with_num_crops(16);
     let many: Vec<ImageInput> = (0..13).map(|_| strip.clone()).collect();

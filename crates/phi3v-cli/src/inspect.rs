@@ -1,0 +1,83 @@
+//! `phi3v inspect`: a checkpoint's sizes and the token cost of a question, without loading the
+//! weights.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use phi3v::checkpoint::Checkpoint;
+use phi3v::prompt::{chat_prompt, Message, PromptTokenizer};
+use phi3v::vision::{read_dimensions, HdLayout};
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// Checkpoint directory, or a Hugging Face model id (resolved through the HF cache).
+    #[arg(long, default_value = "microsoft/Phi-3.5-vision-instruct")]
+    model: String,
+    /// Image file; repeat for several images (they are placed before the question, in order).
+    #[arg(long = "image")]
+    images: Vec<PathBuf>,
+    /// Maximum crops per image (default: the checkpoint's preprocessor_config.json).
+    #[arg(long)]
+    num_crops: Option<usize>,
+    /// Optional system message.
+    #[arg(long)]
+    system: Option<String>,
+    /// The question.
+    question: String,
+}
+
+pub fn run(args: InspectArgs) -> Result<()> {
+    let dir = crate::model::resolve(&args.model, false)?;
+    let ckpt = Checkpoint::open(&dir)?;
+    let c = &ckpt.config;
+    let v = &ckpt.vision;
+    let num_crops = args.num_crops.unwrap_or(ckpt.preprocessor.num_crops);
+    let rope = c.rope_scaling.as_ref().map_or("plain".to_string(), |r| r.kind.clone());
+    println!("model     {} ({})", ckpt.dir.display(), c.model_type);
+    println!(
+        "decoder   {} layers, hidden {}, {} heads, vocab {}, context {} (RoPE {rope}, long factors past {})",
+        c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.vocab_size, c.max_position_embeddings,
+        c.original_max_position_embeddings
+    );
+    println!(
+        "vision    CLIP {} layers (features after layer {}), hidden {}, {} px crops, patch {}",
+        v.num_hidden_layers, v.feature_layers, v.hidden_size, v.image_size, v.patch_size
+    );
+    println!(
+        "weights   {} file(s), {} tensors, {:.1} MB",
+        ckpt.weights.files().len(),
+        ckpt.weights.tensors().len(),
+        ckpt.weights.total_bytes() as f64 / 1e6
+    );
+
+    let mut counts = Vec::new();
+    let mut content = String::new();
+    for (i, path) in args.images.iter().enumerate() {
+        let (w, h) = read_dimensions(path)?;
+        let layout = HdLayout::new(w, h, num_crops).with_context(|| format!("{}", path.display()))?;
+        println!(
+            "image {}   {} {w}×{h} -> {}×{} crops ({}×{} px), {} tokens",
+            i + 1,
+            path.display(),
+            layout.rows(),
+            layout.cols(),
+            layout.size_hw.1,
+            layout.size_hw.0,
+            layout.num_img_tokens()
+        );
+        counts.push(layout.num_img_tokens());
+        content.push_str(&format!("<|image_{}|>\n", i + 1));
+    }
+    content.push_str(&args.question);
+    let mut messages: Vec<Message> = args.system.into_iter().map(|s| Message::new("system", s)).collect();
+    messages.push(Message::new("user", content));
+    let tokenizer = PromptTokenizer::from_file(&ckpt.tokenizer_path())?;
+    let ids = tokenizer.encode(&chat_prompt(&messages, true), &counts)?;
+    let image_tokens: usize = counts.iter().sum();
+    println!("prompt    {} tokens ({image_tokens} image, {} text)", ids.len(), ids.len() - image_tokens);
+    if ids.len() > c.max_position_embeddings {
+        anyhow::bail!("the prompt needs {} positions; the model has {}", ids.len(), c.max_position_embeddings);
+    }
+    Ok(())
+}

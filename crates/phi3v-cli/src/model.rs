@@ -1,0 +1,72 @@
+//! `--model`: a local checkpoint directory, or a Hugging Face model id resolved through the
+//! standard HF cache (`HF_HOME`, default `~/.cache/huggingface`), downloading what is missing
+//! unless `HF_HUB_OFFLINE` is set.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use hf_hub::api::sync::ApiBuilder;
+use hf_hub::{Cache, Repo};
+
+/// Files every checkpoint needs besides its weights.
+const FILES: [&str; 3] = ["config.json", "preprocessor_config.json", "tokenizer.json"];
+
+fn offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Shard names listed in a `model.safetensors.index.json`.
+fn shards(index: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(index).with_context(|| index.display().to_string())?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| index.display().to_string())?;
+    let map = v["weight_map"].as_object().with_context(|| format!("{}: no weight_map", index.display()))?;
+    let mut files: Vec<String> = map.values().filter_map(|f| f.as_str().map(str::to_string)).collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+/// The directory holding the checkpoint named by `spec`.
+pub fn resolve(spec: &str, progress: bool) -> Result<PathBuf> {
+    let path = Path::new(spec);
+    if path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let looks_like_id = spec.split('/').count() == 2 && !spec.starts_with('.') && !spec.starts_with('/');
+    if !looks_like_id {
+        bail!("model directory {spec} does not exist");
+    }
+    let repo = Repo::model(spec.to_string());
+    let cached = Cache::from_env().repo(repo.clone());
+    let get = |file: &str| -> Result<PathBuf> {
+        if let Some(p) = cached.get(file) {
+            return Ok(p);
+        }
+        if offline() {
+            bail!("{spec}: {file} is not in the Hugging Face cache and HF_HUB_OFFLINE is set");
+        }
+        let api = ApiBuilder::from_env().with_progress(progress).build().context("Hugging Face client")?;
+        api.repo(repo.clone())
+            .get(file)
+            .with_context(|| format!("cannot download {file} of {spec} (unknown model id, or no network?)"))
+    };
+    let config = get(FILES[0])?;
+    for f in &FILES[1..] {
+        get(f)?;
+    }
+    // Optional tokenizer companions, then the weights (index first when there is one).
+    for f in ["tokenizer_config.json", "special_tokens_map.json"] {
+        let _ = get(f);
+    }
+    match get("model.safetensors.index.json") {
+        Ok(index) => {
+            for shard in shards(&index)? {
+                get(&shard)?;
+            }
+        }
+        Err(_) => {
+            get("model.safetensors")?;
+        }
+    }
+    Ok(config.parent().context("cache path")?.to_path_buf())
+}

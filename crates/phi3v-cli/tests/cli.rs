@@ -1,0 +1,154 @@
+//! The `phi3v` binary on the tiny fixture checkpoints: answers against the reference's greedy
+//! tokens, model resolution through a (local, fake) Hugging Face cache, chat over a pipe, and
+//! one clear error line with a non-zero exit for each kind of bad input.
+//! No test reaches outside this machine: "no network" is a closed loopback port.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn phi3v(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_phi3v"));
+    cmd.args(args).env("HF_HUB_OFFLINE", "1").env("HF_HOME", "/nonexistent-hf-home");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run phi3v")
+}
+
+fn fixture(rel: &str) -> String {
+    phi3v_fixtures::path(rel).to_string_lossy().into_owned()
+}
+
+/// One `error: …` line on stderr, exit code 1, no panic.
+fn assert_clean_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.starts_with("error: ") && stderr.trim_end().lines().count() == 1, "{stderr}");
+    assert!(stderr.contains(needle), "expected {needle:?} in {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn raw_json_greedy_answers_match_reference_tokens() {
+    for name in phi3v_fixtures::CHECKPOINTS {
+        for (case, golden) in phi3v_fixtures::model_cases(name) {
+            let max = golden.greedy_tokens.len().to_string();
+            let model = fixture(name);
+            let mut args = vec!["ask", "--model", &model, "--raw", "--json", "--temperature", "0", "--max-tokens", &max];
+            let images: Vec<String> = golden.images.iter().map(|i| fixture(&i.image)).collect();
+            for img in &images {
+                args.extend(["--image", img]);
+            }
+            args.push(&golden.prompt);
+            let out = run(&mut phi3v(&args));
+            assert!(out.status.success(), "{name}/{case}: {}", String::from_utf8_lossy(&out.stderr));
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let tokens: Vec<u32> = serde_json::from_value(v["tokens"].clone()).unwrap();
+            assert_eq!(tokens, golden.greedy_tokens, "{name}/{case}");
+            assert_eq!(v["prompt_tokens"], golden.prompt_len);
+            let counts: Vec<usize> = golden.images.iter().map(|i| i.num_img_tokens).collect();
+            assert_eq!(v["image_tokens"], serde_json::json!(counts));
+            assert_eq!(v["stop"], "max_tokens");
+            assert!(v["timings"]["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+        }
+    }
+}
+
+#[test]
+fn ask_streams_the_same_answer_as_json() {
+    let model = fixture("tiny-phi35v");
+    let chart = fixture("../../assets/chart.png");
+    let base = ["ask", "--model", &model, "--image", &chart, "--max-tokens", "6", "What is the highest bar?"];
+    let text = run(&mut phi3v(&base));
+    assert!(text.status.success(), "{}", String::from_utf8_lossy(&text.stderr));
+    assert!(text.stderr.is_empty(), "quiet when not on a terminal");
+    let mut with_json = base.to_vec();
+    with_json.insert(1, "--json");
+    let json = run(&mut phi3v(&with_json));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(String::from_utf8(text.stdout).unwrap(), format!("{}\n", v["answer"].as_str().unwrap()));
+    assert_eq!(v["image_tokens"], serde_json::json!([757]));
+    // --num-crops and --system change the prompt as expected.
+    let mut more = with_json.clone();
+    more.extend(["--num-crops", "1", "--system", "Be brief."]);
+    let v: serde_json::Value = serde_json::from_slice(&run(&mut phi3v(&more)).stdout).unwrap();
+    assert_eq!(v["image_tokens"], serde_json::json!([313]));
+}
+
+/// A Hugging Face cache holding `owner/name` at one snapshot, as hf-hub and transformers lay it out.
+fn fake_hf_home(root: &Path, id: &str, from: &str) {
+    let repo = root.join("hub").join(format!("models--{}", id.replace('/', "--")));
+    let snapshot = repo.join("snapshots").join("0123456789abcdef");
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), "0123456789abcdef").unwrap();
+    for e in std::fs::read_dir(phi3v_fixtures::path(from)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), snapshot.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn model_ids_resolve_through_the_hf_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    fake_hf_home(tmp.path(), "microsoft/Phi-3.5-vision-instruct", "tiny-phi35v");
+    // The default model id, from the cache, offline.
+    let out = run(phi3v(&["ask", "--json", "--max-tokens", "2", "Hello"]).env("HF_HOME", tmp.path()));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // An id that is not cached, offline.
+    let out = run(phi3v(&["ask", "--model", "someone/missing", "Hello"]).env("HF_HOME", tmp.path()));
+    assert_clean_error(&out, "HF_HUB_OFFLINE");
+    // Online but no network (a closed port on this machine).
+    let out = run(
+        phi3v(&["ask", "--model", "someone/missing", "Hello"])
+            .env("HF_HOME", tmp.path())
+            .env_remove("HF_HUB_OFFLINE")
+            .env("HF_ENDPOINT", "http://127.0.0.1:9"),
+    );
+    assert_clean_error(&out, "cannot download config.json of someone/missing");
+}
+
+#[test]
+fn chat_keeps_the_conversation_and_handles_commands() {
+    let model = fixture("tiny-phi35v");
+    let chart = fixture("../../assets/chart.png");
+    let mut child = phi3v(&["chat", "--model", &model, "--max-tokens", "3"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let script = format!("/image {chart}\nWhat is this?\nAnd then?\n/image /nonexistent.png\n/reset\nHi\n/exit\n");
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3, "three answers");
+    assert!(stderr.contains("image 1 attached") && stderr.contains("conversation cleared"), "{stderr}");
+    assert!(stderr.contains("error: ") && stderr.contains("/nonexistent.png"), "{stderr}");
+}
+
+#[test]
+fn bad_input_gives_one_clear_line_and_a_failure_code() {
+    let model = fixture("tiny-phi35v");
+    let out = run(&mut phi3v(&["ask", "--model", &model, "--image", "/nonexistent/x.png", "Hi"]));
+    assert_clean_error(&out, "/nonexistent/x.png");
+    let tmp = tempfile::tempdir().unwrap();
+    let garbage = tmp.path().join("garbage.png");
+    std::fs::write(&garbage, b"not an image").unwrap();
+    let out = run(&mut phi3v(&["ask", "--model", &model, "--image", garbage.to_str().unwrap(), "Hi"]));
+    assert_clean_error(&out, "garbage.png");
+    let out = run(&mut phi3v(&["ask", "--model", "./no/such/dir", "Hi"]));
+    assert_clean_error(&out, "does not exist");
+    let out = run(&mut phi3v(&["ask", "--model", &model, "--raw", "<|image_1|> two images?"]));
+    assert_clean_error(&out, "image tags");
+    let thin = fixture("images/thin.png");
+    let out = run(&mut phi3v(&["ask", "--model", &model, "--image", &thin, "Hi"]));
+    assert_clean_error(&out, "too elongated");
+    let out = run(&mut phi3v(&["ask", "--model", &model, ""]));
+    assert_clean_error(&out, "empty");
+    let out = run(&mut phi3v(&["ask", "--model", &model, "--temperature", "hot", "Hi"]));
+    assert_eq!(out.status.code(), Some(2), "clap's usage error");
+}
