@@ -30,6 +30,7 @@ pub fn run(args: AskArgs) -> Result<()> {
     let m = &args.model;
     let images = args.images.iter().map(|p| m.image(p)).collect::<Result<Vec<_>>>()?;
     let pipeline = m.load()?;
+    m.encode(&pipeline, &images)?;
     let params = m.params();
     let mut out = std::io::stdout();
     let print = |piece: &str| {

@@ -62,6 +62,10 @@ pub fn run(args: ChatArgs) -> Result<()> {
             ("", _) => {}
             _ => {
                 let images = std::mem::take(&mut pending);
+                if let Err(e) = m.encode(&pipeline, &images) {
+                    eprintln!("error: {e:#}");
+                    continue;
+                }
                 let result = session.ask(line, &images, &params, |piece| {
                     let _ = write!(out, "{piece}");
                     let _ = out.flush();

@@ -116,6 +116,24 @@ impl ModelArgs {
         Ok(pipeline?)
     }
 
+    /// Encodes `images` ahead of generation (the pipeline caches the result), with a progress
+    /// bar on a terminal.
+    fn encode(&self, pipeline: &Pipeline, images: &[phi3v::ImageInput]) -> Result<()> {
+        if images.is_empty() || !std::io::stderr().is_terminal() {
+            return Ok(());
+        }
+        let bar = indicatif::ProgressBar::new(images.len() as u64).with_style(
+            indicatif::ProgressStyle::with_template("encoding images {bar:20} {pos}/{len} {elapsed}")
+                .expect("valid template"),
+        );
+        for image in images {
+            pipeline.encode_image(image)?;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        Ok(())
+    }
+
     /// An image input with this invocation's `--num-crops`.
     fn image(&self, path: &PathBuf) -> Result<phi3v::ImageInput> {
         let img = phi3v::ImageInput::open(path)?;

@@ -75,6 +75,11 @@ fn ask_streams_the_same_answer_as_json() {
     more.extend(["--num-crops", "1", "--system", "Be brief."]);
     let v: serde_json::Value = serde_json::from_slice(&run(&mut phi3v(&more)).stdout).unwrap();
     assert_eq!(v["image_tokens"], serde_json::json!([313]));
+    // 16-bit weights run end to end.
+    let mut f16 = with_json.clone();
+    f16.extend(["--dtype", "f16", "--threads", "1"]);
+    let out = run(&mut phi3v(&f16));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// A Hugging Face cache holding `owner/name` at one snapshot, as hf-hub and transformers lay it out.
