@@ -1,0 +1,126 @@
+//! Multiple-choice answers (AI2D): which option letter a response picks.
+
+use super::{lmms_eval_clean, Harness};
+
+/// lmms-eval: the letter of a leading `X.` if there is one (taken from the raw response), else
+/// the cleaned response itself; then compared ignoring case and ASCII punctuation.
+fn lmms_eval_correct(response: &str, letter: char) -> bool {
+    let trimmed = response.trim_start();
+    let mut chars = trimmed.chars();
+    let extracted = match (chars.next(), chars.next()) {
+        (Some(c), Some('.')) if c.is_ascii_uppercase() => c.to_string(),
+        _ => lmms_eval_clean(response),
+    };
+    let norm = |s: &str| s.to_lowercase().chars().filter(|c| !c.is_ascii_punctuation()).collect::<String>();
+    norm(&extracted) == norm(&letter.to_string())
+}
+
+/// VLMEvalKit's rule-based extraction (`can_infer`, without an LLM judge): a standalone option
+/// letter among the last four tokens, then "answer is X", then the unique option whose text
+/// the response contains. `options` are the option texts for A, B, C, ….
+pub fn vlmevalkit_infer(response: &str, options: &[String]) -> Option<char> {
+    let letters: Vec<char> = (0..options.len()).map(|i| (b'A' + i as u8) as char).collect();
+    let spaced: String = response.chars().map(|c| if ".()[],:;!*#{}".contains(c) { ' ' } else { c }).collect();
+    let tokens: Vec<&str> = spaced.split_whitespace().collect();
+    let found: Vec<(usize, char)> = tokens
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| letters.iter().find(|l| t.len() == 1 && t.starts_with(**l)).map(|l| (i, *l)))
+        .collect();
+    let distinct: std::collections::BTreeSet<char> = found.iter().map(|(_, l)| *l).collect();
+    if distinct.len() == 1 {
+        let (i, l) = found[0];
+        if i + 4 >= tokens.len() {
+            return Some(l);
+        }
+    }
+    let lower = response.to_lowercase();
+    for marker in ["correct answer is ", "answer is "] {
+        if let Some(at) = lower.find(marker) {
+            let c = response[at + marker.len()..].chars().next()?;
+            if letters.contains(&c) {
+                return Some(c);
+            }
+        }
+    }
+    let total: usize = options.iter().map(|o| o.chars().count()).sum();
+    if response.chars().count() <= 2 * total {
+        let hits: Vec<char> =
+            options.iter().zip(&letters).filter(|(o, _)| lower.contains(&o.to_lowercase())).map(|(_, l)| *l).collect();
+        if hits.len() == 1 {
+            return Some(hits[0]);
+        }
+    }
+    None
+}
+
+/// Whether `response` picks option `letter` under a harness's rules. `Official` follows the
+/// LLaVA ScienceQA rule the Phi-3 report used: exactly a letter, "X. …", or one "The answer is X.".
+pub fn correct(response: &str, options: &[String], letter: char, harness: Harness) -> bool {
+    match harness {
+        Harness::LmmsEval => lmms_eval_correct(response, letter),
+        Harness::VlmEvalKit => vlmevalkit_infer(response, options) == Some(letter),
+        Harness::Official => llava_letter(response, options.len()) == Some(letter),
+    }
+}
+
+fn llava_letter(response: &str, n: usize) -> Option<char> {
+    let valid = |c: char| c.is_ascii_uppercase() && ((c as u8 - b'A') as usize) < n;
+    let mut chars = response.chars();
+    match (chars.next(), chars.next(), chars.next()) {
+        (Some(c), None, _) if valid(c) => return Some(c),
+        (Some(c), Some('.'), Some(' ')) if valid(c) => return Some(c),
+        _ => {}
+    }
+    let hits: Vec<char> = response
+        .match_indices("The answer is ")
+        .filter_map(|(at, m)| {
+            let mut rest = response[at + m.len()..].chars();
+            match (rest.next(), rest.next()) {
+                (Some(c), Some('.')) if valid(c) => Some(c),
+                _ => None,
+            }
+        })
+        .collect();
+    (hits.len() == 1).then(|| hits[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> Vec<String> {
+        ["leaf", "tree", "root", "stem"].iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn lmms_eval_letter_filter() {
+        // "B. tree" scores: the leading "B." filter takes the letter.
+        for ok in ["B", "b", " B", "B.", "(B)", "B. tree", "<think>hmm</think>B"] {
+            assert!(lmms_eval_correct(ok, 'B'), "{ok:?}");
+        }
+        for wrong in ["B) tree", "The answer is B", "B tree", "<think>x</think>B. tree"] {
+            assert!(!lmms_eval_correct(wrong, 'B'), "{wrong:?}");
+        }
+    }
+
+    #[test]
+    fn vlmevalkit_inference() {
+        let o = opts();
+        assert_eq!(vlmevalkit_infer("B", &o), Some('B'));
+        assert_eq!(vlmevalkit_infer("(C) root", &o), Some('C'));
+        assert_eq!(vlmevalkit_infer("I think the answer is D", &o), Some('D'));
+        assert_eq!(vlmevalkit_infer("It is the tree.", &o), Some('B'));
+        assert_eq!(vlmevalkit_infer("B or C", &o), None);
+        assert_eq!(vlmevalkit_infer("leaf or root", &o), None);
+    }
+
+    #[test]
+    fn llava_rule() {
+        assert!(correct("C", &opts(), 'C', Harness::Official));
+        assert!(correct("C. root", &opts(), 'C', Harness::Official));
+        assert!(correct("So. The answer is C.", &opts(), 'C', Harness::Official));
+        assert!(!correct("E", &opts(), 'E', Harness::Official));
+        assert!(!correct("root", &opts(), 'C', Harness::Official));
+    }
+}
