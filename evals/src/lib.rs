@@ -4,8 +4,11 @@
 //!   OCRBench, multiple-choice letter extraction (AI2D), each in the variants of the public
 //!   harnesses ([`Harness`]).
 //!
-//! Dataset readers, prompts and the resumable runner (`phi3v eval`) build on these.
+//! - [`datasets`]: readers for ChartQA, DocVQA/InfoVQA, TextVQA, OCRBench and our own JSONL.
+//!
+//! Prompts and the resumable runner (`phi3v eval`) build on these.
 
+pub mod datasets;
 pub mod metrics;
 
 pub use metrics::Harness;
