@@ -36,6 +36,12 @@ pub enum DatasetError {
     Format { path: PathBuf, message: String },
 }
 
+/// The `{"data": [...]}` wrapper of the DocVQA and TextVQA files.
+#[derive(Deserialize)]
+struct DataFile<T> {
+    data: Vec<T>,
+}
+
 fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, DatasetError> {
     let text = std::fs::read_to_string(path).map_err(|source| DatasetError::Io { path: path.into(), source })?;
     serde_json::from_str(&text).map_err(|e| DatasetError::Format { path: path.into(), message: e.to_string() })
@@ -72,11 +78,7 @@ pub fn docvqa(json: &Path, image_root: &Path) -> Result<Vec<Sample>, DatasetErro
         #[serde(default)]
         answers: Vec<String>,
     }
-    #[derive(Deserialize)]
-    struct File {
-        data: Vec<Row>,
-    }
-    let file: File = read(json)?;
+    let file: DataFile<Row> = read(json)?;
     Ok(file.data.into_iter().map(|r| sample(id_text(&r.question_id), vec![image_root.join(r.image)], r.question, r.answers, None)).collect())
 }
 
@@ -90,11 +92,7 @@ pub fn textvqa(json: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetErro
         #[serde(default)]
         answers: Vec<String>,
     }
-    #[derive(Deserialize)]
-    struct File {
-        data: Vec<Row>,
-    }
-    let file: File = read(json)?;
+    let file: DataFile<Row> = read(json)?;
     Ok(file
         .data
         .into_iter()
