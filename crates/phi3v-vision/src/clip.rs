@@ -127,9 +127,4 @@ impl ClipVisionTower {
         }
         x.narrow(1, 1, g * g)?.to_dtype(DType::F32)
     }
-
-    /// Features per patch (C).
-    pub fn hidden_size(&self) -> usize {
-        self.cfg.hidden_size
-    }
 }

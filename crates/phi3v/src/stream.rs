@@ -37,11 +37,6 @@ impl<'a> TextStream<'a> {
             _ => Ok(String::new()),
         }
     }
-
-    /// All text of the tokens pushed so far (an incomplete trailing character included).
-    pub fn text(&self) -> Result<String, PromptError> {
-        self.decode()
-    }
 }
 
 #[cfg(test)]
