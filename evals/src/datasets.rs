@@ -6,6 +6,8 @@
 //! | [`docvqa`] | DocVQA / InfoVQA: `{data: [{questionId, question, image, answers}]}` | `{image}` under a root |
 //! | [`textvqa`] | `TextVQA_0.5.1_val.json`: `{data: [{question_id, question, image_id, answers}]}` | `{image_id}.jpg` |
 //! | [`ocrbench`] | `OCRBench.json`: `[{id, dataset_name, image_path, question, answers (string or list), type}]` | `{image_path}` |
+//! | [`ai2d`] | AI2D as released: `questions/*.json` (+ `ai2d_test_ids.csv`, `categories.json`) | `images/{imageName}` |
+//! | [`ai2d_tsv`] | VLMEvalKit's `AI2D_TEST.tsv`: `index, question, A, B, C, D, answer, image (base64)` | written out once to a folder |
 //! | [`jsonl`] | ours, one object per line: `{id, images, question, answers, category?, options?}` | paths relative to the file |
 
 use std::path::{Path, PathBuf};
@@ -130,6 +132,104 @@ pub fn ocrbench(json: &Path, image_root: &Path) -> Result<Vec<Sample>, DatasetEr
         .collect())
 }
 
+/// AI2D as released by AllenAI: `{root}/questions/{image}.json` holding
+/// `{imageName, questions: {text: {answerTexts, correctAnswer, questionId}}}`, images in
+/// `{root}/images/`. When `{root}/ai2d_test_ids.csv` is there, only those images (the test split)
+/// are read; `{root}/categories.json` (image → category) gives the categories.
+pub fn ai2d(root: &Path) -> Result<Vec<Sample>, DatasetError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Question {
+        answer_texts: Vec<String>,
+        correct_answer: usize,
+        question_id: String,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct File {
+        image_name: String,
+        questions: std::collections::BTreeMap<String, Question>,
+    }
+    let ids_path = root.join("ai2d_test_ids.csv");
+    let test_ids: Option<std::collections::HashSet<String>> = match std::fs::read_to_string(&ids_path) {
+        Ok(text) => Some(text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()),
+        Err(_) => None,
+    };
+    let categories: std::collections::HashMap<String, String> =
+        if root.join("categories.json").exists() { read(&root.join("categories.json"))? } else { Default::default() };
+    let dir = root.join("questions");
+    let entries = std::fs::read_dir(&dir).map_err(|source| DatasetError::Io { path: dir.clone(), source })?;
+    let mut files: Vec<(u64, String, PathBuf)> = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|source| DatasetError::Io { path: dir.clone(), source })?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".png.json")) else { continue };
+        if test_ids.as_ref().is_some_and(|ids| !ids.contains(name)) {
+            continue;
+        }
+        files.push((name.parse().unwrap_or(u64::MAX), name.to_string(), path));
+    }
+    files.sort();
+    let mut samples = Vec::new();
+    for (_, _, path) in files {
+        let file: File = read(&path)?;
+        for (question, q) in file.questions {
+            if q.correct_answer >= q.answer_texts.len() {
+                let message = format!("{}: correctAnswer {} but {} answers", q.question_id, q.correct_answer, q.answer_texts.len());
+                return Err(DatasetError::Format { path, message });
+            }
+            let letter = ((b'A' + q.correct_answer as u8) as char).to_string();
+            let category = categories.get(&file.image_name).cloned();
+            let mut s = sample(q.question_id, vec![root.join("images").join(&file.image_name)], question, vec![letter], category);
+            s.options = q.answer_texts;
+            samples.push(s);
+        }
+    }
+    Ok(samples)
+}
+
+/// A VLMEvalKit multiple-choice TSV (`AI2D_TEST.tsv`): columns `index`, `question`, `A`, `B`, …,
+/// `answer` (a letter), `image` (base64) and optionally `category`. The images are decoded
+/// once into `image_dir` as `{index}.png` / `{index}.jpg` and read from there afterwards.
+pub fn ai2d_tsv(tsv: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError> {
+    use base64::Engine;
+    let format = |message: String| DatasetError::Format { path: tsv.into(), message };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(b'\t')
+        .from_path(tsv)
+        .map_err(|e| format(e.to_string()))?;
+    let headers = reader.headers().map_err(|e| format(e.to_string()))?.clone();
+    let column = |name: &str| headers.iter().position(|h| h == name);
+    let need = |name: &str| column(name).ok_or_else(|| format(format!("no `{name}` column")));
+    let (index, question, answer, image) = (need("index")?, need("question")?, need("answer")?, need("image")?);
+    let category = column("category");
+    let letters: Vec<usize> = ["A", "B", "C", "D", "E", "F", "G", "H"].iter().map_while(|l| column(l)).collect();
+    std::fs::create_dir_all(image_dir).map_err(|source| DatasetError::Io { path: image_dir.into(), source })?;
+    let mut samples = Vec::new();
+    for (n, record) in reader.records().enumerate() {
+        let row = format!("row {}", n + 2);
+        let r = record.map_err(|e| format(format!("{row}: {e}")))?;
+        let id = r[index].to_string();
+        let options: Vec<String> = letters.iter().map(|&c| r[c].to_string()).take_while(|o| !o.is_empty() && o != "nan").collect();
+        let path = image_dir.join(format!("{id}.png"));
+        let jpg = image_dir.join(format!("{id}.jpg"));
+        let path = if path.exists() || jpg.exists() {
+            if path.exists() { path } else { jpg }
+        } else {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(r[image].trim())
+                .map_err(|e| format(format!("{row}: image is not base64: {e}")))?;
+            let out = if bytes.starts_with(&[0xFF, 0xD8]) { jpg } else { path };
+            std::fs::write(&out, bytes).map_err(|source| DatasetError::Io { path: out.clone(), source })?;
+            out
+        };
+        let cat = category.map(|c| r[c].to_string()).filter(|c| !c.is_empty());
+        let mut s = sample(id, vec![path], r[question].to_string(), vec![r[answer].trim().to_string()], cat);
+        s.options = options;
+        samples.push(s);
+    }
+    Ok(samples)
+}
+
 /// Our own JSONL format; image paths are relative to the file's directory. Blank lines are
 /// skipped; a bad line is an error naming its line number.
 pub fn jsonl(path: &Path) -> Result<Vec<Sample>, DatasetError> {
@@ -195,6 +295,34 @@ mod tests {
         assert_eq!(o[0].answers, ["RAILWAY"]);
         assert_eq!(o[1].answers.len(), 2);
         assert_eq!(o[1].category.as_deref(), Some(crate::metrics::ocrbench::HME));
+    }
+
+    #[test]
+    fn reads_ai2d_as_released_and_as_vlmevalkit_tsv() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::create_dir_all(root.join("questions")).unwrap();
+        let q = |name: &str, answer: usize| format!(r#"{{"imageName": "{name}", "questions": {{"What is A?": {{"abcLabel": true, "answerTexts": ["ears", "nose", "face"], "correctAnswer": {answer}, "questionId": "{name}-0"}}}}}}"#);
+        write(&root.join("questions"), "10.png.json", &q("10.png", 2));
+        write(&root.join("questions"), "2.png.json", &q("2.png", 0));
+        write(root, "categories.json", r#"{"2.png": "partsOfA", "10.png": "lifeCycles"}"#);
+        let all = ai2d(root).unwrap();
+        assert_eq!(all.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["2.png-0", "10.png-0"], "numeric image order");
+        assert_eq!((all[1].answers[0].as_str(), all[1].options.len()), ("C", 3));
+        assert_eq!((all[1].images[0].clone(), all[1].category.as_deref()), (root.join("images/10.png"), Some("lifeCycles")));
+        write(root, "ai2d_test_ids.csv", "10\n");
+        assert_eq!(ai2d(root).unwrap().len(), 1, "test split only");
+        write(&root.join("questions"), "3.png.json", &q("3.png", 7));
+        write(root, "ai2d_test_ids.csv", "3\n");
+        assert!(ai2d(root).unwrap_err().to_string().contains("3.png-0: correctAnswer 7"));
+
+        let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
+        let tsv = write(root, "AI2D_TEST.tsv", &format!("index\tquestion\tA\tB\tC\tD\tanswer\tcategory\timage\n7\t\"Which is \"\"it\"\"?\"\tleaf\troot\tstem\t\tB\tparts\t{png}\n"));
+        let s = ai2d_tsv(&tsv, &root.join("imgs")).unwrap();
+        assert_eq!((s[0].question.as_str(), s[0].options.len(), s[0].answers[0].as_str()), ("Which is \"it\"?", 3, "B"));
+        assert_eq!(std::fs::read(&s[0].images[0]).unwrap()[..4], [0x89, b'P', b'N', b'G']);
+        let bad = write(root, "bad.tsv", "index\tquestion\tanswer\n1\tq\tA\n");
+        assert!(ai2d_tsv(&bad, root).unwrap_err().to_string().contains("no `image` column"));
     }
 
     #[test]

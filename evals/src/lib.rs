@@ -10,5 +10,7 @@
 
 pub mod datasets;
 pub mod metrics;
+pub mod tasks;
 
 pub use metrics::Harness;
+pub use tasks::Task;

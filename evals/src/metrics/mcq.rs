@@ -3,16 +3,19 @@
 use super::{lmms_eval_clean, Harness};
 
 /// lmms-eval: the letter of a leading `X.` if there is one (taken from the raw response), else
-/// the cleaned response itself; then compared ignoring case and ASCII punctuation.
-fn lmms_eval_correct(response: &str, letter: char) -> bool {
+/// the cleaned response itself; lower-cased, ASCII punctuation removed (the form it compares).
+fn lmms_eval_extract(response: &str) -> String {
     let trimmed = response.trim_start();
     let mut chars = trimmed.chars();
     let extracted = match (chars.next(), chars.next()) {
         (Some(c), Some('.')) if c.is_ascii_uppercase() => c.to_string(),
         _ => lmms_eval_clean(response),
     };
-    let norm = |s: &str| s.to_lowercase().chars().filter(|c| !c.is_ascii_punctuation()).collect::<String>();
-    norm(&extracted) == norm(&letter.to_string())
+    extracted.to_lowercase().chars().filter(|c| !c.is_ascii_punctuation()).collect()
+}
+
+fn lmms_eval_correct(response: &str, letter: char) -> bool {
+    lmms_eval_extract(response) == letter.to_lowercase().to_string()
 }
 
 /// VLMEvalKit's rule-based extraction (`can_infer`, without an LLM judge): a standalone option
@@ -59,9 +62,19 @@ pub fn vlmevalkit_infer(response: &str, options: &[String]) -> Option<char> {
 pub fn correct(response: &str, options: &[String], letter: char, harness: Harness) -> bool {
     match harness {
         Harness::LmmsEval => lmms_eval_correct(response, letter),
-        Harness::VlmEvalKit => vlmevalkit_infer(response, options) == Some(letter),
-        Harness::Official => llava_letter(response, options.len()) == Some(letter),
+        _ => extract(response, options, harness) == letter.to_string(),
     }
+}
+
+/// The answer a harness reads from `response`: an option letter (lmms-eval: the lower-cased,
+/// punctuation-free text it compares with the letter); empty when nothing can be extracted.
+pub fn extract(response: &str, options: &[String], harness: Harness) -> String {
+    let letter = match harness {
+        Harness::LmmsEval => return lmms_eval_extract(response),
+        Harness::VlmEvalKit => vlmevalkit_infer(response, options),
+        Harness::Official => llava_letter(response, options.len()),
+    };
+    letter.map_or_else(String::new, String::from)
 }
 
 fn llava_letter(response: &str, n: usize) -> Option<char> {

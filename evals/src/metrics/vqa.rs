@@ -62,6 +62,17 @@ pub enum Normaliser {
     VlmEvalKit,
 }
 
+impl Normaliser {
+    /// The normaliser a harness applies to TextVQA answers.
+    pub fn for_harness(harness: Harness) -> Self {
+        match harness {
+            Harness::LmmsEval => Normaliser::EvalAi,
+            Harness::VlmEvalKit => Normaliser::VlmEvalKit,
+            Harness::Official => Normaliser::Official,
+        }
+    }
+}
+
 /// Any `digit ,+ digit` (EvalAI) or `digit , digit` (one comma) in `s`.
 fn has_digit_comma_digit(s: &str, many: bool) -> bool {
     let c: Vec<char> = s.chars().collect();
@@ -148,17 +159,17 @@ fn leave_one_out(pred: &str, answers: &[String]) -> f64 {
 pub fn score(response: &str, answers: &[String], harness: Harness) -> f64 {
     match harness {
         Harness::LmmsEval => {
-            let n = Normaliser::EvalAi;
+            let n = Normaliser::for_harness(harness);
             let gold: Vec<String> = answers.iter().map(|a| normalise(a, n)).collect();
             leave_one_out(&normalise(&lmms_eval_clean(response), n), &gold)
         }
         Harness::VlmEvalKit => {
-            let n = Normaliser::VlmEvalKit;
+            let n = Normaliser::for_harness(harness);
             let gold: Vec<String> = answers.iter().map(|a| normalise(a, n)).collect();
             leave_one_out(&normalise(response.trim(), n), &gold)
         }
         Harness::Official => {
-            let n = Normaliser::Official;
+            let n = Normaliser::for_harness(harness);
             let all_same = answers.windows(2).all(|w| w[0] == w[1]);
             let gold: Vec<String> = if all_same {
                 answers.to_vec()

@@ -1,0 +1,266 @@
+//! The benchmarks as tasks: how each one is read, prompted and scored.
+//!
+//! A task's prompt is a template over the sample (`{question}`, `{question_capitalized}` (Python's
+//! `str.capitalize`), `{question_stripped}`, `{options}` as `A. …\nB. …`), placed after the
+//! image tags in the user turn, as the Phi-3-vision harnesses do. The defaults are lmms-eval's
+//! suffixes (VLMEvalKit's with [`Harness::VlmEvalKit`]); any can be overridden per task.
+
+use std::path::Path;
+
+use crate::datasets::{self, DatasetError, Sample};
+use crate::metrics::{anls, chartqa, lmms_eval_clean, mcq, ocrbench, vqa, Harness};
+
+/// A benchmark, which fixes the metric, the default prompt and the answer length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Task {
+    ChartQa,
+    DocVqa,
+    InfoVqa,
+    TextVqa,
+    OcrBench,
+    Ai2d,
+}
+
+/// What a score is, for tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    RelaxedAccuracy,
+    Anls,
+    VqaAccuracy,
+    /// OCRBench: correct answers (also given out of 1 000 on the full set).
+    Substring,
+    Accuracy,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::RelaxedAccuracy => "relaxed accuracy",
+            Metric::Anls => "ANLS",
+            Metric::VqaAccuracy => "VQA accuracy",
+            Metric::Substring => "OCRBench accuracy",
+            Metric::Accuracy => "accuracy",
+        }
+    }
+}
+
+/// One scored response, with what the metric looked at (for the per-sample log).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    /// 0..=1.
+    pub score: f64,
+    /// The answer the metric extracted from the response (cleaned text, or the option letter).
+    pub extracted: String,
+    /// The metric's normalised forms of the prediction, then of each gold answer (empty where
+    /// the metric compares raw text).
+    pub normalised: Vec<String>,
+}
+
+const SHORT: &str = "\nAnswer the question using a single word or phrase.";
+
+impl Task {
+    pub const ALL: [Task; 6] = [Task::ChartQa, Task::DocVqa, Task::InfoVqa, Task::TextVqa, Task::OcrBench, Task::Ai2d];
+
+    /// The name used on the command line and in every output file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::ChartQa => "chartqa",
+            Task::DocVqa => "docvqa",
+            Task::InfoVqa => "infovqa",
+            Task::TextVqa => "textvqa",
+            Task::OcrBench => "ocrbench",
+            Task::Ai2d => "ai2d",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Task> {
+        Task::ALL.into_iter().find(|t| t.name() == name.to_ascii_lowercase())
+    }
+
+    pub fn metric(self) -> Metric {
+        match self {
+            Task::ChartQa => Metric::RelaxedAccuracy,
+            Task::DocVqa | Task::InfoVqa => Metric::Anls,
+            Task::TextVqa => Metric::VqaAccuracy,
+            Task::OcrBench => Metric::Substring,
+            Task::Ai2d => Metric::Accuracy,
+        }
+    }
+
+    /// The default prompt template under a harness (see the module docs for placeholders).
+    pub fn default_template(self, harness: Harness) -> String {
+        let vlmevalkit = harness == Harness::VlmEvalKit;
+        match self {
+            Task::ChartQa if vlmevalkit => format!("{{question}}{SHORT}"),
+            Task::ChartQa => "{question}\nAnswer the question with a single word.".into(),
+            Task::DocVqa | Task::InfoVqa => format!("{{question}}{SHORT}"),
+            Task::TextVqa if vlmevalkit => format!("{{question}}{SHORT}"),
+            Task::TextVqa => format!("{{question_capitalized}}{SHORT}"),
+            Task::OcrBench => "{question_stripped}".into(),
+            Task::Ai2d if vlmevalkit => {
+                "Question: {question}\nOptions:\n{options}\nPlease select the correct answer from the options above. \n".into()
+            }
+            Task::Ai2d => "{question}\n{options}\nAnswer with the option's letter from the given choices directly.".into(),
+        }
+    }
+
+    /// Most new tokens under a harness: lmms-eval's per-task limits (TextVQA: the Phi-3-vision
+    /// wrapper's 1 024), VLMEvalKit's 2 048 for every task.
+    pub fn max_new_tokens(self, harness: Harness) -> usize {
+        if harness == Harness::VlmEvalKit {
+            return 2048;
+        }
+        match self {
+            Task::ChartQa | Task::Ai2d => 16,
+            Task::DocVqa | Task::InfoVqa => 32,
+            Task::TextVqa => 1024,
+            Task::OcrBench => 128,
+        }
+    }
+
+    /// Reads the task's samples: our JSONL when the path ends in `.jsonl`, else the public
+    /// format of the benchmark. `images` overrides where the public formats keep their images
+    /// (default: beside the annotation file, as the downloads unpack).
+    pub fn load(self, path: &Path, images: Option<&Path>) -> Result<Vec<Sample>, DatasetError> {
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            return datasets::jsonl(path);
+        }
+        let dir = if path.is_dir() { path } else { path.parent().unwrap_or(Path::new(".")) };
+        let root = |default: &str| images.map_or_else(|| dir.join(default), Path::to_path_buf);
+        match self {
+            Task::ChartQa if path.is_dir() => {
+                let mut all = Vec::new();
+                for split in ["human", "augmented"] {
+                    all.extend(datasets::chartqa(&path.join(format!("test_{split}.json")), &root("png"), split)?);
+                }
+                Ok(all)
+            }
+            Task::ChartQa => {
+                let stem = path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+                datasets::chartqa(path, &root("png"), stem.strip_prefix("test_").unwrap_or(&stem))
+            }
+            Task::DocVqa | Task::InfoVqa => datasets::docvqa(path, &root("")),
+            Task::TextVqa => datasets::textvqa(path, &root("train_images")),
+            Task::OcrBench => datasets::ocrbench(path, &root("OCRBench_Images")),
+            Task::Ai2d if path.is_dir() => datasets::ai2d(path),
+            Task::Ai2d => datasets::ai2d_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy()))),
+        }
+    }
+
+    /// Scores a raw model response under a harness's rules.
+    pub fn score(self, sample: &Sample, response: &str, harness: Harness) -> Scored {
+        let cleaned = || match harness {
+            Harness::LmmsEval => lmms_eval_clean(response),
+            Harness::VlmEvalKit => response.trim().to_string(),
+            Harness::Official => response.to_string(),
+        };
+        let answers = &sample.answers;
+        match self {
+            Task::ChartQa => Scored { score: chartqa::score(response, answers, harness), extracted: cleaned(), normalised: Vec::new() },
+            Task::DocVqa | Task::InfoVqa => {
+                let collapse = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+                let normalised = std::iter::once(cleaned()).chain(answers.iter().cloned()).map(|s| collapse(&s)).collect();
+                Scored { score: anls::score(response, answers, harness), extracted: cleaned(), normalised }
+            }
+            Task::TextVqa => {
+                let n = vqa::Normaliser::for_harness(harness);
+                let normalised = std::iter::once(cleaned()).chain(answers.iter().cloned()).map(|s| vqa::normalise(&s, n)).collect();
+                Scored { score: vqa::score(response, answers, harness), extracted: cleaned(), normalised }
+            }
+            Task::OcrBench => {
+                let hme = sample.category.as_deref() == Some(ocrbench::HME);
+                let ok = ocrbench::correct(&cleaned(), answers, hme, harness);
+                Scored { score: f64::from(u8::from(ok)), extracted: cleaned(), normalised: Vec::new() }
+            }
+            Task::Ai2d => {
+                let letter = answers.first().and_then(|a| a.trim().chars().next()).unwrap_or('?');
+                let ok = mcq::correct(response, &sample.options, letter, harness);
+                let extracted = mcq::extract(response, &sample.options, harness);
+                Scored { score: f64::from(u8::from(ok)), extracted, normalised: Vec::new() }
+            }
+        }
+    }
+}
+
+/// Fills a prompt template with a sample's fields.
+pub fn render(template: &str, sample: &Sample) -> String {
+    let options: Vec<String> =
+        sample.options.iter().enumerate().map(|(i, o)| format!("{}. {o}", (b'A' + i as u8) as char)).collect();
+    template
+        .replace("{question_capitalized}", &capitalize(&sample.question))
+        .replace("{question_stripped}", sample.question.trim())
+        .replace("{options}", &options.join("\n"))
+        .replace("{question}", &sample.question)
+}
+
+/// Python's `str.capitalize`: first character upper-cased, the rest lower-cased.
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars.flat_map(char::to_lowercase)).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(question: &str, answers: &[&str], options: &[&str]) -> Sample {
+        Sample {
+            id: "1".into(),
+            images: Vec::new(),
+            question: question.into(),
+            answers: answers.iter().map(|s| s.to_string()).collect(),
+            category: None,
+            options: options.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn default_prompts_follow_the_harnesses() {
+        let s = sample("what brand IS this? ", &[], &["tree", "sun"]);
+        let p = |t: Task, h| render(&t.default_template(h), &s);
+        assert_eq!(p(Task::ChartQa, Harness::LmmsEval), "what brand IS this? \nAnswer the question with a single word.");
+        assert_eq!(p(Task::ChartQa, Harness::VlmEvalKit), "what brand IS this? \nAnswer the question using a single word or phrase.");
+        assert_eq!(p(Task::TextVqa, Harness::LmmsEval), "What brand is this? \nAnswer the question using a single word or phrase.");
+        assert_eq!(p(Task::OcrBench, Harness::LmmsEval), "what brand IS this?");
+        assert_eq!(
+            p(Task::Ai2d, Harness::LmmsEval),
+            "what brand IS this? \nA. tree\nB. sun\nAnswer with the option's letter from the given choices directly."
+        );
+        assert_eq!(
+            p(Task::Ai2d, Harness::VlmEvalKit),
+            "Question: what brand IS this? \nOptions:\nA. tree\nB. sun\nPlease select the correct answer from the options above. \n"
+        );
+        assert_eq!(capitalize("ßtraße ÉTÉ"), "SStraße été");
+    }
+
+    #[test]
+    fn each_task_scores_with_its_metric() {
+        let h = Harness::LmmsEval;
+        let s = |a: &[&str]| sample("q", a, &[]);
+        assert_eq!(Task::ChartQa.score(&s(&["12"]), " 12.5\n", h).score, 1.0);
+        assert_eq!(Task::ChartQa.score(&s(&["12"]), "13", h).score, 0.0);
+        let d = Task::DocVqa.score(&s(&["Invoice  No"]), "invoice no.", h);
+        assert!((d.score - (1.0 - 1.0 / 11.0)).abs() < 1e-12, "{d:?}");
+        assert_eq!(d.normalised, ["invoice no.", "invoice no"]);
+        let t = Task::TextVqa.score(&s(&["two"; 10]), "2", h);
+        assert_eq!((t.score, t.normalised[0].as_str()), (1.0, "2"));
+        assert_eq!(Task::OcrBench.score(&s(&["stop"]), "<think>x</think>It says STOP", h).score, 1.0);
+        let mc = sample("q", &["B"], &["tree", "sun"]);
+        let a = Task::Ai2d.score(&mc, "B. sun", h);
+        assert_eq!((a.score, a.extracted.as_str()), (1.0, "b"));
+        assert_eq!(Task::Ai2d.score(&mc, "A", h).score, 0.0);
+        assert_eq!(Task::Ai2d.score(&mc, "the answer is B", Harness::VlmEvalKit).score, 1.0);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for t in Task::ALL {
+            assert_eq!(Task::from_name(t.name()), Some(t));
+        }
+        assert_eq!(Task::from_name("ChartQA"), Some(Task::ChartQa));
+        assert_eq!(Task::from_name("mmmu"), None);
+    }
+}
