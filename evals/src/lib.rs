@@ -10,6 +10,7 @@
 
 pub mod datasets;
 pub mod metrics;
+pub mod runner;
 pub mod tasks;
 
 pub use metrics::Harness;
