@@ -10,6 +10,7 @@
 
 pub mod datasets;
 pub mod metrics;
+pub mod report;
 pub mod runner;
 pub mod tasks;
 

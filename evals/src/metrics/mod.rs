@@ -21,6 +21,23 @@ pub enum Harness {
     Official,
 }
 
+impl Harness {
+    pub const ALL: [Harness; 3] = [Harness::LmmsEval, Harness::VlmEvalKit, Harness::Official];
+
+    /// `lmms-eval`, `vlmevalkit` or `official`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Harness::LmmsEval => "lmms-eval",
+            Harness::VlmEvalKit => "vlmevalkit",
+            Harness::Official => "official",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Harness> {
+        Harness::ALL.into_iter().find(|h| h.name() == name.to_ascii_lowercase())
+    }
+}
+
 /// lmms-eval's response clean-up before any task scorer: `<think>…</think>` and
 /// `<analysis>…</analysis>` blocks removed (text after a lone closing tag kept), then stripped.
 pub fn lmms_eval_clean(response: &str) -> String {

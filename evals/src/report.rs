@@ -1,0 +1,299 @@
+//! Scoring stored predictions and writing the results: a terminal table, `{stem}.json`,
+//! `{stem}.csv`, a per-sample log `{stem}-samples.jsonl` and a bar chart `{stem}.svg`.
+//!
+//! Scores are means over the scored samples, ×100 (OCRBench also as its count of correct
+//! answers, the 1 000-point convention on the full set). Samples without a prediction are
+//! counted as missing and left out of the means; failed answers score 0.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::metrics::ocrbench;
+use crate::runner::{EvalError, Item, Store};
+use crate::tasks::Task;
+use crate::Harness;
+
+/// One sample's line of the per-sample log.
+#[derive(Debug, Clone, Serialize)]
+pub struct SampleLog {
+    pub task: &'static str,
+    pub id: String,
+    pub category: Option<String>,
+    pub prompt: String,
+    pub response: String,
+    pub extracted: String,
+    /// The metric's normalised prediction, then gold answers (where it normalises).
+    pub normalised: Vec<String>,
+    pub answers: Vec<String>,
+    pub score: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A mean score over some samples.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Group {
+    pub name: String,
+    pub n: usize,
+    /// Mean ×100.
+    pub score: f64,
+}
+
+/// One task's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskReport {
+    pub task: &'static str,
+    pub metric: &'static str,
+    /// Samples scored.
+    pub n: usize,
+    /// Samples selected but without a prediction (not scored).
+    pub missing: usize,
+    /// Samples the model failed on (scored 0).
+    pub errors: usize,
+    /// Mean ×100.
+    pub score: f64,
+    pub categories: Vec<Group>,
+    /// OCRBench: correct answers (the final score, out of 1 000 on the full set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ocrbench_final_score: Option<usize>,
+}
+
+/// Everything a scoring pass produces.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub model: String,
+    pub harness: &'static str,
+    pub tasks: Vec<TaskReport>,
+    #[serde(skip)]
+    pub samples: Vec<SampleLog>,
+}
+
+/// Scores `model`'s stored answers to `items` under `harness`.
+pub fn score(items: &[Item], store: &Store, model: &str, harness: Harness) -> Report {
+    let mut samples = Vec::new();
+    let mut missing: BTreeMap<Task, usize> = BTreeMap::new();
+    let mut order: Vec<Task> = Vec::new();
+    for item in items {
+        if !order.contains(&item.task) {
+            order.push(item.task);
+        }
+        let Some(p) = store.get(item, model) else {
+            *missing.entry(item.task).or_default() += 1;
+            continue;
+        };
+        let scored = item.task.score(&item.sample, &p.response, harness);
+        samples.push(SampleLog {
+            task: item.task.name(),
+            id: item.sample.id.clone(),
+            category: item.sample.category.clone(),
+            prompt: item.prompt.clone(),
+            response: p.response.clone(),
+            extracted: scored.extracted,
+            normalised: scored.normalised,
+            answers: item.sample.answers.clone(),
+            score: if p.error.is_some() { 0.0 } else { scored.score },
+            error: p.error.clone(),
+        });
+    }
+    let tasks = order.into_iter().map(|t| task_report(t, &samples, missing.get(&t).copied().unwrap_or(0))).collect();
+    Report { model: model.to_string(), harness: harness.name(), tasks, samples }
+}
+
+fn mean(scores: &[f64]) -> f64 {
+    if scores.is_empty() {
+        0.0
+    } else {
+        100.0 * scores.iter().sum::<f64>() / scores.len() as f64
+    }
+}
+
+fn task_report(task: Task, samples: &[SampleLog], missing: usize) -> TaskReport {
+    let mine: Vec<&SampleLog> = samples.iter().filter(|s| s.task == task.name()).collect();
+    let mut by_category: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for s in &mine {
+        if let Some(c) = &s.category {
+            by_category.entry(c).or_default().push(s.score);
+        }
+    }
+    let categories = by_category.into_iter().map(|(name, v)| Group { name: name.to_string(), n: v.len(), score: mean(&v) }).collect();
+    let ocrbench_final_score = (task == Task::OcrBench)
+        .then(|| ocrbench::Summary::new(mine.iter().map(|s| (s.category.as_deref().unwrap_or(""), s.score > 0.0))).final_score);
+    TaskReport {
+        task: task.name(),
+        metric: task.metric().name(),
+        n: mine.len(),
+        missing,
+        errors: mine.iter().filter(|s| s.error.is_some()).count(),
+        score: mean(&mine.iter().map(|s| s.score).collect::<Vec<_>>()),
+        categories,
+        ocrbench_final_score,
+    }
+}
+
+impl Report {
+    /// The results as a table for the terminal: one line per task, then its categories.
+    pub fn table(&self) -> String {
+        let mut out = format!("{:<10} {:<34} {:>6} {:>7}  metric\n", "task", "category", "n", "score");
+        for t in &self.tasks {
+            let mut notes = Vec::new();
+            if let Some(f) = t.ocrbench_final_score {
+                notes.push(format!("{f} correct"));
+            }
+            if t.missing > 0 {
+                notes.push(format!("{} without a prediction", t.missing));
+            }
+            if t.errors > 0 {
+                notes.push(format!("{} failed", t.errors));
+            }
+            let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join(", ")) };
+            let _ = writeln!(out, "{:<10} {:<34} {:>6} {:>7.2}  {}{notes}", t.task, "all", t.n, t.score, t.metric);
+            for c in &t.categories {
+                let _ = writeln!(out, "{:<10} {:<34} {:>6} {:>7.2}", "", c.name, c.n, c.score);
+            }
+        }
+        out
+    }
+
+    /// Writes `{stem}.json`, `{stem}.csv`, `{stem}-samples.jsonl` and `{stem}.svg` into `dir`.
+    pub fn write(&self, dir: &Path, stem: &str) -> Result<Vec<PathBuf>, EvalError> {
+        let json = serde_json::to_string_pretty(self).expect("reports serialise") + "\n";
+        let samples: String = self.samples.iter().map(|s| serde_json::to_string(s).expect("logs serialise") + "\n").collect();
+        let files = [
+            (format!("{stem}.json"), json),
+            (format!("{stem}.csv"), self.csv()),
+            (format!("{stem}-samples.jsonl"), samples),
+            (format!("{stem}.svg"), self.svg()),
+        ];
+        let mut written = Vec::new();
+        for (name, text) in files {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(|source| EvalError::Io { path: path.clone(), source })?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+
+    /// `task,category,metric,n,score` with a `category` of `all` for the task's total.
+    fn csv(&self) -> String {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let write = |w: &mut csv::Writer<Vec<u8>>, row: [&str; 5]| w.write_record(row).expect("writing to memory");
+        write(&mut w, ["task", "category", "metric", "n", "score"]);
+        for t in &self.tasks {
+            write(&mut w, [t.task, "all", t.metric, &t.n.to_string(), &format!("{:.4}", t.score)]);
+            for c in &t.categories {
+                write(&mut w, [t.task, &c.name, t.metric, &c.n.to_string(), &format!("{:.4}", c.score)]);
+            }
+        }
+        String::from_utf8(w.into_inner().expect("in memory")).expect("utf-8 in, utf-8 out")
+    }
+
+    /// Horizontal bars, 0–100, one per task and per category.
+    fn svg(&self) -> String {
+        let rows: Vec<(String, f64, bool)> = self
+            .tasks
+            .iter()
+            .flat_map(|t| {
+                std::iter::once((t.task.to_string(), t.score, true))
+                    .chain(t.categories.iter().map(|c| (format!("  {}", c.name), c.score, false)))
+            })
+            .collect();
+        let (label_w, bar_w, row_h) = (260.0, 360.0, 22.0);
+        let height = 40.0 + row_h * rows.len() as f64;
+        let mut s = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" font-family=\"DejaVu Sans, sans-serif\" font-size=\"12\">\n\
+             <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+             <text x=\"8\" y=\"18\" font-weight=\"bold\">{} ({})</text>\n",
+            escape(&self.model),
+            self.harness,
+            w = label_w + bar_w + 70.0
+        );
+        for (i, (label, score, total)) in rows.iter().enumerate() {
+            let y = 30.0 + row_h * i as f64;
+            let fill = if *total { "#1f77b4" } else { "#9ecae1" };
+            let _ = writeln!(
+                s,
+                "<text x=\"8\" y=\"{ty}\">{}</text><rect x=\"{label_w}\" y=\"{y}\" width=\"{bw:.1}\" height=\"{h}\" fill=\"{fill}\"/><text x=\"{tx:.1}\" y=\"{ty}\">{score:.1}</text>",
+                escape(label),
+                ty = y + 14.0,
+                bw = bar_w * score.clamp(0.0, 100.0) / 100.0,
+                h = row_h - 6.0,
+                tx = label_w + bar_w * score.clamp(0.0, 100.0) / 100.0 + 6.0,
+            );
+        }
+        s + "</svg>\n"
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datasets::Sample;
+    use crate::runner::{plan, Prediction, Selection, TaskSpec};
+
+    fn sample(id: &str, answer: &str, category: &str) -> Sample {
+        Sample {
+            id: id.into(),
+            images: Vec::new(),
+            question: format!("{id}?"),
+            answers: vec![answer.into()],
+            category: Some(category.into()),
+            options: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn scores_per_task_and_category_and_writes_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let chart = vec![sample("a", "12", "human"), sample("b", "Yes", "human"), sample("c", "3", "augmented"), sample("d", "4", "augmented")];
+        let ocr = vec![sample("w", "STOP", ocrbench::TEXT_RECOGNITION[0]), sample("x", "x^{2}", ocrbench::HME)];
+        let specs = [
+            TaskSpec { task: Task::ChartQa, samples: chart, template: None, max_new_tokens: None },
+            TaskSpec { task: Task::OcrBench, samples: ocr, template: None, max_new_tokens: None },
+        ];
+        let items = plan(&specs, Selection::default(), Harness::LmmsEval).unwrap();
+        let mut store = Store::open(dir.path(), "predictions.jsonl").unwrap();
+        let answers = [("a", "12.4", None), ("b", "no", None), ("c", "", Some("bad image")), ("w", "it says stop", None), ("x", "X^{2}", None)];
+        for (id, response, error) in answers {
+            let item = items.iter().find(|i| i.sample.id == id).unwrap();
+            let p = Prediction {
+                task: item.task.name().into(),
+                id: id.into(),
+                prompt: item.prompt.clone(),
+                model: "m".into(),
+                max_new_tokens: item.max_new_tokens,
+                response: response.into(),
+                error: error.map(String::from),
+                seconds: 0.1,
+            };
+            store.append(p).unwrap();
+        }
+        let r = score(&items, &store, "m", Harness::LmmsEval);
+        let chartqa = &r.tasks[0];
+        assert_eq!((chartqa.n, chartqa.missing, chartqa.errors, chartqa.score), (3, 1, 1, 100.0 / 3.0));
+        assert_eq!(chartqa.categories, [Group { name: "augmented".into(), n: 1, score: 0.0 }, Group { name: "human".into(), n: 2, score: 50.0 }]);
+        assert_eq!((r.tasks[1].score, r.tasks[1].ocrbench_final_score), (50.0, Some(1)), "HME is case-sensitive");
+        let table = r.table();
+        assert!(table.contains("1 without a prediction, 1 failed") && table.contains("1 correct"), "{table}");
+
+        let files = r.write(dir.path(), "results").unwrap();
+        assert_eq!(files.len(), 4);
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+        assert_eq!((json["harness"].as_str(), json["tasks"][1]["task"].as_str()), (Some("lmms-eval"), Some("ocrbench")));
+        let csv = std::fs::read_to_string(&files[1]).unwrap();
+        assert!(csv.starts_with("task,category,metric,n,score\nchartqa,all,relaxed accuracy,3,33.3333\n"), "{csv}");
+        let log: Vec<serde_json::Value> =
+            std::fs::read_to_string(&files[2]).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(log.len(), 5);
+        assert_eq!((log[0]["extracted"].as_str(), log[0]["score"].as_f64()), (Some("12.4"), Some(1.0)));
+        assert_eq!(log[2]["error"].as_str(), Some("bad image"));
+        let svg = std::fs::read_to_string(&files[3]).unwrap();
+        assert_eq!(svg.matches("<rect").count(), 1 + 2 + 2 + 2, "background + a bar per task and category");
+    }
+}
