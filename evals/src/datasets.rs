@@ -53,19 +53,25 @@ fn sample(id: impl ToString, images: Vec<PathBuf>, question: String, answers: Ve
     Sample { id: id.to_string(), images, question, answers, category, options: Vec::new() }
 }
 
-/// ChartQA test file; `category` is the split name to report it under (e.g. "human").
+/// ChartQA test file; `category` is the split name to report it under (e.g. "human") unless
+/// the records carry a `type` (as the HF export and our generated set do).
 pub fn chartqa(json: &Path, png_dir: &Path, category: &str) -> Result<Vec<Sample>, DatasetError> {
     #[derive(Deserialize)]
     struct Row {
         imgname: String,
         query: String,
         label: String,
+        #[serde(rename = "type")]
+        kind: Option<String>,
     }
     let rows: Vec<Row> = read(json)?;
     Ok(rows
         .into_iter()
         .enumerate()
-        .map(|(i, r)| sample(format!("{category}-{i}"), vec![png_dir.join(&r.imgname)], r.query, vec![r.label], Some(category.into())))
+        .map(|(i, r)| {
+            let category = r.kind.unwrap_or_else(|| category.to_string());
+            sample(format!("{category}-{i}"), vec![png_dir.join(&r.imgname)], r.query, vec![r.label], Some(category))
+        })
         .collect())
 }
 

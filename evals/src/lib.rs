@@ -12,6 +12,7 @@ pub mod datasets;
 pub mod metrics;
 pub mod report;
 pub mod runner;
+pub mod synth;
 pub mod tasks;
 
 pub use metrics::Harness;

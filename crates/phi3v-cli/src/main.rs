@@ -3,16 +3,18 @@
 //! - `phi3v ask --image chart.png "What is the highest bar?"`: one answer, streamed.
 //! - `phi3v chat`: a conversation; `/image PATH` attaches an image, `/reset`, `/exit`.
 //! - `phi3v inspect`: sizes and token costs, without loading weights.
+//! - `phi3v eval run|score|generate`: the chart/OCR evaluation suite.
 //!
 //! Every error ends as one line on stderr and exit code 1 (2 for bad flags, from clap).
 
 mod ask;
 mod chat;
+mod eval;
 mod inspect;
 mod model;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -34,6 +36,9 @@ enum Command {
     Chat(chat::ChatArgs),
     /// Show a checkpoint's sizes and what a question with images costs in tokens.
     Inspect(inspect::InspectArgs),
+    /// Evaluate on ChartQA, DocVQA, InfoVQA, TextVQA, OCRBench, AI2D or generated data.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
 }
 
 /// Model and generation flags shared by `ask` and `chat`.
@@ -96,24 +101,8 @@ impl ModelArgs {
 
     /// Resolves and loads the model, with a spinner on a terminal.
     fn load(&self) -> Result<Pipeline> {
-        let tty = std::io::stderr().is_terminal();
-        let dir = model::resolve(&self.model, tty)?;
-        let spinner = tty.then(|| {
-            let s = indicatif::ProgressBar::new_spinner().with_message(format!("loading {}", dir.display()));
-            s.enable_steady_tick(std::time::Duration::from_millis(100));
-            s
-        });
-        let dtype = match self.dtype {
-            Dtype::F32 => DType::F32,
-            Dtype::F16 => DType::F16,
-            Dtype::Bf16 => DType::BF16,
-        };
-        let options = PipelineOptions { dtype, threads: self.threads, ..Default::default() };
-        let pipeline = Pipeline::load(&dir, &options);
-        if let Some(s) = spinner {
-            s.finish_and_clear();
-        }
-        Ok(pipeline?)
+        let dir = model::resolve(&self.model, std::io::stderr().is_terminal())?;
+        load_pipeline(&dir, self.dtype, self.threads)
     }
 
     /// Encodes `images` ahead of generation (the pipeline caches the result), with a progress
@@ -144,12 +133,33 @@ impl ModelArgs {
     }
 }
 
+/// Loads the checkpoint in `dir`, with a spinner on a terminal.
+fn load_pipeline(dir: &Path, dtype: Dtype, threads: Option<usize>) -> Result<Pipeline> {
+    let spinner = std::io::stderr().is_terminal().then(|| {
+        let s = indicatif::ProgressBar::new_spinner().with_message(format!("loading {}", dir.display()));
+        s.enable_steady_tick(std::time::Duration::from_millis(100));
+        s
+    });
+    let dtype = match dtype {
+        Dtype::F32 => DType::F32,
+        Dtype::F16 => DType::F16,
+        Dtype::Bf16 => DType::BF16,
+    };
+    let options = PipelineOptions { dtype, threads, ..Default::default() };
+    let pipeline = Pipeline::load(dir, &options);
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    Ok(pipeline?)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ask(args) => ask::run(args),
         Command::Chat(args) => chat::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Eval(command) => eval::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,319 @@
+//! `phi3v eval`: the chart/OCR evaluation suite.
+//!
+//! - `phi3v eval run --task chartqa=ChartQA/test --out runs/x`: asks what is not answered yet
+//!   (resumable), then scores and writes the results.
+//! - `phi3v eval score --task … --out runs/x`: scores the saved predictions again (after a
+//!   metric change, or to merge shards), without the model.
+//! - `phi3v eval generate --out data/`: the offline chart/OCR set.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use phi3v::{GenerationParams, ImageInput, Pipeline};
+use phi3v_evals::report::{self, Report};
+use phi3v_evals::runner::{self, Model, Progress, Selection, Shard, Store, TaskSpec};
+use phi3v_evals::{synth, Harness, Task};
+use sha2::{Digest, Sha256};
+
+use crate::Dtype;
+
+#[derive(Subcommand)]
+pub enum EvalCommand {
+    /// Answer every selected sample not answered yet, then score.
+    Run(RunArgs),
+    /// Score saved predictions (no model needed); merges the files of sharded runs.
+    Score(ScoreArgs),
+    /// Write the offline chart QA and OCR set (deterministic for a seed).
+    Generate(GenerateArgs),
+}
+
+/// Which samples, scored how, and where the files go.
+#[derive(Args)]
+pub struct SuiteArgs {
+    /// NAME=PATH; repeat for several. NAME: chartqa, docvqa, infovqa, textvqa, ocrbench, ai2d.
+    /// PATH: the benchmark's file as downloaded (ChartQA: a test_*.json or the test folder;
+    /// AI2D: the released folder or VLMEvalKit's TSV) or a .jsonl file of ours.
+    #[arg(long = "task", required = true, value_name = "NAME=PATH")]
+    tasks: Vec<String>,
+    /// NAME=DIR: where a task's images are, when not where the download puts them.
+    #[arg(long = "images", value_name = "NAME=DIR")]
+    images: Vec<String>,
+    /// NAME=TEMPLATE: the task's prompt, with {question}, {question_capitalized},
+    /// {question_stripped} and {options}; `\n` is a newline.
+    #[arg(long = "prompt", value_name = "NAME=TEMPLATE")]
+    prompts: Vec<String>,
+    /// Scoring rules (and default prompts and answer lengths) of this harness.
+    #[arg(long, default_value = "lmms-eval", value_parser = ["lmms-eval", "vlmevalkit", "official"])]
+    harness: String,
+    /// Output folder: predictions, results, per-sample log, chart.
+    #[arg(long)]
+    out: PathBuf,
+    /// Skip this many samples of each task.
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+    /// Take at most this many samples of each task (after --offset).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Take part i of n (0-based), e.g. 0/4, so that n processes split the set.
+    #[arg(long)]
+    shard: Option<Shard>,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    suite: SuiteArgs,
+    /// Checkpoint directory, or a Hugging Face model id (resolved through the HF cache).
+    #[arg(long, default_value = "microsoft/Phi-3.5-vision-instruct")]
+    model: String,
+    /// Maximum crops per image (default: the checkpoint's).
+    #[arg(long)]
+    num_crops: Option<usize>,
+    /// Weight and activation type.
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    dtype: Dtype,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Most new tokens per answer (default: the harness's per-task limit).
+    #[arg(long)]
+    max_tokens: Option<usize>,
+}
+
+#[derive(Args)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    suite: SuiteArgs,
+    /// Whose predictions to score, when the folder holds several models' (see `model` in the
+    /// predictions files).
+    #[arg(long)]
+    model_key: Option<String>,
+    /// The answer length the predictions were made with, when not the harness's default.
+    #[arg(long)]
+    max_tokens: Option<usize>,
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Charts (bar, line, pie in turn).
+    #[arg(long, default_value_t = 30)]
+    charts: usize,
+    #[arg(long, default_value_t = 3)]
+    questions_per_chart: usize,
+    /// OCR items (word, number, line in turn).
+    #[arg(long, default_value_t = 30)]
+    ocr: usize,
+}
+
+pub fn run(command: EvalCommand) -> Result<()> {
+    match command {
+        EvalCommand::Run(args) => run_suite(args),
+        EvalCommand::Score(args) => score_only(args),
+        EvalCommand::Generate(args) => generate(args),
+    }
+}
+
+/// `NAME=VALUE` pairs, names checked against the tasks.
+fn pairs<'a>(values: &'a [String], flag: &str) -> Result<Vec<(Task, &'a str)>> {
+    values
+        .iter()
+        .map(|v| {
+            let (name, value) = v.split_once('=').with_context(|| format!("--{flag} {v:?}: expected NAME=VALUE"))?;
+            let names: Vec<&str> = Task::ALL.iter().map(|t| t.name()).collect();
+            let task = Task::from_name(name).with_context(|| format!("--{flag} {v:?}: unknown task {name:?} (one of {})", names.join(", ")))?;
+            Ok((task, value))
+        })
+        .collect()
+}
+
+impl SuiteArgs {
+    fn harness(&self) -> Harness {
+        Harness::from_name(&self.harness).expect("clap checked the value")
+    }
+
+    fn selection(&self) -> Selection {
+        Selection { offset: self.offset, limit: self.limit, shard: self.shard }
+    }
+
+    /// File names for this process: its own predictions file and results stem.
+    fn names(&self) -> (String, String) {
+        match self.shard {
+            Some(s) => (format!("predictions.shard-{}-of-{}.jsonl", s.index, s.count), format!("results.shard-{}-of-{}", s.index, s.count)),
+            None => ("predictions.jsonl".into(), "results".into()),
+        }
+    }
+
+    /// Reads every task's samples; a task named twice gets both files' samples.
+    fn specs(&self, max_new_tokens: Option<usize>) -> Result<Vec<TaskSpec>> {
+        let images: HashMap<Task, &str> = pairs(&self.images, "images")?.into_iter().collect();
+        let prompts: HashMap<Task, String> =
+            pairs(&self.prompts, "prompt")?.into_iter().map(|(t, p)| (t, p.replace("\\n", "\n"))).collect();
+        let mut specs: Vec<TaskSpec> = Vec::new();
+        for (task, path) in pairs(&self.tasks, "task")? {
+            let samples = task.load(Path::new(path), images.get(&task).map(Path::new))?;
+            match specs.iter_mut().find(|s| s.task == task) {
+                Some(spec) => spec.samples.extend(samples),
+                None => specs.push(TaskSpec { task, samples, template: prompts.get(&task).cloned(), max_new_tokens }),
+            }
+        }
+        Ok(specs)
+    }
+
+    /// Scores, prints the table and writes the result files.
+    fn finish(&self, items: &[runner::Item], store: &Store, model: &str) -> Result<Report> {
+        let report = report::score(items, store, model, self.harness());
+        print!("{}", report.table());
+        let files = report.write(&self.out, &self.names().1)?;
+        for f in files {
+            eprintln!("wrote {}", f.display());
+        }
+        Ok(report)
+    }
+}
+
+/// The model under test: a pipeline, greedy, with a key naming the weights and settings.
+struct PipelineModel {
+    pipeline: Pipeline,
+    key: String,
+    num_crops: Option<usize>,
+}
+
+impl Model for PipelineModel {
+    fn key(&self) -> String {
+        self.key.clone()
+    }
+
+    fn answer(&mut self, images: &[PathBuf], prompt: &str, max_new_tokens: usize) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        let inputs = images
+            .iter()
+            .map(|p| {
+                let image = ImageInput::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                Ok(match self.num_crops {
+                    Some(n) => image.with_num_crops(n),
+                    None => image,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let params = GenerationParams { max_new_tokens, ..Default::default() };
+        Ok(self.pipeline.ask(prompt, &inputs, &params, |_| {})?.text)
+    }
+}
+
+/// `{name}@{hash}|crops={n}|{dtype}`: the hash covers config.json and the weight files' names
+/// and sizes, so a renamed copy keeps its predictions and changed weights do not.
+fn model_key(spec: &str, dir: &Path, crops: usize, dtype: Dtype) -> Result<String> {
+    let mut h = Sha256::new();
+    h.update(std::fs::read(dir.join("config.json")).with_context(|| dir.join("config.json").display().to_string())?);
+    let mut weights: Vec<(String, u64)> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".safetensors"))
+        .map(|e| Ok((e.file_name().to_string_lossy().into_owned(), std::fs::metadata(e.path())?.len())))
+        .collect::<std::io::Result<_>>()?;
+    weights.sort();
+    for (name, len) in weights {
+        h.update(format!("{name}:{len};"));
+    }
+    let hash: String = h.finalize().iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let name = if Path::new(spec).is_dir() {
+        dir.canonicalize().ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_else(|| spec.into())
+    } else {
+        spec.to_string()
+    };
+    let dtype = match dtype {
+        Dtype::F32 => "f32",
+        Dtype::F16 => "f16",
+        Dtype::Bf16 => "bf16",
+    };
+    Ok(format!("{name}@{hash}|crops={crops}|{dtype}"))
+}
+
+/// Progress on stderr: a bar with an ETA on a terminal, a line every 5 % otherwise (batch logs).
+fn reporter() -> impl FnMut(Progress) {
+    let tty = std::io::stderr().is_terminal();
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let start = Instant::now();
+    move |p: Progress| {
+        if tty {
+            let b = bar.get_or_insert_with(|| {
+                indicatif::ProgressBar::new(p.to_generate as u64).with_style(
+                    indicatif::ProgressStyle::with_template("answering {bar:30} {pos}/{len} [{elapsed_precise} < {eta_precise}] {per_sec}")
+                        .expect("valid template"),
+                )
+            });
+            b.set_position(p.generated as u64);
+            if p.generated == p.to_generate {
+                b.finish_and_clear();
+            }
+        } else if p.to_generate > 0 && (p.generated % (p.to_generate / 20).max(1) == 0 || p.generated == p.to_generate) {
+            let elapsed = start.elapsed().as_secs_f64();
+            let eta = if p.generated > 0 { elapsed / p.generated as f64 * (p.to_generate - p.generated) as f64 } else { f64::NAN };
+            eprintln!("answered {}/{} in {elapsed:.0} s, about {eta:.0} s left", p.generated, p.to_generate);
+        }
+    }
+}
+
+fn run_suite(args: RunArgs) -> Result<()> {
+    let suite = &args.suite;
+    let harness = suite.harness();
+    let items = runner::plan(&suite.specs(args.max_tokens)?, suite.selection(), harness)?;
+    let mut store = Store::open(&suite.out, &suite.names().0)?;
+    let dir = crate::model::resolve(&args.model, std::io::stderr().is_terminal())?;
+    let pipeline = crate::load_pipeline(&dir, args.dtype, args.threads)?;
+    let crops = args.num_crops.unwrap_or_else(|| pipeline.default_crops());
+    let key = model_key(&args.model, &dir, crops, args.dtype)?;
+    let mut model = PipelineModel { pipeline, key: key.clone(), num_crops: args.num_crops };
+    let stats = runner::run(&items, &mut model, &mut store, reporter())?;
+    eprintln!("{} answers generated, {} reused from {}", stats.generated, stats.reused, suite.out.display());
+    let report = suite.finish(&items, &store, &key)?;
+    if stats.failed > 0 {
+        let first = report.samples.iter().find_map(|s| s.error.as_ref().map(|e| format!("{} {}: {e}", s.task, s.id)));
+        eprintln!("warning: {} sample(s) could not be answered (scored 0), e.g. {}", stats.failed, first.unwrap_or_default());
+    }
+    Ok(())
+}
+
+fn score_only(args: ScoreArgs) -> Result<()> {
+    let suite = &args.suite;
+    let items = runner::plan(&suite.specs(args.max_tokens)?, suite.selection(), suite.harness())?;
+    if !suite.out.is_dir() {
+        bail!("{}: no such folder (the --out of an earlier run)", suite.out.display());
+    }
+    let store = Store::open(&suite.out, &suite.names().0)?;
+    let models = store.models();
+    let model = match (&args.model_key, models.len()) {
+        (Some(k), _) if models.contains(k.as_str()) => k.clone(),
+        (Some(k), _) => bail!("no predictions by {k:?} in {}; there are: {:?}", suite.out.display(), models),
+        (None, 1) => models.first().expect("one").to_string(),
+        (None, 0) => bail!("{}: no predictions*.jsonl with answers", suite.out.display()),
+        (None, _) => bail!("{} holds predictions of several models; pick one with --model-key: {:?}", suite.out.display(), models),
+    };
+    let report = suite.finish(&items, &store, &model)?;
+    let missing: usize = report.tasks.iter().map(|t| t.missing).sum();
+    if missing > 0 {
+        eprintln!("warning: {missing} selected sample(s) have no prediction and were not scored");
+    }
+    Ok(())
+}
+
+fn generate(args: GenerateArgs) -> Result<()> {
+    let spec = synth::Spec { seed: args.seed, charts: args.charts, questions_per_chart: args.questions_per_chart, ocr: args.ocr };
+    let written = synth::generate(&args.out, spec)?;
+    println!(
+        "{} chart questions and {} OCR items in {}: run them with --task chartqa={} --task ocrbench={}",
+        written.chart_questions,
+        written.ocr_items,
+        args.out.display(),
+        args.out.join("chartqa/test_generated.json").display(),
+        args.out.join("ocr.jsonl").display()
+    );
+    Ok(())
+}

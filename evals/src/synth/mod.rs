@@ -1,0 +1,142 @@
+//! Offline evaluation data: a deterministic, seeded generator of chart QA items (bar, line and
+//! pie charts) and OCR items (rendered words, numbers, short lines), in pure Rust with the
+//! bundled DejaVu Sans. The same seed and counts give byte-identical files.
+//!
+//! Layout written under the output folder:
+//!
+//! | path | format | run it as |
+//! |---|---|---|
+//! | `chartqa/test_generated.json` + `chartqa/png/` | ChartQA (`imgname, query, label, type`) | task `chartqa` |
+//! | `chartqa.jsonl` | our JSONL, the same questions | task `chartqa` |
+//! | `ocr.jsonl` + `ocr/` | our JSONL, OCRBench's questions | task `ocrbench` |
+
+pub mod canvas;
+pub mod charts;
+pub mod ocr;
+
+use std::path::{Path, PathBuf};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+use crate::runner::EvalError;
+
+/// How much to generate.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    pub seed: u64,
+    /// Charts, cycling bar, line, pie.
+    pub charts: usize,
+    pub questions_per_chart: usize,
+    /// OCR items, cycling word, number, line.
+    pub ocr: usize,
+}
+
+/// What was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub chart_questions: usize,
+    pub ocr_items: usize,
+    pub files: Vec<PathBuf>,
+}
+
+fn save_png(image: &image::RgbImage, path: &Path) -> Result<(), EvalError> {
+    let io = |source| EvalError::Io { path: path.into(), source };
+    std::fs::create_dir_all(path.parent().expect("files have a folder")).map_err(io)?;
+    image.save_with_format(path, image::ImageFormat::Png).map_err(|e| io(std::io::Error::other(e)))
+}
+
+fn write_text(path: &Path, text: String) -> Result<(), EvalError> {
+    std::fs::write(path, text).map_err(|source| EvalError::Io { path: path.into(), source })
+}
+
+/// Generates the data set described by `spec` into `out`.
+pub fn generate(out: &Path, spec: Spec) -> Result<Written, EvalError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    let mut files = Vec::new();
+    let (mut chartqa, mut chart_lines) = (Vec::new(), String::new());
+    for i in 0..spec.charts {
+        let kind = charts::Kind::ALL[i % 3];
+        let chart = charts::random_chart(&mut rng, kind);
+        let name = format!("{}_{i:04}.png", kind.name());
+        let path = out.join("chartqa/png").join(&name);
+        save_png(&charts::render(&chart), &path)?;
+        files.push(path);
+        for q in charts::questions(&chart, &mut rng, spec.questions_per_chart) {
+            let id = format!("{}-{}", kind.name(), chartqa.len());
+            let row = json!({"id": id, "images": [format!("chartqa/png/{name}")], "question": q.query, "answers": [q.label], "category": kind.name()});
+            chart_lines += &(row.to_string() + "\n");
+            chartqa.push(json!({"imgname": name, "query": q.query, "label": q.label, "type": kind.name()}));
+        }
+    }
+    let mut ocr_lines = String::new();
+    for i in 0..spec.ocr {
+        let kind = ocr::Kind::ALL[i % 3];
+        let item = ocr::random_item(&mut rng, kind);
+        let rel = format!("ocr/{}_{i:04}.png", kind.name());
+        save_png(&item.image, &out.join(&rel))?;
+        files.push(out.join(&rel));
+        let row = json!({"id": format!("ocr-{i}"), "images": [rel], "question": item.question, "answers": [item.answer], "category": kind.name()});
+        ocr_lines += &(row.to_string() + "\n");
+    }
+    if spec.charts > 0 {
+        let path = out.join("chartqa/test_generated.json");
+        write_text(&path, serde_json::to_string_pretty(&chartqa).expect("json") + "\n")?;
+        files.push(path);
+        write_text(&out.join("chartqa.jsonl"), chart_lines)?;
+        files.push(out.join("chartqa.jsonl"));
+    }
+    if spec.ocr > 0 {
+        write_text(&out.join("ocr.jsonl"), ocr_lines)?;
+        files.push(out.join("ocr.jsonl"));
+    }
+    Ok(Written { chart_questions: chartqa.len(), ocr_items: spec.ocr, files })
+}
+
+/// The set committed in `assets/evals/` (README: "Offline data").
+pub const ASSETS_SPEC: Spec = Spec { seed: 2026, charts: 6, questions_per_chart: 3, ocr: 6 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasks::Task;
+
+    #[test]
+    fn the_committed_assets_are_what_the_generator_writes() {
+        let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/evals");
+        let dir = tempfile::tempdir().unwrap();
+        let written = generate(dir.path(), ASSETS_SPEC).unwrap();
+        for f in &written.files {
+            let rel = f.strip_prefix(dir.path()).unwrap();
+            let committed = std::fs::read(assets.join(rel)).unwrap_or_else(|e| panic!("{}: {e}", rel.display()));
+            assert!(committed == std::fs::read(f).unwrap(), "{} differs: run `phi3v eval generate --out assets/evals --seed 2026 --charts 6 --ocr 6`", rel.display());
+        }
+    }
+
+    #[test]
+    fn same_seed_same_bytes_and_the_readers_take_the_files() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let spec = Spec { seed: 5, charts: 4, questions_per_chart: 2, ocr: 3 };
+        let wa = generate(a.path(), spec).unwrap();
+        let wb = generate(b.path(), spec).unwrap();
+        assert_eq!((wa.chart_questions, wa.files.len()), (8, 4 + 3 + 3));
+        for (fa, fb) in wa.files.iter().zip(&wb.files) {
+            assert_eq!(std::fs::read(fa).unwrap(), std::fs::read(fb).unwrap(), "{}", fa.display());
+        }
+        let other = tempfile::tempdir().unwrap();
+        let wc = generate(other.path(), Spec { seed: 6, ..spec }).unwrap();
+        assert_ne!(std::fs::read(&wa.files[0]).unwrap(), std::fs::read(&wc.files[0]).unwrap());
+
+        let from_json = Task::ChartQa.load(&a.path().join("chartqa/test_generated.json"), None).unwrap();
+        let from_jsonl = Task::ChartQa.load(&a.path().join("chartqa.jsonl"), None).unwrap();
+        assert_eq!(from_json.len(), 8);
+        for (x, y) in from_json.iter().zip(&from_jsonl) {
+            assert_eq!((&x.images, &x.question, &x.answers, &x.category), (&y.images, &y.question, &y.answers, &y.category));
+            assert!(x.images[0].is_file());
+        }
+        let ocr = Task::OcrBench.load(&a.path().join("ocr.jsonl"), None).unwrap();
+        assert_eq!(ocr.iter().map(|s| s.category.clone().unwrap()).collect::<Vec<_>>(), ["word", "number", "line"]);
+        assert!(ocr[1].answers[0].chars().all(|c| c.is_ascii_digit()));
+    }
+}
