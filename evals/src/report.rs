@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::metrics::ocrbench;
-use crate::runner::{EvalError, Item, Store};
+use crate::runner::{EvalError, Item, Selection, Store};
 use crate::tasks::Task;
 use crate::Harness;
 
@@ -56,6 +56,9 @@ pub struct TaskReport {
     /// Mean ×100.
     pub score: f64,
     pub categories: Vec<Group>,
+    /// The prompt template and answer length used (of the first sample; the same for all).
+    pub template: String,
+    pub max_new_tokens: usize,
     /// OCRBench: correct answers (the final score, out of 1 000 on the full set).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ocrbench_final_score: Option<usize>,
@@ -66,13 +69,15 @@ pub struct TaskReport {
 pub struct Report {
     pub model: String,
     pub harness: &'static str,
+    pub selection: Selection,
+    pub phi3v_version: &'static str,
     pub tasks: Vec<TaskReport>,
     #[serde(skip)]
     pub samples: Vec<SampleLog>,
 }
 
 /// Scores `model`'s stored answers to `items` under `harness`.
-pub fn score(items: &[Item], store: &Store, model: &str, harness: Harness) -> Report {
+pub fn score(items: &[Item], store: &Store, model: &str, harness: Harness, selection: Selection) -> Report {
     let mut samples = Vec::new();
     let mut missing: BTreeMap<Task, usize> = BTreeMap::new();
     let mut order: Vec<Task> = Vec::new();
@@ -98,8 +103,17 @@ pub fn score(items: &[Item], store: &Store, model: &str, harness: Harness) -> Re
             error: p.error.clone(),
         });
     }
-    let tasks = order.into_iter().map(|t| task_report(t, &samples, missing.get(&t).copied().unwrap_or(0))).collect();
-    Report { model: model.to_string(), harness: harness.name(), tasks, samples }
+    let tasks = order
+        .into_iter()
+        .map(|t| {
+            let first = items.iter().find(|i| i.task == t).expect("tasks come from items");
+            let mut report = task_report(t, &samples, missing.get(&t).copied().unwrap_or(0));
+            (report.template, report.max_new_tokens) = (first.template.clone(), first.max_new_tokens);
+            report
+        })
+        .collect();
+    let phi3v_version = env!("CARGO_PKG_VERSION");
+    Report { model: model.to_string(), harness: harness.name(), selection, phi3v_version, tasks, samples }
 }
 
 fn mean(scores: &[f64]) -> f64 {
@@ -129,6 +143,8 @@ fn task_report(task: Task, samples: &[SampleLog], missing: usize) -> TaskReport 
         errors: mine.iter().filter(|s| s.error.is_some()).count(),
         score: mean(&mine.iter().map(|s| s.score).collect::<Vec<_>>()),
         categories,
+        template: String::new(),
+        max_new_tokens: 0,
         ocrbench_final_score,
     }
 }
@@ -192,13 +208,10 @@ impl Report {
 
     /// Horizontal bars, 0–100, one per task and per category.
     fn svg(&self) -> String {
-        let rows: Vec<(String, f64, bool)> = self
+        let rows: Vec<(&str, f64, bool)> = self
             .tasks
             .iter()
-            .flat_map(|t| {
-                std::iter::once((t.task.to_string(), t.score, true))
-                    .chain(t.categories.iter().map(|c| (format!("  {}", c.name), c.score, false)))
-            })
+            .flat_map(|t| std::iter::once((t.task, t.score, true)).chain(t.categories.iter().map(|c| (c.name.as_str(), c.score, false))))
             .collect();
         let (label_w, bar_w, row_h) = (260.0, 360.0, 22.0);
         let height = 40.0 + row_h * rows.len() as f64;
@@ -215,8 +228,9 @@ impl Report {
             let fill = if *total { "#1f77b4" } else { "#9ecae1" };
             let _ = writeln!(
                 s,
-                "<text x=\"8\" y=\"{ty}\">{}</text><rect x=\"{label_w}\" y=\"{y}\" width=\"{bw:.1}\" height=\"{h}\" fill=\"{fill}\"/><text x=\"{tx:.1}\" y=\"{ty}\">{score:.1}</text>",
+                "<text x=\"{lx}\" y=\"{ty}\">{}</text><rect x=\"{label_w}\" y=\"{y}\" width=\"{bw:.1}\" height=\"{h}\" fill=\"{fill}\"/><text x=\"{tx:.1}\" y=\"{ty}\">{score:.1}</text>",
                 escape(label),
+                lx = if *total { 8 } else { 24 },
                 ty = y + 14.0,
                 bw = bar_w * score.clamp(0.0, 100.0) / 100.0,
                 h = row_h - 6.0,
@@ -274,7 +288,7 @@ mod tests {
             };
             store.append(p).unwrap();
         }
-        let r = score(&items, &store, "m", Harness::LmmsEval);
+        let r = score(&items, &store, "m", Harness::LmmsEval, Selection::default());
         let chartqa = &r.tasks[0];
         assert_eq!((chartqa.n, chartqa.missing, chartqa.errors, chartqa.score), (3, 1, 1, 100.0 / 3.0));
         assert_eq!(chartqa.categories, [Group { name: "augmented".into(), n: 1, score: 0.0 }, Group { name: "human".into(), n: 2, score: 50.0 }]);
@@ -286,6 +300,7 @@ mod tests {
         assert_eq!(files.len(), 4);
         let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
         assert_eq!((json["harness"].as_str(), json["tasks"][1]["task"].as_str()), (Some("lmms-eval"), Some("ocrbench")));
+        assert_eq!((json["tasks"][0]["max_new_tokens"].as_u64(), json["tasks"][1]["template"].as_str()), (Some(16), Some("{question_stripped}")));
         let csv = std::fs::read_to_string(&files[1]).unwrap();
         assert!(csv.starts_with("task,category,metric,n,score\nchartqa,all,relaxed accuracy,3,33.3333\n"), "{csv}");
         let log: Vec<serde_json::Value> =

@@ -49,11 +49,12 @@ pub trait Model {
     fn answer(&mut self, images: &[PathBuf], prompt: &str, max_new_tokens: usize) -> Result<String, Box<dyn std::error::Error + Send + Sync>>;
 }
 
-/// One sample to ask: its task, the rendered prompt and the answer length.
+/// One sample to ask: its task, the rendered prompt (and its template) and the answer length.
 #[derive(Debug, Clone)]
 pub struct Item {
     pub task: Task,
     pub sample: Sample,
+    pub template: String,
     pub prompt: String,
     pub max_new_tokens: usize,
 }
@@ -70,7 +71,7 @@ pub struct TaskSpec {
 }
 
 /// Part `index` of `count` equal interleaved parts (sample `k` goes to part `k % count`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Shard {
     pub index: usize,
     pub count: usize,
@@ -90,7 +91,7 @@ impl std::str::FromStr for Shard {
 }
 
 /// Which samples of each task to take: `offset`, then at most `limit`, then this shard's part.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Selection {
     pub offset: usize,
     pub limit: Option<usize>,
@@ -115,7 +116,7 @@ pub fn plan(specs: &[TaskSpec], selection: Selection, harness: Harness) -> Resul
                 continue;
             }
             let prompt = render(&template, sample);
-            items.push(Item { task: spec.task, sample: sample.clone(), prompt, max_new_tokens });
+            items.push(Item { task: spec.task, sample: sample.clone(), template: template.clone(), prompt, max_new_tokens });
         }
     }
     Ok(items)

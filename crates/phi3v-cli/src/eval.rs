@@ -170,7 +170,7 @@ impl SuiteArgs {
 
     /// Scores, prints the table and writes the result files.
     fn finish(&self, items: &[runner::Item], store: &Store, model: &str) -> Result<Report> {
-        let report = report::score(items, store, model, self.harness());
+        let report = report::score(items, store, model, self.harness(), self.selection());
         print!("{}", report.table());
         let files = report.write(&self.out, &self.names().1)?;
         for f in files {
@@ -253,9 +253,9 @@ fn reporter() -> impl FnMut(Progress) {
             if p.generated == p.to_generate {
                 b.finish_and_clear();
             }
-        } else if p.to_generate > 0 && (p.generated % (p.to_generate / 20).max(1) == 0 || p.generated == p.to_generate) {
+        } else if p.generated > 0 && (p.generated % (p.to_generate / 20).max(1) == 0 || p.generated == p.to_generate) {
             let elapsed = start.elapsed().as_secs_f64();
-            let eta = if p.generated > 0 { elapsed / p.generated as f64 * (p.to_generate - p.generated) as f64 } else { f64::NAN };
+            let eta = elapsed / p.generated as f64 * (p.to_generate - p.generated) as f64;
             eprintln!("answered {}/{} in {elapsed:.0} s, about {eta:.0} s left", p.generated, p.to_generate);
         }
     }

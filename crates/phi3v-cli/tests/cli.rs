@@ -5,30 +5,10 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
-fn phi3v(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_phi3v"));
-    cmd.args(args).env("HF_HUB_OFFLINE", "1").env("HF_HOME", "/nonexistent-hf-home");
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("run phi3v")
-}
-
-fn fixture(rel: &str) -> String {
-    phi3v_fixtures::path(rel).to_string_lossy().into_owned()
-}
-
-/// One `error: …` line on stderr, exit code 1, no panic.
-fn assert_clean_error(out: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(stderr.starts_with("error: ") && stderr.trim_end().lines().count() == 1, "{stderr}");
-    assert!(stderr.contains(needle), "expected {needle:?} in {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-}
+mod common;
+use common::{assert_clean_error, fixture, phi3v, run};
 
 #[test]
 fn raw_json_greedy_answers_match_reference_tokens() {

@@ -1,0 +1,28 @@
+//! Helpers shared by the CLI test files: the binary with the network and HF cache out of
+//! reach, fixture paths, and the shape of a clean error.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::process::{Command, Output};
+
+pub fn phi3v(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_phi3v"));
+    cmd.args(args).env("HF_HUB_OFFLINE", "1").env("HF_HOME", "/nonexistent-hf-home");
+    cmd
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run phi3v")
+}
+
+pub fn fixture(rel: &str) -> String {
+    phi3v_fixtures::path(rel).to_string_lossy().into_owned()
+}
+
+/// One `error: …` line on stderr, exit code 1, no panic.
+pub fn assert_clean_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.starts_with("error: ") && stderr.trim_end().lines().count() == 1, "{stderr}");
+    assert!(stderr.contains(needle), "expected {needle:?} in {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -1,0 +1,132 @@
+//! `phi3v eval` end to end on the tiny fixture checkpoint and the generated set in
+//! `assets/evals/`: a run writes every output file, a wider run only asks the new samples,
+//! answers equal what `phi3v ask` gives for the same prompt, shards merge to the unsharded
+//! result, and bad arguments give one clear error. (The tiny model's scores are meaningless.)
+
+use std::path::{Path, PathBuf};
+
+mod common;
+use common::{assert_clean_error, fixture, phi3v, run};
+
+fn asset(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/evals").join(rel).to_string_lossy().into_owned()
+}
+
+/// `eval run` over both generated tasks into `out`, with extra flags.
+fn eval_run(out: &Path, extra: &[&str]) -> (String, String) {
+    let model = fixture("tiny-phi35v");
+    let (chart, ocr) = (format!("chartqa={}", asset("chartqa/test_generated.json")), format!("ocrbench={}", asset("ocr.jsonl")));
+    let mut args = vec!["eval", "run", "--model", &model, "--task", &chart, "--task", &ocr, "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = run(&mut phi3v(&args));
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned());
+    assert!(o.status.success(), "{stderr}");
+    (stdout, stderr)
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn task_scores(path: &PathBuf) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["tasks"].clone()
+}
+
+#[test]
+fn runs_resumes_and_writes_every_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    let (table, stderr) = eval_run(out, &["--limit", "3"]);
+    assert!(stderr.contains("6 answers generated, 0 reused"), "{stderr}");
+    assert!(table.contains("chartqa") && table.contains("ocrbench") && table.contains("relaxed accuracy"), "{table}");
+    for f in ["predictions.jsonl", "results.json", "results.csv", "results-samples.jsonl", "results.svg"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let first = lines(&out.join("predictions.jsonl"));
+    assert_eq!(first.len(), 6);
+    let samples = lines(&out.join("results-samples.jsonl"));
+    assert_eq!(samples.len(), 6);
+    assert!(samples.iter().all(|s| s["score"].is_number() && s["extracted"].is_string()));
+
+    // Wider: only the new samples are asked; the earlier lines stay as they were.
+    let (_, stderr) = eval_run(out, &["--limit", "5"]);
+    assert!(stderr.contains("4 answers generated, 6 reused"), "{stderr}");
+    let second = lines(&out.join("predictions.jsonl"));
+    assert_eq!((second.len(), &second[..6]), (10, &first[..]));
+
+    // The eval answer is what `phi3v ask` says to the same prompt (same length limit).
+    let p = &second[0];
+    let image = asset("chartqa/png/bar_0000.png");
+    let prompt = p["prompt"].as_str().unwrap();
+    let max = p["max_new_tokens"].to_string();
+    let o = run(&mut phi3v(&["ask", "--model", &fixture("tiny-phi35v"), "--image", &image, "--max-tokens", &max, "--json", prompt]));
+    let asked: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(asked["answer"], p["response"]);
+    assert!(prompt.ends_with("\nAnswer the question with a single word."), "{prompt}");
+
+    // Two shards in another folder, then a scoring-only pass, give the same scores.
+    let sharded = tempfile::tempdir().unwrap();
+    for (shard, answers) in [("0/2", "6 answers"), ("1/2", "4 answers")] {
+        let (_, stderr) = eval_run(sharded.path(), &["--limit", "5", "--shard", shard]);
+        assert!(stderr.contains(&format!("{answers} generated, 0 reused")), "{stderr}");
+    }
+    assert!(sharded.path().join("predictions.shard-1-of-2.jsonl").is_file());
+    let (chart, ocr) = (format!("chartqa={}", asset("chartqa/test_generated.json")), format!("ocrbench={}", asset("ocr.jsonl")));
+    let args = ["eval", "score", "--task", &chart, "--task", &ocr, "--limit", "5", "--out", sharded.path().to_str().unwrap()];
+    let o = run(&mut phi3v(&args));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(task_scores(&sharded.path().join("results.json")), task_scores(&out.join("results.json")));
+}
+
+#[test]
+fn generate_writes_a_set_the_runner_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let o = run(&mut phi3v(&["eval", "generate", "--out", out, "--seed", "3", "--charts", "3", "--ocr", "3"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("9 chart questions and 3 OCR items"));
+    let set = format!("chartqa={}", dir.path().join("chartqa.jsonl").display());
+    let o = run(&mut phi3v(&["eval", "score", "--task", &set, "--out", out]));
+    assert_clean_error(&o, "no predictions");
+}
+
+#[test]
+fn bad_eval_arguments_give_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let model = fixture("tiny-phi35v");
+    let o = run(&mut phi3v(&["eval", "run", "--model", &model, "--task", "mmmu=x.json", "--out", out]));
+    assert_clean_error(&o, "unknown task \"mmmu\"");
+    let o = run(&mut phi3v(&["eval", "run", "--model", &model, "--task", "chartqa=/nonexistent/test_human.json", "--out", out]));
+    assert_clean_error(&o, "/nonexistent/test_human.json");
+    let broken = dir.path().join("set.jsonl");
+    std::fs::write(&broken, r#"{"id": 1, "images": ["missing.png"], "question": "q", "answers": ["a"]}"#).unwrap();
+    let task = format!("ocrbench={}", broken.display());
+    let o = run(&mut phi3v(&["eval", "run", "--model", &model, "--task", &task, "--out", out]));
+    assert_clean_error(&o, "missing.png");
+    let o = run(&mut phi3v(&["eval", "run", "--model", &model, "--task", &task, "--out", out, "--shard", "2/2"]));
+    assert_eq!(o.status.code(), Some(2), "clap rejects the shard");
+}
+
+#[test]
+fn ai2d_folder_with_a_prompt_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let ai2d = dir.path().join("ai2d");
+    std::fs::create_dir_all(ai2d.join("questions")).unwrap();
+    std::fs::create_dir_all(ai2d.join("images")).unwrap();
+    std::fs::copy(asset("chartqa/png/pie_0002.png"), ai2d.join("images/1.png")).unwrap();
+    let q = r#"{"imageName": "1.png", "questions": {"Which slice is largest?": {"abcLabel": false, "answerTexts": ["Apples", "Mangoes"], "correctAnswer": 1, "questionId": "1.png-0"}}}"#;
+    std::fs::write(ai2d.join("questions/1.png.json"), q).unwrap();
+    let out = dir.path().join("out");
+    let task = format!("ai2d={}", ai2d.display());
+    let args = ["eval", "run", "--model", &fixture("tiny-phi3v"), "--task", &task, "--num-crops", "4", "--max-tokens", "3"];
+    let o = run(phi3v(&args).args(["--prompt", "ai2d={question}\\n{options}\\nLetter:", "--out", out.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let p = &lines(&out.join("predictions.jsonl"))[0];
+    assert_eq!(p["prompt"], "Which slice is largest?\nA. Apples\nB. Mangoes\nLetter:");
+    assert_eq!(p["max_new_tokens"], 3);
+    assert!(p["model"].as_str().unwrap().starts_with("tiny-phi3v@") && p["model"].as_str().unwrap().contains("crops=4"));
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!((results["tasks"][0]["task"].as_str(), results["tasks"][0]["n"].as_u64()), (Some("ai2d"), Some(1)));
+}
