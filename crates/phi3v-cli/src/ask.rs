@@ -28,8 +28,8 @@ pub struct AskArgs {
 
 pub fn run(args: AskArgs) -> Result<()> {
     let m = &args.model;
-    let images = args.images.iter().map(|p| m.image(p)).collect::<Result<Vec<_>>>()?;
-    let pipeline = m.load()?;
+    let images = args.images.iter().map(|p| m.load.image(p)).collect::<Result<Vec<_>>>()?;
+    let pipeline = m.load.pipeline()?;
     m.encode(&pipeline, &images)?;
     let params = m.params();
     let mut out = std::io::stdout();

@@ -22,8 +22,8 @@ const HELP: &str = "/image PATH  attach an image to your next message\n/reset   
 
 pub fn run(args: ChatArgs) -> Result<()> {
     let m = &args.model;
-    let mut pending = args.images.iter().map(|p| m.image(p)).collect::<Result<Vec<_>>>()?;
-    let pipeline = m.load()?;
+    let mut pending = args.images.iter().map(|p| m.load.image(p)).collect::<Result<Vec<_>>>()?;
+    let pipeline = m.load.pipeline()?;
     let params = m.params();
     let mut session = pipeline.session();
     if let Some(system) = &m.system {
@@ -51,7 +51,7 @@ pub fn run(args: ChatArgs) -> Result<()> {
                 pending.clear();
                 eprintln!("(conversation cleared)");
             }
-            ("/image", path) if !path.is_empty() => match m.image(&PathBuf::from(path)) {
+            ("/image", path) if !path.is_empty() => match m.load.image(&PathBuf::from(path)) {
                 Ok(img) => {
                     pending.push(img);
                     eprintln!("(image {} attached to your next message)", pending.len());

@@ -13,13 +13,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use phi3v::{GenerationParams, ImageInput, Pipeline};
+use phi3v::{GenerationParams, Pipeline};
 use phi3v_evals::report::{self, Report};
 use phi3v_evals::runner::{self, Model, Progress, Selection, Shard, Store, TaskSpec};
 use phi3v_evals::{synth, Harness, Task};
 use sha2::{Digest, Sha256};
 
-use crate::Dtype;
+use crate::{Dtype, LoadArgs};
 
 #[derive(Subcommand)]
 pub enum EvalCommand {
@@ -67,18 +67,8 @@ pub struct SuiteArgs {
 pub struct RunArgs {
     #[command(flatten)]
     suite: SuiteArgs,
-    /// Checkpoint directory, or a Hugging Face model id (resolved through the HF cache).
-    #[arg(long, default_value = "microsoft/Phi-3.5-vision-instruct")]
-    model: String,
-    /// Maximum crops per image (default: the checkpoint's).
-    #[arg(long)]
-    num_crops: Option<usize>,
-    /// Weight and activation type.
-    #[arg(long, value_enum, default_value_t = Dtype::F32)]
-    dtype: Dtype,
-    /// Worker threads (default: one per core).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    load: LoadArgs,
     /// Most new tokens per answer (default: the harness's per-task limit).
     #[arg(long)]
     max_tokens: Option<usize>,
@@ -181,28 +171,19 @@ impl SuiteArgs {
 }
 
 /// The model under test: a pipeline, greedy, with a key naming the weights and settings.
-struct PipelineModel {
+struct PipelineModel<'a> {
     pipeline: Pipeline,
     key: String,
-    num_crops: Option<usize>,
+    load: &'a LoadArgs,
 }
 
-impl Model for PipelineModel {
+impl Model for PipelineModel<'_> {
     fn key(&self) -> String {
         self.key.clone()
     }
 
     fn answer(&mut self, images: &[PathBuf], prompt: &str, max_new_tokens: usize) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-        let inputs = images
-            .iter()
-            .map(|p| {
-                let image = ImageInput::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
-                Ok(match self.num_crops {
-                    Some(n) => image.with_num_crops(n),
-                    None => image,
-                })
-            })
-            .collect::<Result<Vec<_>, String>>()?;
+        let inputs = images.iter().map(|p| self.load.image(p)).collect::<anyhow::Result<Vec<_>>>()?;
         let params = GenerationParams { max_new_tokens, ..Default::default() };
         Ok(self.pipeline.ask(prompt, &inputs, &params, |_| {})?.text)
     }
@@ -266,11 +247,12 @@ fn run_suite(args: RunArgs) -> Result<()> {
     let harness = suite.harness();
     let items = runner::plan(&suite.specs(args.max_tokens)?, suite.selection(), harness)?;
     let mut store = Store::open(&suite.out, &suite.names().0)?;
-    let dir = crate::model::resolve(&args.model, std::io::stderr().is_terminal())?;
-    let pipeline = crate::load_pipeline(&dir, args.dtype, args.threads)?;
-    let crops = args.num_crops.unwrap_or_else(|| pipeline.default_crops());
-    let key = model_key(&args.model, &dir, crops, args.dtype)?;
-    let mut model = PipelineModel { pipeline, key: key.clone(), num_crops: args.num_crops };
+    let load = &args.load;
+    let dir = load.dir()?;
+    let pipeline = load.pipeline_from(&dir)?;
+    let crops = load.num_crops.unwrap_or_else(|| pipeline.default_crops());
+    let key = model_key(&load.model, &dir, crops, load.dtype)?;
+    let mut model = PipelineModel { pipeline, key: key.clone(), load };
     let stats = runner::run(&items, &mut model, &mut store, reporter())?;
     eprintln!("{} answers generated, {} reused from {}", stats.generated, stats.reused, suite.out.display());
     let report = suite.finish(&items, &store, &key)?;

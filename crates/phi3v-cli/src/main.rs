@@ -41,12 +41,28 @@ enum Command {
     Eval(eval::EvalCommand),
 }
 
-/// Model and generation flags shared by `ask` and `chat`.
+/// Which checkpoint, and how to run it: shared by `ask`, `chat` and `eval run`.
 #[derive(Args)]
-pub struct ModelArgs {
+pub struct LoadArgs {
     /// Checkpoint directory, or a Hugging Face model id (resolved through the HF cache).
     #[arg(long, default_value = "microsoft/Phi-3.5-vision-instruct")]
     model: String,
+    /// Maximum crops per image (default: the checkpoint's, 4 for Phi-3.5-vision, 16 for Phi-3-vision).
+    #[arg(long)]
+    num_crops: Option<usize>,
+    /// Weight and activation type.
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    dtype: Dtype,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// Model and generation flags shared by `ask` and `chat`.
+#[derive(Args)]
+pub struct ModelArgs {
+    #[command(flatten)]
+    load: LoadArgs,
     /// Most tokens to generate.
     #[arg(long, default_value_t = 512)]
     max_tokens: usize,
@@ -65,15 +81,6 @@ pub struct ModelArgs {
     /// Penalise tokens already seen (1: off).
     #[arg(long, default_value_t = 1.0)]
     repetition_penalty: f32,
-    /// Maximum crops per image (default: the checkpoint's, 4 for Phi-3.5-vision, 16 for Phi-3-vision).
-    #[arg(long)]
-    num_crops: Option<usize>,
-    /// Weight and activation type.
-    #[arg(long, value_enum, default_value_t = Dtype::F32)]
-    dtype: Dtype,
-    /// Worker threads (default: one per core).
-    #[arg(long)]
-    threads: Option<usize>,
     /// System message.
     #[arg(long)]
     system: Option<String>,
@@ -99,12 +106,6 @@ impl ModelArgs {
         }
     }
 
-    /// Resolves and loads the model, with a spinner on a terminal.
-    fn load(&self) -> Result<Pipeline> {
-        let dir = model::resolve(&self.model, std::io::stderr().is_terminal())?;
-        load_pipeline(&dir, self.dtype, self.threads)
-    }
-
     /// Encodes `images` ahead of generation (the pipeline caches the result), with a progress
     /// bar on a terminal.
     fn encode(&self, pipeline: &Pipeline, images: &[phi3v::ImageInput]) -> Result<()> {
@@ -122,35 +123,47 @@ impl ModelArgs {
         bar.finish_and_clear();
         Ok(())
     }
+}
+
+impl LoadArgs {
+    /// The checkpoint directory (downloading into the HF cache if need be).
+    fn dir(&self) -> Result<PathBuf> {
+        model::resolve(&self.model, std::io::stderr().is_terminal())
+    }
+
+    /// Loads the checkpoint in `dir`, with a spinner on a terminal.
+    fn pipeline_from(&self, dir: &Path) -> Result<Pipeline> {
+        let spinner = std::io::stderr().is_terminal().then(|| {
+            let s = indicatif::ProgressBar::new_spinner().with_message(format!("loading {}", dir.display()));
+            s.enable_steady_tick(std::time::Duration::from_millis(100));
+            s
+        });
+        let dtype = match self.dtype {
+            Dtype::F32 => DType::F32,
+            Dtype::F16 => DType::F16,
+            Dtype::Bf16 => DType::BF16,
+        };
+        let options = PipelineOptions { dtype, threads: self.threads, ..Default::default() };
+        let pipeline = Pipeline::load(dir, &options);
+        if let Some(s) = spinner {
+            s.finish_and_clear();
+        }
+        Ok(pipeline?)
+    }
+
+    /// Resolves and loads the model.
+    fn pipeline(&self) -> Result<Pipeline> {
+        self.pipeline_from(&self.dir()?)
+    }
 
     /// An image input with this invocation's `--num-crops`.
-    fn image(&self, path: &PathBuf) -> Result<phi3v::ImageInput> {
+    fn image(&self, path: &Path) -> Result<phi3v::ImageInput> {
         let img = phi3v::ImageInput::open(path)?;
         Ok(match self.num_crops {
             Some(n) => img.with_num_crops(n),
             None => img,
         })
     }
-}
-
-/// Loads the checkpoint in `dir`, with a spinner on a terminal.
-fn load_pipeline(dir: &Path, dtype: Dtype, threads: Option<usize>) -> Result<Pipeline> {
-    let spinner = std::io::stderr().is_terminal().then(|| {
-        let s = indicatif::ProgressBar::new_spinner().with_message(format!("loading {}", dir.display()));
-        s.enable_steady_tick(std::time::Duration::from_millis(100));
-        s
-    });
-    let dtype = match dtype {
-        Dtype::F32 => DType::F32,
-        Dtype::F16 => DType::F16,
-        Dtype::Bf16 => DType::BF16,
-    };
-    let options = PipelineOptions { dtype, threads, ..Default::default() };
-    let pipeline = Pipeline::load(dir, &options);
-    if let Some(s) = spinner {
-        s.finish_and_clear();
-    }
-    Ok(pipeline?)
 }
 
 fn main() -> ExitCode {
