@@ -90,7 +90,7 @@ impl Checkpoint {
         if preprocessor.num_crops == 0 {
             return Err(CheckpointError::invalid(&pp_path, "num_crops must be at least 1"));
         }
-        if preprocessor.image_std.iter().any(|s| *s == 0.0) {
+        if preprocessor.image_std.contains(&0.0) {
             return Err(CheckpointError::invalid(&pp_path, "image_std must not contain 0"));
         }
         let weights = Weights::open(dir)?;

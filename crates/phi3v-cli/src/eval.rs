@@ -234,7 +234,7 @@ fn reporter() -> impl FnMut(Progress) {
             if p.generated == p.to_generate {
                 b.finish_and_clear();
             }
-        } else if p.generated > 0 && (p.generated % (p.to_generate / 20).max(1) == 0 || p.generated == p.to_generate) {
+        } else if p.generated > 0 && (p.generated.is_multiple_of((p.to_generate / 20).max(1)) || p.generated == p.to_generate) {
             let elapsed = start.elapsed().as_secs_f64();
             let eta = elapsed / p.generated as f64 * (p.to_generate - p.generated) as f64;
             eprintln!("answered {}/{} in {elapsed:.0} s, about {eta:.0} s left", p.generated, p.to_generate);

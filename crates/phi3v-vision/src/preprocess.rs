@@ -34,7 +34,8 @@ pub struct Normalization {
 }
 
 impl Normalization {
-    /// The OpenAI CLIP values used by both official checkpoints.
+    /// The OpenAI CLIP values used by both official checkpoints, written as the config does.
+    #[allow(clippy::excessive_precision)]
     pub const CLIP: Normalization = Normalization {
         mean: [0.481_454_66, 0.457_827_5, 0.408_210_73],
         std: [0.268_629_54, 0.261_302_58, 0.275_777_1],

@@ -17,7 +17,7 @@ pub struct GenerationParams {
     pub top_p: f32,
     /// Seed of the sampler's random generator.
     pub seed: u64,
-    /// > 1 makes tokens already in the prompt or output less likely (as in CTRL / transformers:
+    /// Above 1 makes tokens already in the prompt or output less likely (as in CTRL / transformers:
     /// positive logits divided by it, negative ones multiplied). 1 = off.
     pub repetition_penalty: f32,
     /// Extra stop strings: generation ends when the text contains one (it is not included).

@@ -173,7 +173,7 @@ fn bad_requests_are_typed_errors() {
     let many: Vec<ImageInput> = (0..13).map(|_| strip.clone()).collect();
     let err = p.ask("Too much.", &many, &greedy(1), |_| {}).unwrap_err();
     assert!(matches!(err, Error::PromptTooLong { max: 32768, .. }), "{err}");
-    let err = p.generate("<|image_2|>", &[strip.clone()], &greedy(1), |_| {}).unwrap_err();
+    let err = p.generate("<|image_2|>", std::slice::from_ref(&strip), &greedy(1), |_| {}).unwrap_err();
     assert!(matches!(err, Error::Prompt(_)), "{err}");
     let thin = ImageInput::open(&phi3v_fixtures::path("images/thin.png")).unwrap();
     assert!(matches!(p.ask("?", &[thin], &greedy(1), |_| {}), Err(Error::Vision(_))));

@@ -102,7 +102,7 @@ pub fn random_chart(rng: &mut ChaCha8Rng, kind: Kind) -> Chart {
                 let decimals = rng.random_range(0..=1);
                 let values = (0..n).map(|_| round(rng.random_range(0.2 * base..base), decimals)).collect();
                 let metric = METRICS.choose(rng).expect("non-empty");
-                (format!("{metric}, {start}–{}", start + n as i32 - 1), labels, values, decimals)
+                (format!("{metric}, {start}–{}", start + n - 1), labels, values, decimals)
             }
             Kind::Pie => {
                 let n = rng.random_range(3..=5);
