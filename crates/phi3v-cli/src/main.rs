@@ -4,10 +4,12 @@
 //! - `phi3v chat`: a conversation; `/image PATH` attaches an image, `/reset`, `/exit`.
 //! - `phi3v inspect`: sizes and token costs, without loading weights.
 //! - `phi3v eval run|score|generate`: the chart/OCR evaluation suite.
+//! - `phi3v bench`: stage timings and peak memory, optionally against the PyTorch reference.
 //!
 //! Every error ends as one line on stderr and exit code 1 (2 for bad flags, from clap).
 
 mod ask;
+mod bench;
 mod chat;
 mod eval;
 mod inspect;
@@ -36,12 +38,15 @@ enum Command {
     Chat(chat::ChatArgs),
     /// Show a checkpoint's sizes and what a question with images costs in tokens.
     Inspect(inspect::InspectArgs),
+    /// Time every stage (preprocessing, CLIP, projector, prefill, first token, decode) and
+    /// the peak memory on a checkpoint.
+    Bench(bench::BenchArgs),
     /// Evaluate on ChartQA, DocVQA, InfoVQA, TextVQA, OCRBench, AI2D or generated data.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
 }
 
-/// Which checkpoint, and how to run it: shared by `ask`, `chat` and `eval run`.
+/// Which checkpoint, and how to run it: shared by `ask`, `chat`, `eval run` and `bench`.
 #[derive(Args)]
 pub struct LoadArgs {
     /// Checkpoint directory, or a Hugging Face model id (resolved through the HF cache).
@@ -138,17 +143,21 @@ impl LoadArgs {
             s.enable_steady_tick(std::time::Duration::from_millis(100));
             s
         });
+        let pipeline = Pipeline::load(dir, &self.options());
+        if let Some(s) = spinner {
+            s.finish_and_clear();
+        }
+        Ok(pipeline?)
+    }
+
+    /// Load-time options from the flags.
+    fn options(&self) -> PipelineOptions {
         let dtype = match self.dtype {
             Dtype::F32 => DType::F32,
             Dtype::F16 => DType::F16,
             Dtype::Bf16 => DType::BF16,
         };
-        let options = PipelineOptions { dtype, threads: self.threads, ..Default::default() };
-        let pipeline = Pipeline::load(dir, &options);
-        if let Some(s) = spinner {
-            s.finish_and_clear();
-        }
-        Ok(pipeline?)
+        PipelineOptions { dtype, threads: self.threads, ..Default::default() }
     }
 
     /// Resolves and loads the model.
@@ -173,6 +182,7 @@ fn main() -> ExitCode {
         Command::Chat(args) => chat::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Eval(command) => eval::run(command),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

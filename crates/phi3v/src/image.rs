@@ -39,10 +39,20 @@ impl ImageEncoder {
         Ok(phi3v_vision::preprocess(rgb, num_crops, &self.normalization)?)
     }
 
-    /// Image rows `[num_img_tokens, hidden]` for a preprocessed image.
+    /// Image rows `[num_img_tokens, hidden]` for a preprocessed image: [`Self::features`] then
+    /// [`Self::project`].
     pub fn encode(&self, pre: &Preprocessed) -> Result<Tensor> {
+        self.project(&self.features(pre)?, pre)
+    }
+
+    /// CLIP penultimate-layer patch features `[crops, 576, vision_hidden]` (global view first).
+    pub fn features(&self, pre: &Preprocessed) -> Result<Tensor> {
         let crops = Tensor::from_slice(&pre.crops, (pre.num_crops(), 3, CROP, CROP), &self.device)?;
-        let features = self.tower.forward(&crops)?;
-        Ok(self.projector.forward(&features, pre.layout.rows(), pre.layout.cols())?)
+        Ok(self.tower.forward(&crops)?)
+    }
+
+    /// The 2×2 merge, separators and MLP projector: features → rows `[num_img_tokens, hidden]`.
+    pub fn project(&self, features: &Tensor, pre: &Preprocessed) -> Result<Tensor> {
+        Ok(self.projector.forward(features, pre.layout.rows(), pre.layout.cols())?)
     }
 }

@@ -1,0 +1,185 @@
+//! `phi3v bench`: where the time and memory go on a checkpoint, stage by stage, as a table and
+//! a JSON file; with `--compare`, beside the same numbers from another run (the PyTorch
+//! reference script `tests/reference/bench_torch.py` writes the same JSON).
+//!
+//! Inputs: `assets/chart.png` (640×480) and the same picture resized to 1344×1008, one
+//! question, greedy decoding. Every stage is timed on its own; the time to first token is a
+//! full `ask` with nothing cached.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use phi3v::checkpoint::Checkpoint;
+use phi3v::image::ImageEncoder;
+use phi3v::{Device, GenerationParams, ImageInput, PipelineOptions};
+use serde_json::{json, Value};
+
+use crate::LoadArgs;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// The 640×480 test image (the 1344×1008 one is this, resized).
+    #[arg(long, default_value = "assets/chart.png")]
+    image: PathBuf,
+    /// Tokens to decode after the 4-crop prompt.
+    #[arg(long, default_value_t = 64)]
+    decode_tokens: usize,
+    /// Repeats of the short stages (median reported).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Write the results here as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// A JSON file from another run (e.g. the PyTorch reference) to print ratios against.
+    #[arg(long)]
+    compare: Option<PathBuf>,
+    /// Skip the 16-crop time to first token (the longest stage).
+    #[arg(long)]
+    skip_16: bool,
+}
+
+const QUESTION: &str = "Which quarter had the highest revenue?";
+
+/// One measured quantity.
+struct Metric {
+    key: &'static str,
+    label: &'static str,
+    value: f64,
+    unit: &'static str,
+    /// Times and bytes: lower is better; rates: higher.
+    lower_is_better: bool,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {
+    let start = Instant::now();
+    let out = f()?;
+    Ok((out, start.elapsed()))
+}
+
+/// Peak resident memory of this process so far (VmHWM), in bytes.
+fn peak_rss() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024.0)
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let load = &args.load;
+    let dir = load.dir()?;
+    let rgb = phi3v::vision::load_rgb(&args.image)?;
+    let large = image::imageops::resize(&rgb, 1344, 1008, image::imageops::FilterType::Triangle);
+    let mut metrics = Vec::new();
+    let mut add = |key, label, value, unit, lower_is_better| metrics.push(Metric { key, label, value, unit, lower_is_better });
+
+    // Vision stages on their own (f32, as the pipeline runs them), then dropped.
+    let ckpt = Checkpoint::open(&dir)?;
+    let crops = load.num_crops.unwrap_or(ckpt.preprocessor.num_crops);
+    let encoder = ImageEncoder::load(&ckpt, &Device::Cpu)?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(load.threads.unwrap_or(0)).build()?;
+    pool.install(|| -> Result<()> {
+        for (key, label, img) in [("preprocess_640x480", "preprocess 640×480", &rgb), ("preprocess_1344x1008", "preprocess 1344×1008", &large)] {
+            let ms = (0..args.repeats)
+                .map(|_| Ok(timed(|| Ok(encoder.preprocess(img, crops)?))?.1.as_secs_f64() * 1e3))
+                .collect::<Result<Vec<_>>>()?;
+            add(key, label, median(ms), "ms", true);
+        }
+        let pre = encoder.preprocess(&rgb, crops)?;
+        let (features, clip) = timed(|| Ok(encoder.features(&pre)?))?;
+        add("clip_per_crop", "CLIP per crop", clip.as_secs_f64() / pre.num_crops() as f64, "s", true);
+        let (_, projector) = timed(|| Ok(encoder.project(&features, &pre)?))?;
+        add("projector", "projector", projector.as_secs_f64() * 1e3, "ms", true);
+        Ok(())
+    })?;
+    drop(encoder);
+
+    let (pipeline, load_time) = timed(|| {
+        let options = PipelineOptions { image_cache_bytes: 0, ..load.options() };
+        Ok(phi3v::Pipeline::load(&dir, &options)?)
+    })?;
+    add("load", "load weights", load_time.as_secs_f64(), "s", true);
+    let mut prompt_tokens = Vec::new();
+    let mut decoded = 0;
+    let crop_counts: &[usize] = if args.skip_16 { &[4] } else { &[4, 16] };
+    for &n in crop_counts {
+        let image = ImageInput::from_rgb(rgb.clone()).with_num_crops(n);
+        let max_new_tokens = if n == 4 { args.decode_tokens.max(1) } else { 1 };
+        let params = GenerationParams { max_new_tokens, ..Default::default() };
+        let g = pipeline.ask(QUESTION, &[image], &params, |_| {})?;
+        let t = &g.timings;
+        prompt_tokens.push(g.prompt_tokens);
+        if n == 4 {
+            add("image_embedding_4_crops", "image embedding, 4 crops", t.encode.as_secs_f64(), "s", true);
+            add("prefill_4_crops", "prefill, 4-crop prompt", t.prefill_tokens_per_s(), "tok/s", false);
+            add("ttft_4_crops", "time to first token, 4 crops", (t.encode + t.prefill).as_secs_f64(), "s", true);
+            add("decode", "decode", t.decode_tokens_per_s(), "tok/s", false);
+            decoded = t.decode_steps;
+        } else {
+            add("prefill_16_crops", "prefill, 16-crop prompt", t.prefill_tokens_per_s(), "tok/s", false);
+            add("ttft_16_crops", "time to first token, 16 crops", (t.encode + t.prefill).as_secs_f64(), "s", true);
+        }
+    }
+    if let Some(rss) = peak_rss() {
+        add("peak_rss", "peak memory (RSS)", rss / 1e9, "GB", true);
+    }
+
+    let result = json!({
+        "implementation": "phi3v",
+        "model": dir.display().to_string(),
+        "dtype": format!("{:?}", load.options().dtype).to_lowercase(),
+        "threads": load.threads.unwrap_or_else(rayon::current_num_threads),
+        "prompt_tokens": prompt_tokens,
+        "decode_steps": decoded,
+        "metrics": metrics.iter().map(|m| (m.key.to_string(), json!({"value": m.value, "unit": m.unit}))).collect::<serde_json::Map<_, _>>(),
+    });
+    let reference: Option<Value> = match &args.compare {
+        Some(p) => Some(serde_json::from_str(&std::fs::read_to_string(p).with_context(|| p.display().to_string())?).with_context(|| p.display().to_string())?),
+        None => None,
+    };
+    print!("{}", table(&metrics, reference.as_ref()));
+    println!("prompts: {prompt_tokens:?} tokens; {decoded} tokens decoded");
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&result)? + "\n").with_context(|| path.display().to_string())?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The metrics, and with a reference run its values and ours/theirs (for times: below 1 is
+/// faster; for rates: above 1 is faster).
+fn table(metrics: &[Metric], reference: Option<&Value>) -> String {
+    let name = reference.and_then(|r| r["implementation"].as_str()).unwrap_or("reference");
+    let mut out = format!("{:<32} {:>12}", "stage", "phi3v");
+    if reference.is_some() {
+        out += &format!(" {:>12} {:>14}", name, "ratio");
+    }
+    out.push('\n');
+    for m in metrics {
+        out += &format!("{:<32} {:>8.2} {:<5}", m.label, m.value, m.unit);
+        if let Some(r) = reference {
+            match r["metrics"][m.key]["value"].as_f64() {
+                Some(v) => {
+                    let ratio = m.value / v;
+                    let meaning = match (m.lower_is_better, m.unit) {
+                        (true, "GB") => "memory",
+                        (true, _) => "time",
+                        (false, _) => "rate",
+                    };
+                    out += &format!(" {v:>8.2} {:<5} {ratio:>6.2}× {meaning}", m.unit);
+                }
+                None => out += &format!(" {:>14}", "—"),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}

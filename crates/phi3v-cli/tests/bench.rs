@@ -1,0 +1,47 @@
+//! `phi3v bench` on the tiny checkpoint: every stage is measured, the JSON has the keys the
+//! PyTorch script writes, and `--compare` prints ours/theirs for each. (No timing is asserted.)
+
+use std::path::Path;
+
+mod common;
+use common::{assert_clean_error, fixture, phi3v, run};
+
+const KEYS: [&str; 12] = [
+    "preprocess_640x480", "preprocess_1344x1008", "clip_per_crop", "projector", "load", "image_embedding_4_crops",
+    "prefill_4_crops", "ttft_4_crops", "decode", "prefill_16_crops", "ttft_16_crops", "peak_rss",
+];
+
+#[test]
+fn bench_writes_every_stage_and_compares() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dir.path().join("ours.json");
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/chart.png");
+    let args = ["bench", "--model", &fixture("tiny-phi35v"), "--image", image.to_str().unwrap(), "--decode-tokens", "4", "--repeats", "1"];
+    let o = run(phi3v(&args).args(["--json", ours.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&ours).unwrap()).unwrap();
+    for key in KEYS {
+        assert!(v["metrics"][key]["value"].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+    }
+    assert_eq!(v["prompt_tokens"], serde_json::json!([777, 1941]), "640×480 at 4 and 16 crops plus the question");
+    assert_eq!(v["decode_steps"], 4, "each of the 4 tokens is fed back (the cache stays complete)");
+
+    // A reference run with every value a million times larger reads as 0.00× on each line.
+    let mut reference = v.clone();
+    reference["implementation"] = "huge".into();
+    for key in KEYS {
+        let x = reference["metrics"][key]["value"].as_f64().unwrap();
+        reference["metrics"][key]["value"] = (1e6 * x).into();
+    }
+    let theirs = dir.path().join("theirs.json");
+    std::fs::write(&theirs, reference.to_string()).unwrap();
+    let o = run(phi3v(&args).args(["--skip-16", "--compare", theirs.to_str().unwrap()]));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && table.contains("huge"), "{table}");
+    let ratios: Vec<&str> = table.lines().filter(|l| l.contains('×')).collect();
+    assert_eq!(ratios.len(), KEYS.len() - 2, "{table}");
+    assert!(ratios.iter().all(|l| l.contains(" 0.00×")), "{table}");
+
+    let o = run(phi3v(&args).args(["--compare", "/nonexistent/torch.json"]));
+    assert_clean_error(&o, "/nonexistent/torch.json");
+}
