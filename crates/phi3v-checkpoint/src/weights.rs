@@ -1,11 +1,15 @@
 //! Safetensors weights: one `model.safetensors`, or shards listed by
-//! `model.safetensors.index.json`, memory-mapped.
+//! `model.safetensors.index.json`. Headers are read once; tensors are read from the files one at
+//! a time as the model asks for them, so nothing stays mapped or resident after loading.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use std::io::{Read, Seek, SeekFrom};
+
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 use memmap2::Mmap;
 use safetensors::SafeTensors;
@@ -25,6 +29,8 @@ pub struct TensorInfo {
     pub bytes: usize,
     /// The file holding it.
     pub file: PathBuf,
+    /// Where its bytes start in that file.
+    pub offset: u64,
 }
 
 /// The weight files of a checkpoint and what each tensor is.
@@ -60,7 +66,7 @@ impl Weights {
         let mut tensors = BTreeMap::new();
         for file in &files {
             let mmap = mmap(file)?;
-            let (_, meta) = SafeTensors::read_metadata(&mmap).map_err(|e| CheckpointError::Safetensors {
+            let (header, meta) = SafeTensors::read_metadata(&mmap).map_err(|e| CheckpointError::Safetensors {
                 path: file.clone(),
                 message: e.to_string(),
             })?;
@@ -70,6 +76,7 @@ impl Weights {
                     shape: info.shape.clone(),
                     bytes: info.data_offsets.1 - info.data_offsets.0,
                     file: file.clone(),
+                    offset: (8 + header + info.data_offsets.0) as u64,
                 };
                 if tensors.insert(name.clone(), entry).is_some() {
                     return Err(CheckpointError::invalid(file, format!("tensor {name} is stored in more than one file")));
@@ -116,19 +123,75 @@ impl Weights {
         self.tensors.values().map(|t| t.bytes).sum()
     }
 
-    /// A candle `VarBuilder` over the memory-mapped files; tensors are converted to `dtype` as
-    /// they are fetched. Shape checks happen at fetch time and name the tensor.
+    /// The dtype most of the weight bytes are stored in (bf16 for the official checkpoints).
+    pub fn stored_dtype(&self) -> DType {
+        let mut bytes: BTreeMap<&str, usize> = BTreeMap::new();
+        for t in self.tensors.values() {
+            *bytes.entry(t.dtype.as_str()).or_default() += t.bytes;
+        }
+        match bytes.into_iter().max_by_key(|&(_, b)| b).map(|(d, _)| d) {
+            Some("BF16") => DType::BF16,
+            Some("F16") => DType::F16,
+            _ => DType::F32,
+        }
+    }
+
+    /// A candle `VarBuilder` over the files; tensors are read when fetched and converted to
+    /// the dtype asked for (`dtype` unless the caller names another). Shape checks happen at
+    /// fetch time and name the tensor.
     pub fn var_builder(&self, dtype: DType, device: &Device) -> Result<VarBuilder<'static>, CheckpointError> {
-        // SAFETY: the files are mapped read-only; modifying a checkpoint while it is loaded is
-        // outside what this library supports (as for every mmap-based loader).
-        unsafe { VarBuilder::from_mmaped_safetensors(&self.files, dtype, device) }.map_err(|e| {
-            CheckpointError::Safetensors { path: self.files[0].clone(), message: e.to_string() }
-        })
+        Ok(VarBuilder::from_backend(Box::new(Reader { tensors: self.tensors.clone() }), dtype, device.clone()))
+    }
+}
+
+/// Reads single tensors from the safetensors files.
+struct Reader {
+    tensors: BTreeMap<String, TensorInfo>,
+}
+
+impl Reader {
+    fn read(&self, name: &str, dev: &Device) -> candle_core::Result<Tensor> {
+        let info = self.tensors.get(name).ok_or_else(|| candle_core::Error::CannotFindTensor { path: name.to_string() })?;
+        let dtype = match info.dtype.as_str() {
+            "BF16" => DType::BF16,
+            "F16" => DType::F16,
+            "F32" => DType::F32,
+            other => candle_core::bail!("{name}: stored as {other}, expected BF16, F16 or F32"),
+        };
+        let io = |e: std::io::Error| candle_core::Error::Msg(format!("{}: reading {name}: {e}", info.file.display()));
+        let mut file = File::open(&info.file).map_err(io)?;
+        file.seek(SeekFrom::Start(info.offset)).map_err(io)?;
+        let mut bytes = vec![0u8; info.bytes];
+        file.read_exact(&mut bytes).map_err(io)?;
+        Tensor::from_raw_buffer(&bytes, dtype, &info.shape, dev)
+    }
+}
+
+impl SimpleBackend for Reader {
+    fn get(&self, s: Shape, name: &str, _: candle_nn::Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let t = self.read(name, dev)?;
+        if t.shape() != &s {
+            return Err(candle_core::Error::UnexpectedShape {
+                msg: format!("shape mismatch for {name}"),
+                expected: s,
+                got: t.shape().clone(),
+            }
+            .bt());
+        }
+        t.to_dtype(dtype)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        self.read(name, dev)?.to_dtype(dtype)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
     }
 }
 
 fn mmap(path: &Path) -> Result<Mmap, CheckpointError> {
     let file = File::open(path).map_err(|e| CheckpointError::io(path, e))?;
-    // SAFETY: read-only mapping, see `var_builder`.
+    // SAFETY: read-only mapping of a file nobody is expected to modify while it is opened.
     unsafe { Mmap::map(&file) }.map_err(|e| CheckpointError::io(path, e))
 }

@@ -81,10 +81,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut metrics = Vec::new();
     let mut add = |key, label, value, unit, lower_is_better| metrics.push(Metric { key, label, value, unit, lower_is_better });
 
-    // Vision stages on their own (f32, as the pipeline runs them), then dropped.
+    // Vision stages on their own (in the weight format the pipeline will use), then dropped.
     let ckpt = Checkpoint::open(&dir)?;
     let crops = load.num_crops.unwrap_or(ckpt.preprocessor.num_crops);
-    let encoder = ImageEncoder::load(&ckpt, &Device::Cpu)?;
+    let vision = load.options().vision_weights.resolve(ckpt.weights.stored_dtype());
+    let encoder = ImageEncoder::load(&ckpt, vision, &Device::Cpu)?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(load.threads.unwrap_or(0)).build()?;
     pool.install(|| -> Result<()> {
         for (key, label, img) in [("preprocess_640x480", "preprocess 640×480", &rgb), ("preprocess_1344x1008", "preprocess 1344×1008", &large)] {
@@ -135,7 +136,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let result = json!({
         "implementation": "phi3v",
         "model": dir.display().to_string(),
-        "dtype": format!("{:?}", load.options().dtype).to_lowercase(),
+        "weights": load.formats_label(),
         "threads": load.threads.unwrap_or_else(rayon::current_num_threads),
         "prompt_tokens": prompt_tokens,
         "decode_steps": decoded,

@@ -19,7 +19,7 @@ use phi3v_evals::runner::{self, Model, Progress, Selection, Shard, Store, TaskSp
 use phi3v_evals::{synth, Harness, Task};
 use sha2::{Digest, Sha256};
 
-use crate::{Dtype, LoadArgs};
+use crate::LoadArgs;
 
 #[derive(Subcommand)]
 pub enum EvalCommand {
@@ -189,9 +189,9 @@ impl Model for PipelineModel<'_> {
     }
 }
 
-/// `{name}@{hash}|crops={n}|{dtype}`: the hash covers config.json and the weight files' names
+/// `{name}@{hash}|crops={n}|{weights}`: the hash covers config.json and the weight files' names
 /// and sizes, so a renamed copy keeps its predictions and changed weights do not.
-fn model_key(spec: &str, dir: &Path, crops: usize, dtype: Dtype) -> Result<String> {
+fn model_key(spec: &str, dir: &Path, crops: usize, formats: &str) -> Result<String> {
     let mut h = Sha256::new();
     h.update(std::fs::read(dir.join("config.json")).with_context(|| dir.join("config.json").display().to_string())?);
     let mut weights: Vec<(String, u64)> = std::fs::read_dir(dir)?
@@ -209,12 +209,7 @@ fn model_key(spec: &str, dir: &Path, crops: usize, dtype: Dtype) -> Result<Strin
     } else {
         spec.to_string()
     };
-    let dtype = match dtype {
-        Dtype::F32 => "f32",
-        Dtype::F16 => "f16",
-        Dtype::Bf16 => "bf16",
-    };
-    Ok(format!("{name}@{hash}|crops={crops}|{dtype}"))
+    Ok(format!("{name}@{hash}|crops={crops}|{formats}"))
 }
 
 /// Progress on stderr: a bar with an ETA on a terminal, a line every 5 % otherwise (batch logs).
@@ -251,7 +246,7 @@ fn run_suite(args: RunArgs) -> Result<()> {
     let dir = load.dir()?;
     let pipeline = load.pipeline_from(&dir)?;
     let crops = load.num_crops.unwrap_or_else(|| pipeline.default_crops());
-    let key = model_key(&load.model, &dir, crops, load.dtype)?;
+    let key = model_key(&load.model, &dir, crops, &load.formats_label())?;
     let mut model = PipelineModel { pipeline, key: key.clone(), load };
     let stats = runner::run(&items, &mut model, &mut store, reporter())?;
     eprintln!("{} answers generated, {} reused from {}", stats.generated, stats.reused, suite.out.display());

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use phi3v::{DType, GenerationParams, Pipeline, PipelineOptions};
+use phi3v::{GenerationParams, Pipeline, PipelineOptions, WeightFormat};
 
 #[derive(Parser)]
 #[command(name = "phi3v", version, about = "Phi-3-vision / Phi-3.5-vision on CPU")]
@@ -55,9 +55,16 @@ pub struct LoadArgs {
     /// Maximum crops per image (default: the checkpoint's, 4 for Phi-3.5-vision, 16 for Phi-3-vision).
     #[arg(long)]
     num_crops: Option<usize>,
-    /// Weight and activation type.
-    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    /// How unquantised weight matrices are held (auto: as stored, bf16 for the official
+    /// checkpoints). Activations are always f32.
+    #[arg(long, value_enum, default_value_t = Dtype::Auto)]
     dtype: Dtype,
+    /// Quantise the weight matrices at load: q8 (int8) or q4 (int4), group-wise.
+    #[arg(long, value_enum)]
+    quant: Option<Quant>,
+    /// Quantisation of the vision tower and projector, if not the same as `--quant`.
+    #[arg(long, value_enum)]
+    vision_quant: Option<VisionQuant>,
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -93,9 +100,23 @@ pub struct ModelArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Dtype {
+    Auto,
     F32,
-    F16,
     Bf16,
+    F16,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Quant {
+    Q8,
+    Q4,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum VisionQuant {
+    None,
+    Q8,
+    Q4,
 }
 
 impl ModelArgs {
@@ -152,12 +173,39 @@ impl LoadArgs {
 
     /// Load-time options from the flags.
     fn options(&self) -> PipelineOptions {
-        let dtype = match self.dtype {
-            Dtype::F32 => DType::F32,
-            Dtype::F16 => DType::F16,
-            Dtype::Bf16 => DType::BF16,
+        let (weights, vision_weights) = self.formats();
+        PipelineOptions { weights, vision_weights, threads: self.threads, ..Default::default() }
+    }
+
+    /// The decoder's and the vision tower's weight formats from `--dtype`, `--quant` and
+    /// `--vision-quant`.
+    fn formats(&self) -> (WeightFormat, WeightFormat) {
+        let dense = match self.dtype {
+            Dtype::Auto => WeightFormat::Auto,
+            Dtype::F32 => WeightFormat::F32,
+            Dtype::Bf16 => WeightFormat::Bf16,
+            Dtype::F16 => WeightFormat::F16,
         };
-        PipelineOptions { dtype, threads: self.threads, ..Default::default() }
+        let quant = |q: Quant| match q {
+            Quant::Q8 => WeightFormat::Q8,
+            Quant::Q4 => WeightFormat::Q4,
+        };
+        let decoder = self.quant.map_or(dense, quant);
+        let vision = match self.vision_quant {
+            None => decoder,
+            Some(VisionQuant::None) => dense,
+            Some(VisionQuant::Q8) => WeightFormat::Q8,
+            Some(VisionQuant::Q4) => WeightFormat::Q4,
+        };
+        (decoder, vision)
+    }
+
+    /// The weight formats as one label, e.g. `q4` or `q4/vision-bf16`.
+    fn formats_label(&self) -> String {
+        match self.formats() {
+            (d, v) if d == v => d.to_string(),
+            (d, v) => format!("{d}/vision-{v}"),
+        }
     }
 
     /// Resolves and loads the model.

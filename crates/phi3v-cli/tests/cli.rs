@@ -55,11 +55,18 @@ fn ask_streams_the_same_answer_as_json() {
     more.extend(["--num-crops", "1", "--system", "Be brief."]);
     let v: serde_json::Value = serde_json::from_slice(&run(&mut phi3v(&more)).stdout).unwrap();
     assert_eq!(v["image_tokens"], serde_json::json!([313]));
-    // 16-bit weights run end to end.
-    let mut f16 = with_json.clone();
-    f16.extend(["--dtype", "f16", "--threads", "1"]);
-    let out = run(&mut phi3v(&f16));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Other weight formats run end to end; f32 and f16 hold the bf16 weights exactly, so they
+    // give the default's answer.
+    for flags in [&["--dtype", "f32"][..], &["--dtype", "f16", "--threads", "1"], &["--quant", "q8"], &["--quant", "q4", "--vision-quant", "none"]] {
+        let mut args = with_json.clone();
+        args.extend(flags);
+        let out = run(&mut phi3v(&args));
+        assert!(out.status.success(), "{flags:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let w: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if flags[0] == "--dtype" {
+            assert_eq!(w["answer"], v["answer"], "{flags:?}");
+        }
+    }
 }
 
 /// A Hugging Face cache holding `owner/name` at one snapshot, as hf-hub and transformers lay it out.

@@ -9,8 +9,10 @@
 //! # use candle_core::{DType, Device};
 //! # let ckpt = phi3v_checkpoint::Checkpoint::open("Phi-3.5-vision-instruct".as_ref())?;
 //! use phi3v_decoder::{argmax, Decoder, KvCache};
-//! let vb = ckpt.weights.var_builder(DType::F32, &Device::Cpu)?;
-//! let decoder = Decoder::load(&ckpt.config, vb)?;
+//! use phi3v_linear::WeightFormat;
+//! // Matrices kept in bf16 as stored; embeddings too.
+//! let vb = ckpt.weights.var_builder(DType::BF16, &Device::Cpu)?;
+//! let decoder = Decoder::load(&ckpt.config, WeightFormat::Bf16, vb)?;
 //! let mut cache = KvCache::default();
 //! let logits = decoder.forward(&decoder.embed(&[1, 32010, 29871, 13])?, &mut cache)?;
 //! let next = argmax(&logits)?;

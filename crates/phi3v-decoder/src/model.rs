@@ -2,7 +2,8 @@
 //! fused gate/up SiLU-GLU MLP, final norm and untied `lm_head`.
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{linear_no_bias, Linear, VarBuilder};
+use candle_nn::VarBuilder;
+use phi3v_linear::{Linear, WeightFormat};
 use phi3v_checkpoint::Phi3VConfig;
 
 use crate::rope::LongRope;
@@ -18,7 +19,7 @@ struct RmsNorm {
 
 impl RmsNorm {
     fn load(size: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { weight: vb.get(size, "weight")?, eps: eps as f32 })
+        Ok(Self { weight: vb.get(size, "weight")?.to_dtype(DType::F32)?, eps: eps as f32 })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -47,17 +48,17 @@ struct LayerCache {
 }
 
 impl Layer {
-    fn load(cfg: &Phi3VConfig, vb: VarBuilder) -> Result<Self> {
+    fn load(cfg: &Phi3VConfig, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
         let (h, hd) = (cfg.hidden_size, cfg.head_dim());
         let (heads, kv_heads) = (cfg.num_attention_heads, cfg.kv_heads());
         let eps = cfg.rms_norm_eps;
         Ok(Self {
             input_layernorm: RmsNorm::load(h, eps, vb.pp("input_layernorm"))?,
-            qkv_proj: linear_no_bias(h, (heads + 2 * kv_heads) * hd, vb.pp("self_attn.qkv_proj"))?,
-            o_proj: linear_no_bias(heads * hd, h, vb.pp("self_attn.o_proj"))?,
+            qkv_proj: Linear::load(h, (heads + 2 * kv_heads) * hd, false, format, vb.pp("self_attn.qkv_proj"))?,
+            o_proj: Linear::load(heads * hd, h, false, format, vb.pp("self_attn.o_proj"))?,
             post_attention_layernorm: RmsNorm::load(h, eps, vb.pp("post_attention_layernorm"))?,
-            gate_up_proj: linear_no_bias(h, 2 * cfg.intermediate_size, vb.pp("mlp.gate_up_proj"))?,
-            down_proj: linear_no_bias(cfg.intermediate_size, h, vb.pp("mlp.down_proj"))?,
+            gate_up_proj: Linear::load(h, 2 * cfg.intermediate_size, false, format, vb.pp("mlp.gate_up_proj"))?,
+            down_proj: Linear::load(cfg.intermediate_size, h, false, format, vb.pp("mlp.down_proj"))?,
             heads,
             kv_heads,
             head_dim: hd,
@@ -91,7 +92,7 @@ impl Layer {
         let mask: Vec<f32> = (0..n)
             .flat_map(|i| (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
             .collect();
-        let mask = Tensor::from_vec(mask, (n, total), x.device())?.to_dtype(scores.dtype())?;
+        let mask = Tensor::from_vec(mask, (n, total), x.device())?;
         let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask)?)?;
         let attn = probs.reshape((kvh, group * n, total))?.matmul(&v)?; // [kvh, group·n, hd]
         let attn = attn.reshape((heads, n, hd))?.transpose(0, 1)?.reshape((n, heads * hd))?;
@@ -162,16 +163,17 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// Loads `model.embed_tokens`, `model.layers.*`, `model.norm`, `lm_head` in `dtype`.
-    pub fn load(cfg: &Phi3VConfig, vb: VarBuilder) -> Result<Self> {
+    /// Loads `model.embed_tokens` (in the `VarBuilder`'s dtype), `model.layers.*` and `lm_head`
+    /// (matrices in `format`, which must be resolved) and `model.norm`. Activations are f32.
+    pub fn load(cfg: &Phi3VConfig, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
         let (h, v) = (cfg.hidden_size, cfg.vocab_size);
         let m = vb.pp("model");
-        let layers = (0..cfg.num_hidden_layers).map(|i| Layer::load(cfg, m.pp(format!("layers.{i}")))).collect::<Result<_>>()?;
+        let layers = (0..cfg.num_hidden_layers).map(|i| Layer::load(cfg, format, m.pp(format!("layers.{i}")))).collect::<Result<_>>()?;
         Ok(Self {
             embed_tokens: m.get((v, h), "embed_tokens.weight")?,
             layers,
             norm: RmsNorm::load(h, cfg.rms_norm_eps, m.pp("norm"))?,
-            lm_head: linear_no_bias(h, v, vb.pp("lm_head"))?,
+            lm_head: Linear::load(h, v, false, format, vb.pp("lm_head"))?,
             rope: LongRope::new(cfg),
             hidden: h,
             vocab: v,
@@ -186,7 +188,7 @@ impl Decoder {
             return Err(DecoderError::TokenId { id, vocab: self.vocab });
         }
         let ids = Tensor::new(ids, &self.device)?;
-        Ok(self.embed_tokens.index_select(&ids, 0)?)
+        Ok(self.embed_tokens.index_select(&ids, 0)?.to_dtype(DType::F32)?)
     }
 
     /// The rotary tables in use.
@@ -210,13 +212,14 @@ impl Decoder {
             return Err(DecoderError::TooLong { len: total, max: self.max_positions });
         }
         let long = self.rope.is_long(total);
+        let rows = rows.to_dtype(DType::F32)?;
         let rows = if long && !cache.long && !cache.is_empty() {
             let mut all = std::mem::take(&mut cache.inputs);
-            all.push(rows.clone());
+            all.push(rows);
             cache.clear();
             Tensor::cat(&all, 0)?
         } else {
-            rows.clone()
+            rows
         };
         if cache.layers.is_empty() {
             cache.layers = vec![None; self.layers.len()];
@@ -228,7 +231,6 @@ impl Decoder {
             let len = PREFILL_CHUNK.min(n - start);
             let chunk = rows.narrow(0, start, len)?;
             let (cos, sin) = self.rope.tables(cache.len, len, long, &self.device)?;
-            let (cos, sin) = (cos.to_dtype(chunk.dtype())?, sin.to_dtype(chunk.dtype())?);
             let mut x = chunk.clone();
             for (layer, lc) in self.layers.iter().zip(cache.layers.iter_mut()) {
                 x = layer.forward(&x, &cos, &sin, lc)?;
@@ -239,7 +241,7 @@ impl Decoder {
         }
         let last = last.ok_or_else(|| candle_core::Error::Msg("forward over zero rows".into()))?;
         let logits = self.lm_head.forward(&self.norm.forward(&last)?)?;
-        Ok(logits.squeeze(0)?.to_dtype(DType::F32)?)
+        Ok(logits.squeeze(0)?)
     }
 }
 

@@ -16,7 +16,8 @@
 //! img_projection.0.{weight,bias}, img_projection.2.{weight,bias}}`.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
+use phi3v_linear::{Linear, WeightFormat};
 
 /// Prefix of the projector's tensors in a Phi-3-vision checkpoint.
 pub const PREFIX: &str = "model.vision_embed_tokens";
@@ -30,15 +31,16 @@ pub struct Projector {
 }
 
 impl Projector {
-    /// Loads for CLIP width `clip_hidden` (C) and decoder width `hidden` (H).
-    pub fn load(clip_hidden: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
-        let vb = vb.pp(PREFIX);
+    /// Loads for CLIP width `clip_hidden` (C) and decoder width `hidden` (H); the MLP's
+    /// matrices in `format` (resolved), the rest in f32.
+    pub fn load(clip_hidden: usize, hidden: usize, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
+        let vb = vb.pp(PREFIX).set_dtype(candle_core::DType::F32);
         let c4 = 4 * clip_hidden;
         Ok(Self {
             sub_gn: vb.get((1, 1, 1, c4), "sub_GN")?.reshape((1, c4))?,
             glb_gn: vb.get((1, 1, c4), "glb_GN")?.reshape((1, c4))?,
-            fc1: linear(c4, hidden, vb.pp("img_projection.0"))?,
-            fc2: linear(hidden, hidden, vb.pp("img_projection.2"))?,
+            fc1: Linear::load(c4, hidden, true, format, vb.pp("img_projection.0"))?,
+            fc2: Linear::load(hidden, hidden, true, format, vb.pp("img_projection.2"))?,
         })
     }
 

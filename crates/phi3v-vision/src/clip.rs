@@ -8,8 +8,9 @@
 //! mlp.fc1, mlp.fc2}.*`. Layers past the feature layer are not loaded.
 
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{layer_norm, linear, LayerNorm, LayerNormConfig, Linear, VarBuilder};
+use candle_nn::{layer_norm, LayerNorm, LayerNormConfig, VarBuilder};
 use phi3v_checkpoint::VisionConfig;
+use phi3v_linear::{Linear, WeightFormat};
 use rayon::prelude::*;
 
 /// Prefix of the tower's tensors in a Phi-3-vision checkpoint.
@@ -32,18 +33,18 @@ struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    fn load(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
+    fn load(cfg: &VisionConfig, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
         let (c, ln) = (cfg.hidden_size, LayerNormConfig { eps: cfg.layer_norm_eps, ..Default::default() });
         let attn = vb.pp("self_attn");
         Ok(Self {
             layer_norm1: layer_norm(c, ln, vb.pp("layer_norm1"))?,
-            q_proj: linear(c, c, attn.pp("q_proj"))?,
-            k_proj: linear(c, c, attn.pp("k_proj"))?,
-            v_proj: linear(c, c, attn.pp("v_proj"))?,
-            out_proj: linear(c, c, attn.pp("out_proj"))?,
+            q_proj: Linear::load(c, c, true, format, attn.pp("q_proj"))?,
+            k_proj: Linear::load(c, c, true, format, attn.pp("k_proj"))?,
+            v_proj: Linear::load(c, c, true, format, attn.pp("v_proj"))?,
+            out_proj: Linear::load(c, c, true, format, attn.pp("out_proj"))?,
             layer_norm2: layer_norm(c, ln, vb.pp("layer_norm2"))?,
-            fc1: linear(c, cfg.intermediate_size, vb.pp("mlp").pp("fc1"))?,
-            fc2: linear(cfg.intermediate_size, c, vb.pp("mlp").pp("fc2"))?,
+            fc1: Linear::load(c, cfg.intermediate_size, true, format, vb.pp("mlp").pp("fc1"))?,
+            fc2: Linear::load(cfg.intermediate_size, c, true, format, vb.pp("mlp").pp("fc2"))?,
             heads: cfg.num_attention_heads,
         })
     }
@@ -77,14 +78,16 @@ pub struct ClipVisionTower {
 }
 
 impl ClipVisionTower {
-    /// Loads from a `VarBuilder` rooted at the checkpoint (tensor names under [`CLIP_PREFIX`]).
-    pub fn load(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
+    /// Loads from a `VarBuilder` rooted at the checkpoint (tensor names under [`CLIP_PREFIX`]),
+    /// the encoder layers' matrices in `format` (resolved), everything else in f32.
+    pub fn load(cfg: &VisionConfig, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
+        let vb = vb.set_dtype(DType::F32);
         let vb = vb.pp(CLIP_PREFIX);
         let (c, p) = (cfg.hidden_size, cfg.patch_size);
         let emb = vb.pp("embeddings");
         let positions = cfg.grid() * cfg.grid() + 1;
         let layers = (0..cfg.feature_layers)
-            .map(|i| EncoderLayer::load(cfg, vb.pp(format!("encoder.layers.{i}"))))
+            .map(|i| EncoderLayer::load(cfg, format, vb.pp(format!("encoder.layers.{i}"))))
             .collect::<Result<_>>()?;
         Ok(Self {
             patch_embedding: emb.get((c, 3, p, p), "patch_embedding.weight")?.reshape((c, 3 * p * p))?,

@@ -1,6 +1,7 @@
 //! Images to decoder rows: the reference preprocessing, the CLIP tower and the projector.
 
 use candle_core::{DType, Device, Tensor};
+use phi3v_linear::WeightFormat;
 use phi3v_checkpoint::Checkpoint;
 use phi3v_projector::Projector;
 use phi3v_vision::{ClipVisionTower, Normalization, Preprocessed, CROP};
@@ -17,12 +18,13 @@ pub struct ImageEncoder {
 }
 
 impl ImageEncoder {
-    /// Loads the vision tower and projector of a checkpoint (weights converted to f32).
-    pub fn load(ckpt: &Checkpoint, device: &Device) -> Result<Self> {
+    /// Loads the vision tower and projector of a checkpoint, their matrices in `format`
+    /// (resolved), the rest in f32.
+    pub fn load(ckpt: &Checkpoint, format: WeightFormat, device: &Device) -> Result<Self> {
         let vb = ckpt.weights.var_builder(DType::F32, device)?;
         Ok(Self {
-            tower: ClipVisionTower::load(&ckpt.vision, vb.clone())?,
-            projector: Projector::load(ckpt.vision.hidden_size, ckpt.config.hidden_size, vb)?,
+            tower: ClipVisionTower::load(&ckpt.vision, format, vb.clone())?,
+            projector: Projector::load(ckpt.vision.hidden_size, ckpt.config.hidden_size, format, vb)?,
             normalization: Normalization { mean: ckpt.preprocessor.image_mean, std: ckpt.preprocessor.image_std },
             default_crops: ckpt.preprocessor.num_crops,
             device: device.clone(),

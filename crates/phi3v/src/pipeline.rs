@@ -4,9 +4,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use phi3v_checkpoint::{Checkpoint, Phi3VConfig};
 use phi3v_decoder::{Decoder, KvCache};
+use phi3v_linear::WeightFormat;
 use phi3v_vision::HdLayout;
 use sha2::{Digest, Sha256};
 
@@ -23,8 +24,11 @@ pub const STOP_IDS: [u32; 3] = [32007, 32000, 2];
 /// Load-time settings.
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
-    /// Weight and activation dtype (F32 by default; F16 halves memory).
-    pub dtype: DType,
+    /// How the decoder's matrices are held: as stored by default (bf16 for the official
+    /// checkpoints), or f32, f16, bf16, int8 or int4. Activations are always f32.
+    pub weights: WeightFormat,
+    /// The same for the vision tower and projector.
+    pub vision_weights: WeightFormat,
     /// Memory for remembered image embeddings; an image seen again is not re-encoded.
     pub image_cache_bytes: usize,
     /// Worker threads for this pipeline's computation (`None`: rayon's global pool, one thread
@@ -34,7 +38,7 @@ pub struct PipelineOptions {
 
 impl Default for PipelineOptions {
     fn default() -> Self {
-        Self { dtype: DType::F32, image_cache_bytes: 256 << 20, threads: None }
+        Self { weights: WeightFormat::Auto, vision_weights: WeightFormat::Auto, image_cache_bytes: 256 << 20, threads: None }
     }
 }
 
@@ -115,7 +119,6 @@ pub(crate) struct Inner {
     images: ImageEncoder,
     pub(crate) decoder: Decoder,
     cache: Mutex<ImageCache>,
-    dtype: DType,
     pool: Option<rayon::ThreadPool>,
 }
 
@@ -134,9 +137,11 @@ impl Pipeline {
             return Err(Error::TokenizerVocab { tokenizer: tokenizer_vocab, model: ckpt.config.vocab_size });
         }
         let device = Device::Cpu;
-        let vb = ckpt.weights.var_builder(options.dtype, &device)?;
-        let decoder = Decoder::load(&ckpt.config, vb)?;
-        let images = ImageEncoder::load(&ckpt, &device)?;
+        let stored = ckpt.weights.stored_dtype();
+        let weights = options.weights.resolve(stored);
+        let vb = ckpt.weights.var_builder(weights.table_dtype(stored), &device)?;
+        let decoder = Decoder::load(&ckpt.config, weights, vb)?;
+        let images = ImageEncoder::load(&ckpt, options.vision_weights.resolve(stored), &device)?;
         let cache = ImageCache { capacity: options.image_cache_bytes, used: 0, entries: Vec::new() };
         let pool = match options.threads {
             Some(n) => Some(
@@ -153,7 +158,6 @@ impl Pipeline {
             images,
             decoder,
             cache: Mutex::new(cache),
-            dtype: options.dtype,
             pool,
         })))
     }
@@ -192,7 +196,7 @@ impl Pipeline {
         }
         let rows = self.compute(|| -> Result<Tensor> {
             let pre = self.0.images.preprocess(&image.rgb, crops)?;
-            Ok(self.0.images.encode(&pre)?.to_dtype(self.0.dtype)?)
+            self.0.images.encode(&pre)
         })?;
         self.lock_cache().put(key, crops, rows.clone());
         Ok(rows)

@@ -2,6 +2,8 @@
 //! `hd_feature_transform` + `img_projection`, for every fixture image at 4 crops and for the
 //! model cases (4 and 16 crops).
 //!
+//! The fixture images run with the matrices as stored (bf16), the model cases in f32.
+//!
 //! Tolerance: max |Δ| ≤ 1e-4 in f32 (rows have magnitude ~1; summation order accounts for ~1e-5;
 //! a misplaced separator or a wrong merge order is off by > 1e-1).
 
@@ -9,6 +11,7 @@ use candle_core::{Device, Tensor};
 use phi3v::checkpoint::Checkpoint;
 use phi3v::image::ImageEncoder;
 use phi3v::vision::load_rgb;
+use phi3v::WeightFormat;
 
 const TOL: f32 = 1e-4;
 
@@ -17,9 +20,9 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
 }
 
-fn encoder(name: &str) -> ImageEncoder {
+fn encoder(name: &str, format: WeightFormat) -> ImageEncoder {
     let ckpt = Checkpoint::open(&phi3v_fixtures::path(name)).unwrap();
-    ImageEncoder::load(&ckpt, &Device::Cpu).unwrap()
+    ImageEncoder::load(&ckpt, format.resolve(ckpt.weights.stored_dtype()), &Device::Cpu).unwrap()
 }
 
 /// The image as a user would pass it (JPEGs included: our decoder matches PIL's exactly).
@@ -29,7 +32,7 @@ fn reference_rgb(rel: &str) -> image::RgbImage {
 
 #[test]
 fn every_fixture_image_matches_at_4_crops() {
-    let enc = encoder("tiny-phi35v");
+    let enc = encoder("tiny-phi35v", WeightFormat::Auto);
     assert_eq!(enc.default_crops(), 4);
     let golden = phi3v_fixtures::tensors("golden/image-embeds-c4.safetensors");
     let entries = phi3v_fixtures::preprocess().entries;
@@ -50,7 +53,7 @@ fn every_fixture_image_matches_at_4_crops() {
 #[test]
 fn model_case_images_match_at_their_crop_setting() {
     for name in phi3v_fixtures::CHECKPOINTS {
-        let enc = encoder(name);
+        let enc = encoder(name, WeightFormat::F32);
         for (case, golden) in phi3v_fixtures::model_cases(name) {
             if golden.images.is_empty() {
                 continue;

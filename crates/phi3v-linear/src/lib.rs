@@ -1,0 +1,277 @@
+//! The linear layers of Phi-3-vision (CLIP, projector, decoder) with their weights in a chosen
+//! [`WeightFormat`], so a full-size model never needs an f32 copy of every matrix.
+//!
+//! Activations are always f32 (`[.., in]` → `[.., out]`); only the weights change form:
+//!
+//! | format | bytes/weight | `m = 1` (decode) | `m > 1` (prefill, CLIP) |
+//! |---|---|---|---|
+//! | `f32` | 4 | candle matmul | candle matmul (gemm) |
+//! | `bf16`, `f16` | 2 | [`gemv`] kernel, AVX2 | widened to f32 per call, gemm |
+//! | `q8` | 1.14 | candle `QMatMul` (Q8_K) | candle `QMatMul` |
+//! | `q4` | 0.56 | candle `QMatMul` (Q4_K) | candle `QMatMul` |
+//!
+//! `q8` and `q4` are group-wise: Q8_K keeps one f32 scale per 256 weights, Q4_K a 6-bit scale
+//! and minimum per 32 weights under an f16 pair per 256. A matrix whose input width is not a
+//! multiple of 256 (only tiny test models) uses the 32-wide blocks Q8_0 and Q4_0 instead.
+//! `auto` keeps each matrix in the dtype the checkpoint stores it in (bf16 for the official
+//! ones), which costs no accuracy: bf16 widens to f32 exactly and the sums run in f32.
+
+pub mod gemv;
+
+use std::fmt;
+use std::str::FromStr;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Module, Result, Tensor};
+use candle_nn::{Init, VarBuilder};
+use half::{bf16, f16};
+
+/// How the weight matrices of linear layers are held in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightFormat {
+    /// As stored in the checkpoint (16-bit stays 16-bit).
+    #[default]
+    Auto,
+    F32,
+    Bf16,
+    F16,
+    /// int8, group-wise (Q8_K).
+    Q8,
+    /// int4, group-wise with minimum (Q4_K).
+    Q4,
+}
+
+impl WeightFormat {
+    pub const ALL: [WeightFormat; 6] = [Self::Auto, Self::F32, Self::Bf16, Self::F16, Self::Q8, Self::Q4];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+            Self::F16 => "f16",
+            Self::Q8 => "q8",
+            Self::Q4 => "q4",
+        }
+    }
+
+    /// `Auto` made concrete for a checkpoint whose matrices are stored as `stored`: bf16 and
+    /// f16 stay as they are, anything else becomes f32. Other formats are returned unchanged.
+    pub fn resolve(self, stored: DType) -> Self {
+        match (self, stored) {
+            (Self::Auto, DType::BF16) => Self::Bf16,
+            (Self::Auto, DType::F16) => Self::F16,
+            (Self::Auto, _) => Self::F32,
+            (f, _) => f,
+        }
+    }
+
+    /// The dtype for tables that are looked up rather than multiplied (token embeddings) under
+    /// this resolved format: f32 with f32 weights, otherwise the stored 16-bit dtype.
+    pub fn table_dtype(self, stored: DType) -> DType {
+        match (self, stored) {
+            (Self::F32, _) => DType::F32,
+            (Self::F16, _) => DType::F16,
+            (Self::Bf16, _) => DType::BF16,
+            (_, DType::BF16 | DType::F16) => stored,
+            _ => DType::F32,
+        }
+    }
+
+    /// The quantised block type for a matrix with input width `k`, if this format quantises.
+    fn ggml(self, k: usize) -> Option<GgmlDType> {
+        let k_quant = k.is_multiple_of(256);
+        match self {
+            Self::Q8 if k_quant => Some(GgmlDType::Q8K),
+            Self::Q8 => Some(GgmlDType::Q8_0),
+            Self::Q4 if k_quant => Some(GgmlDType::Q4K),
+            Self::Q4 => Some(GgmlDType::Q4_0),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for WeightFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not a [`WeightFormat`].
+#[derive(Debug, thiserror::Error)]
+#[error("unknown weight format {0:?} (expected auto, f32, bf16, f16, q8 or q4)")]
+pub struct UnknownFormat(String);
+
+impl FromStr for WeightFormat {
+    type Err = UnknownFormat;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| UnknownFormat(s.to_string()))
+    }
+}
+
+enum Weight {
+    /// `[out, in]` f32.
+    F32(Tensor),
+    Bf16(Vec<bf16>),
+    F16(Vec<f16>),
+    Quant(QMatMul),
+}
+
+/// `y = x·Wᵀ + b` with `W` `[out, in]` in some [`WeightFormat`] and `b` `[out]` in f32.
+pub struct Linear {
+    weight: Weight,
+    bias: Option<Tensor>,
+    in_dim: usize,
+    out_dim: usize,
+}
+
+impl Linear {
+    /// Loads `weight` `[out_dim, in_dim]` (and `bias` `[out_dim]` when `bias`) under `vb`.
+    /// `format` must not be [`WeightFormat::Auto`]: [`WeightFormat::resolve`] it first.
+    pub fn load(in_dim: usize, out_dim: usize, bias: bool, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
+        let get = |dtype| vb.get_with_hints_dtype((out_dim, in_dim), "weight", Init::Const(0.0), dtype);
+        let weight = match (format.ggml(in_dim), format) {
+            (Some(q), _) => Weight::Quant(QMatMul::from_qtensor(QTensor::quantize(&get(DType::F32)?, q)?)?),
+            (None, WeightFormat::F32) => Weight::F32(get(DType::F32)?),
+            (None, WeightFormat::Bf16) => Weight::Bf16(get(DType::BF16)?.flatten_all()?.to_vec1()?),
+            (None, WeightFormat::F16) => Weight::F16(get(DType::F16)?.flatten_all()?.to_vec1()?),
+            (None, _) => candle_core::bail!("weight format {format} was not resolved against the checkpoint"),
+        };
+        let bias = if bias { Some(vb.get_with_hints_dtype(out_dim, "bias", Init::Const(0.0), DType::F32)?) } else { None };
+        Ok(Self { weight, bias, in_dim, out_dim })
+    }
+
+    /// Bytes held by the weight matrix.
+    pub fn weight_bytes(&self) -> usize {
+        match &self.weight {
+            Weight::F32(w) => w.elem_count() * 4,
+            Weight::Bf16(w) => w.len() * 2,
+            Weight::F16(w) => w.len() * 2,
+            Weight::Quant(QMatMul::QTensor(q)) => q.storage_size_in_bytes(),
+            Weight::Quant(_) => self.in_dim * self.out_dim * 4,
+        }
+    }
+}
+
+/// Input rows at or below which 16-bit weights go through [`gemv`] instead of being widened.
+const GEMV_MAX_ROWS: usize = 4;
+
+impl Module for Linear {
+    /// `x` `[.., in]` (f32) → `[.., out]` (f32).
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims();
+        let m = x.elem_count() / self.in_dim;
+        let x2 = x.reshape((m, self.in_dim))?;
+        let (k, n) = (self.in_dim, self.out_dim);
+        let y = match &self.weight {
+            Weight::F32(w) => x2.matmul(&w.t()?)?,
+            Weight::Quant(q) => q.forward(&x2)?,
+            Weight::Bf16(w) if m <= GEMV_MAX_ROWS => gemv_tensor(w, n, k, &x2)?,
+            Weight::F16(w) if m <= GEMV_MAX_ROWS => gemv_tensor(w, n, k, &x2)?,
+            Weight::Bf16(w) => x2.matmul(&widen(w, n, k, x.device())?.t()?)?,
+            Weight::F16(w) => x2.matmul(&widen(w, n, k, x.device())?.t()?)?,
+        };
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        let mut out = dims.to_vec();
+        *out.last_mut().expect("at least one dim") = n;
+        y.reshape(out)
+    }
+}
+
+fn gemv_tensor<T: gemv::Half>(w: &[T], n: usize, k: usize, x: &Tensor) -> Result<Tensor> {
+    let m = x.dim(0)?;
+    let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    Tensor::from_vec(gemv::gemv(w, n, k, &xs, m), (m, n), x.device())
+}
+
+/// The f32 copy of one matrix, for the duration of one multi-row product.
+fn widen<T: gemv::Half>(w: &[T], n: usize, k: usize, device: &candle_core::Device) -> Result<Tensor> {
+    use rayon::prelude::*;
+    let mut out = vec![0f32; w.len()];
+    out.par_chunks_mut(1 << 16).zip(w.par_chunks(1 << 16)).for_each(|(o, w)| {
+        for (o, w) in o.iter_mut().zip(w) {
+            *o = w.widen();
+        }
+    });
+    Tensor::from_vec(out, (n, k), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use std::collections::HashMap;
+
+    /// A bf16 layer `[n, k]` with bias, as a checkpoint would store it, and its f32 values.
+    fn layer(n: usize, k: usize) -> (VarBuilder<'static>, Tensor, Tensor) {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 0.05, (n, k), &dev).unwrap().to_dtype(DType::BF16).unwrap();
+        let b = Tensor::randn(0f32, 0.1, n, &dev).unwrap().to_dtype(DType::BF16).unwrap();
+        let tensors = HashMap::from([("weight".to_string(), w.clone()), ("bias".to_string(), b.clone())]);
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &dev);
+        (vb, w.to_dtype(DType::F32).unwrap(), b.to_dtype(DType::F32).unwrap())
+    }
+
+    fn rel_err(got: &Tensor, want: &Tensor) -> f32 {
+        let norm = |t: &Tensor| t.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap();
+        norm(&(got - want).unwrap()) / norm(want)
+    }
+
+    #[test]
+    fn every_format_stays_within_its_error_bound() {
+        // Relative L2 error of y = x·Wᵀ + b against f32 arithmetic on the same bf16 weights.
+        // k = 512 takes the K-quant types, k = 96 the 32-wide fallbacks; m = 1 is the mat-vec
+        // path, m = 7 the matrix path. A broken kernel or layout gives errors of order 1.
+        let bounds = [
+            (WeightFormat::F32, 1e-6),
+            (WeightFormat::Bf16, 1e-6),
+            (WeightFormat::F16, 1e-3),
+            (WeightFormat::Q8, 2e-2),
+            (WeightFormat::Q4, 1.5e-1),
+        ];
+        for (n, k) in [(40, 512), (33, 96)] {
+            let (vb, w, b) = layer(n, k);
+            for m in [1, 7] {
+                let x = Tensor::randn(0f32, 1.0, (2, m, k), &Device::Cpu).unwrap();
+                let want = x.broadcast_matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
+                for (format, bound) in bounds {
+                    let lin = Linear::load(k, n, true, format, vb.clone()).unwrap();
+                    let got = lin.forward(&x).unwrap();
+                    assert_eq!(got.dims(), [2, m, n]);
+                    let e = rel_err(&got, &want);
+                    eprintln!("{format:>4} m={m} k={k}: relative error {e:.2e}");
+                    assert!(e <= bound, "{format} {m}×{k}→{n}: relative error {e:.2e} > {bound:.0e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn storage_shrinks_with_the_format() {
+        let (vb, _, _) = layer(64, 512);
+        let bytes = |f| Linear::load(512, 64, true, f, vb.clone()).unwrap().weight_bytes();
+        assert_eq!(bytes(WeightFormat::F32), 64 * 512 * 4);
+        assert_eq!(bytes(WeightFormat::Bf16), 64 * 512 * 2);
+        // Q8_K: 292 bytes per 256 weights; Q4_K: 144.
+        assert_eq!(bytes(WeightFormat::Q8), 64 * 512 / 256 * 292);
+        assert_eq!(bytes(WeightFormat::Q4), 64 * 512 / 256 * 144);
+    }
+
+    #[test]
+    fn auto_resolves_against_the_stored_dtype_and_names_parse() {
+        assert_eq!(WeightFormat::Auto.resolve(DType::BF16), WeightFormat::Bf16);
+        assert_eq!(WeightFormat::Auto.resolve(DType::F32), WeightFormat::F32);
+        assert_eq!(WeightFormat::Q4.resolve(DType::BF16), WeightFormat::Q4);
+        for f in WeightFormat::ALL {
+            assert_eq!(f.name().parse::<WeightFormat>().unwrap(), f);
+        }
+        assert!("int3".parse::<WeightFormat>().unwrap_err().to_string().contains("int3"));
+        let (vb, _, _) = layer(8, 32);
+        let err = Linear::load(32, 8, true, WeightFormat::Auto, vb).err().unwrap();
+        assert!(err.to_string().contains("not resolved"), "{err}");
+    }
+}
