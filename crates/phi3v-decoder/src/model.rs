@@ -40,12 +40,13 @@ struct Layer {
     intermediate: usize,
 }
 
-/// Keys and values of one layer: `[kv_heads, T, head_dim]` each (keys after RoPE).
-#[derive(Clone)]
-struct LayerCache {
-    k: Tensor,
-    v: Tensor,
-}
+/// Positions a layer's key/value buffers grow by: appending a token writes into spare room
+/// instead of allocating, and a new block is added every `KV_BLOCK` positions.
+const KV_BLOCK: usize = 512;
+
+/// Keys and values of one layer: `[kv_heads, capacity, head_dim]` buffers, the first `len`
+/// positions filled (keys after RoPE).
+type LayerCache = candle_nn::kv_cache::KvCache;
 
 impl Layer {
     fn load(cfg: &Phi3VConfig, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
@@ -67,7 +68,7 @@ impl Layer {
     }
 
     /// `x`: `[n, H]` rows at positions `past..past + n` → `[n, H]`; appends to `cache`.
-    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, cache: &mut Option<LayerCache>) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, cache: &mut LayerCache) -> Result<Tensor> {
         let (n, _) = x.dims2()?;
         let (hd, heads, kvh) = (self.head_dim, self.heads, self.kv_heads);
         let qkv = self.qkv_proj.forward(&self.input_layernorm.forward(x)?)?;
@@ -78,22 +79,23 @@ impl Layer {
         let q = candle_nn::rotary_emb::rope(&split(0, heads)?, cos, sin)?;
         let k = candle_nn::rotary_emb::rope(&split(heads, kvh)?, cos, sin)?.squeeze(0)?;
         let v = split(heads + kvh, kvh)?.squeeze(0)?;
-        let (k, v) = match cache.take() {
-            Some(c) => (Tensor::cat(&[&c.k, &k], 1)?, Tensor::cat(&[&c.v, &v], 1)?),
-            None => (k, v),
-        };
-        *cache = Some(LayerCache { k: k.clone(), v: v.clone() });
+        let (k, v) = cache.append(&k, &v)?; // views [kvh, past + n, hd]
         let total = k.dim(1)?;
         let past = total - n;
         // Grouped heads: each kv head serves heads/kvh query heads.
         let group = heads / kvh;
         let q = q.reshape((kvh, group * n, hd))?;
         let scores = (q.matmul(&k.t()?)? * (hd as f64).powf(-0.5))?.reshape((kvh, group, n, total))?;
-        let mask: Vec<f32> = (0..n)
-            .flat_map(|i| (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
-            .collect();
-        let mask = Tensor::from_vec(mask, (n, total), x.device())?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask)?)?;
+        // Row i sees positions ≤ past + i; a single new row sees everything.
+        let scores = if n == 1 {
+            scores
+        } else {
+            let mask: Vec<f32> = (0..n)
+                .flat_map(|i| (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
+                .collect();
+            scores.broadcast_add(&Tensor::from_vec(mask, (n, total), x.device())?)?
+        };
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let attn = probs.reshape((kvh, group * n, total))?.matmul(&v)?; // [kvh, group·n, hd]
         let attn = attn.reshape((heads, n, hd))?.transpose(0, 1)?.reshape((n, heads * hd))?;
         let x = (x + self.o_proj.forward(&attn)?)?;
@@ -107,9 +109,9 @@ impl Layer {
 
 /// What the decoder has seen of one sequence: per-layer keys/values, the input rows (kept so
 /// the cache can be rebuilt when the rotary factors switch), and which factors its keys use.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct KvCache {
-    layers: Vec<Option<LayerCache>>,
+    layers: Vec<LayerCache>,
     inputs: Vec<Tensor>,
     len: usize,
     long: bool,
@@ -222,7 +224,7 @@ impl Decoder {
             rows
         };
         if cache.layers.is_empty() {
-            cache.layers = vec![None; self.layers.len()];
+            cache.layers = (0..self.layers.len()).map(|_| LayerCache::new(1, KV_BLOCK)).collect();
         }
         cache.long = long;
         let n = rows.dim(0)?;

@@ -6,7 +6,7 @@
 //! | format | bytes/weight | `m = 1` (decode) | `m > 1` (prefill, CLIP) |
 //! |---|---|---|---|
 //! | `f32` | 4 | candle matmul | candle matmul (gemm) |
-//! | `bf16`, `f16` | 2 | [`gemv`] kernel, AVX2 | widened to f32 per call, gemm |
+//! | `bf16`, `f16` | 2 | [`gemv`] kernel, AVX2 | [`gemm`]: widened block by block in cache |
 //! | `q8` | 1.14 | candle `QMatMul` (Q8_K) | candle `QMatMul` |
 //! | `q4` | 0.56 | candle `QMatMul` (Q4_K) | candle `QMatMul` |
 //!
@@ -16,6 +16,7 @@
 //! `auto` keeps each matrix in the dtype the checkpoint stores it in (bf16 for the official
 //! ones), which costs no accuracy: bf16 widens to f32 exactly and the sums run in f32.
 
+pub mod gemm;
 pub mod gemv;
 
 use std::fmt;
@@ -167,10 +168,8 @@ impl Module for Linear {
         let y = match &self.weight {
             Weight::F32(w) => x2.matmul(&w.t()?)?,
             Weight::Quant(q) => q.forward(&x2)?,
-            Weight::Bf16(w) if m <= GEMV_MAX_ROWS => gemv_tensor(w, n, k, &x2)?,
-            Weight::F16(w) if m <= GEMV_MAX_ROWS => gemv_tensor(w, n, k, &x2)?,
-            Weight::Bf16(w) => x2.matmul(&widen(w, n, k, x.device())?.t()?)?,
-            Weight::F16(w) => x2.matmul(&widen(w, n, k, x.device())?.t()?)?,
+            Weight::Bf16(w) => half_matmul(w, n, k, &x2)?,
+            Weight::F16(w) => half_matmul(w, n, k, &x2)?,
         };
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
@@ -182,22 +181,13 @@ impl Module for Linear {
     }
 }
 
-fn gemv_tensor<T: gemv::Half>(w: &[T], n: usize, k: usize, x: &Tensor) -> Result<Tensor> {
+/// `x` `[m, k]` against 16-bit `w` `[n, k]`: the mat-vec kernel for a few rows, blocked
+/// widening + gemm for more.
+fn half_matmul<T: gemv::Half>(w: &[T], n: usize, k: usize, x: &Tensor) -> Result<Tensor> {
     let m = x.dim(0)?;
     let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    Tensor::from_vec(gemv::gemv(w, n, k, &xs, m), (m, n), x.device())
-}
-
-/// The f32 copy of one matrix, for the duration of one multi-row product.
-fn widen<T: gemv::Half>(w: &[T], n: usize, k: usize, device: &candle_core::Device) -> Result<Tensor> {
-    use rayon::prelude::*;
-    let mut out = vec![0f32; w.len()];
-    out.par_chunks_mut(1 << 16).zip(w.par_chunks(1 << 16)).for_each(|(o, w)| {
-        for (o, w) in o.iter_mut().zip(w) {
-            *o = w.widen();
-        }
-    });
-    Tensor::from_vec(out, (n, k), device)
+    let y = if m <= GEMV_MAX_ROWS { gemv::gemv(w, n, k, &xs, m) } else { gemm::matmul(w, n, k, &xs, m) };
+    Tensor::from_vec(y, (m, n), x.device())
 }
 
 #[cfg(test)]
