@@ -151,6 +151,7 @@ def main():
             add("ttft_4_crops", encode + prefill, "s")
             add("decode", steps / decode if steps else 0.0, "tok/s")
             decoded = steps
+            add("peak_rss_4_crops", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, "GB")
         else:
             add("prefill_16_crops", tokens / prefill, "tok/s")
             add("ttft_16_crops", encode + prefill, "s")

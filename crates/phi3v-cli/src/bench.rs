@@ -124,13 +124,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
             add("ttft_4_crops", "time to first token, 4 crops", (t.encode + t.prefill).as_secs_f64(), "s", true);
             add("decode", "decode", t.decode_tokens_per_s(), "tok/s", false);
             decoded = t.decode_steps;
+            if let Some(rss) = peak_rss() {
+                add("peak_rss_4_crops", "peak memory to here (RSS)", rss / 1e9, "GB", true);
+            }
         } else {
             add("prefill_16_crops", "prefill, 16-crop prompt", t.prefill_tokens_per_s(), "tok/s", false);
             add("ttft_16_crops", "time to first token, 16 crops", (t.encode + t.prefill).as_secs_f64(), "s", true);
         }
     }
     if let Some(rss) = peak_rss() {
-        add("peak_rss", "peak memory (RSS)", rss / 1e9, "GB", true);
+        add("peak_rss", "peak memory, whole run (RSS)", rss / 1e9, "GB", true);
     }
 
     let result = json!({

@@ -5,6 +5,7 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 use phi3v_linear::{Linear, WeightFormat};
 use phi3v_checkpoint::Phi3VConfig;
+use rayon::prelude::*;
 
 use crate::rope::LongRope;
 
@@ -170,7 +171,11 @@ impl Decoder {
     pub fn load(cfg: &Phi3VConfig, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
         let (h, v) = (cfg.hidden_size, cfg.vocab_size);
         let m = vb.pp("model");
-        let layers = (0..cfg.num_hidden_layers).map(|i| Layer::load(cfg, format, m.pp(format!("layers.{i}")))).collect::<Result<_>>()?;
+        // Layers load in parallel: reading, converting and quantising are per tensor.
+        let layers = (0..cfg.num_hidden_layers)
+            .into_par_iter()
+            .map(|i| Layer::load(cfg, format, m.pp(format!("layers.{i}"))))
+            .collect::<Result<_>>()?;
         Ok(Self {
             embed_tokens: m.get((v, h), "embed_tokens.weight")?,
             layers,

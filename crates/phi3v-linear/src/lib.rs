@@ -133,7 +133,13 @@ impl Linear {
     pub fn load(in_dim: usize, out_dim: usize, bias: bool, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
         let get = |dtype| vb.get_with_hints_dtype((out_dim, in_dim), "weight", Init::Const(0.0), dtype);
         let weight = match (format.ggml(in_dim), format) {
-            (Some(q), _) => Weight::Quant(QMatMul::from_qtensor(QTensor::quantize(&get(DType::F32)?, q)?)?),
+            (Some(q), _) => {
+                let qmm = QMatMul::from_qtensor(QTensor::quantize(&get(DType::F32)?, q)?)?;
+                // candle re-tiles some block formats for its x86 kernels on first use: do it
+                // here, so loading pays for it and the first question does not.
+                qmm.forward(&Tensor::zeros((1, in_dim), DType::F32, vb.device())?)?;
+                Weight::Quant(qmm)
+            }
             (None, WeightFormat::F32) => Weight::F32(get(DType::F32)?),
             (None, WeightFormat::Bf16) => Weight::Bf16(get(DType::BF16)?.flatten_all()?.to_vec1()?),
             (None, WeightFormat::F16) => Weight::F16(get(DType::F16)?.flatten_all()?.to_vec1()?),

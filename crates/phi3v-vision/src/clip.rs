@@ -87,6 +87,7 @@ impl ClipVisionTower {
         let emb = vb.pp("embeddings");
         let positions = cfg.grid() * cfg.grid() + 1;
         let layers = (0..cfg.feature_layers)
+            .into_par_iter()
             .map(|i| EncoderLayer::load(cfg, format, vb.pp(format!("encoder.layers.{i}"))))
             .collect::<Result<_>>()?;
         Ok(Self {
