@@ -21,6 +21,13 @@ struct Out(*mut f32);
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
+impl Out {
+    /// The pointer (a method, so closures capture the `Send` wrapper, not the raw field).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// `xs` `[m, k]` (row-major) against `w` `[n, k]` → `[m, n]`.
 pub fn matmul<T: Half>(w: &[T], n: usize, k: usize, xs: &[f32], m: usize) -> Vec<f32> {
     assert_eq!(w.len(), n * k, "weights are not [{n}, {k}]");
@@ -31,7 +38,6 @@ pub fn matmul<T: Half>(w: &[T], n: usize, k: usize, xs: &[f32], m: usize) -> Vec
         let rows = block.len() / k;
         block_f32.clear();
         block_f32.extend(block.iter().map(|v| v.widen()));
-        let out = out;
         // SAFETY: dst is columns b·BLOCK_ROWS .. + rows of the [m, n] output (row stride n),
         // within bounds and written by this task only; lhs is xs [m, k] (row stride k); rhs is
         // the block transposed: element (i, j) is block_f32[j·k + i]. Lengths checked above.
@@ -40,7 +46,7 @@ pub fn matmul<T: Half>(w: &[T], n: usize, k: usize, xs: &[f32], m: usize) -> Vec
                 m,
                 rows,
                 k,
-                out.0.add(b * BLOCK_ROWS),
+                out.ptr().add(b * BLOCK_ROWS),
                 1,
                 n as isize,
                 false,
