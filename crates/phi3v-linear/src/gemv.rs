@@ -23,25 +23,36 @@ const BLOCK_ROWS: usize = 32;
 pub fn gemv<T: Half>(w: &[T], n: usize, k: usize, xs: &[f32], m: usize) -> Vec<f32> {
     debug_assert_eq!(w.len(), n * k);
     debug_assert_eq!(xs.len(), m * k);
-    // Blocks of output columns, each [m, BLOCK_ROWS] written in place afterwards.
-    let blocks: Vec<Vec<f32>> = w
-        .par_chunks(BLOCK_ROWS * k)
-        .map(|block| {
-            let rows = block.len() / k;
-            let mut out = vec![0f32; m * rows];
-            for (r, wr) in block.chunks_exact(k).enumerate() {
-                for (i, x) in xs.chunks_exact(k).enumerate() {
-                    out[i * rows + r] = T::dot(wr, x);
-                }
+    by_output_rows(n, m, |r, out| {
+        let wr = &w[r * k..(r + 1) * k];
+        for (o, x) in out.iter_mut().zip(xs.chunks_exact(k)) {
+            *o = T::dot(wr, x);
+        }
+    })
+}
+
+/// The `[m, n]` result of a mat-vec whose output row `r` (one value per input row) is filled
+/// by `row(r, out)` (`out`: `[m]`). Output rows go to the rayon pool in blocks of
+/// `BLOCK_ROWS`, so a block of weights stays in cache while every input row uses it.
+pub(crate) fn by_output_rows(n: usize, m: usize, row: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    // Blocks of output columns, each [rows, m], written in place afterwards.
+    let blocks: Vec<Vec<f32>> = (0..n.div_ceil(BLOCK_ROWS))
+        .into_par_iter()
+        .map(|b| {
+            let rows = (b * BLOCK_ROWS..n.min((b + 1) * BLOCK_ROWS)).len();
+            let mut out = vec![0f32; rows * m];
+            for (r, o) in out.chunks_exact_mut(m).enumerate() {
+                row(b * BLOCK_ROWS + r, o);
             }
             out
         })
         .collect();
     let mut y = vec![0f32; m * n];
     for (b, out) in blocks.iter().enumerate() {
-        let rows = out.len() / m;
-        for i in 0..m {
-            y[i * n + b * BLOCK_ROWS..i * n + b * BLOCK_ROWS + rows].copy_from_slice(&out[i * rows..(i + 1) * rows]);
+        for (r, o) in out.chunks_exact(m).enumerate() {
+            for (i, v) in o.iter().enumerate() {
+                y[i * n + b * BLOCK_ROWS + r] = *v;
+            }
         }
     }
     y

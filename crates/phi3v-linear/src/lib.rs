@@ -8,16 +8,17 @@
 //! | `f32` | 4 | candle matmul | candle matmul (gemm) |
 //! | `bf16`, `f16` | 2 | [`gemv`] kernel, AVX2 | [`gemm`]: widened block by block in cache |
 //! | `q8` | 1.14 | candle `QMatMul` (Q8_K) | candle `QMatMul` |
-//! | `q4` | 0.56 | candle `QMatMul` (Q4_K) | candle `QMatMul` |
+//! | `q4` | 0.625 | [`q4`]: int8 × int4 mat-vec, AVX2 | [`q4`]: dequantised block by block in cache |
 //!
-//! `q8` and `q4` are group-wise: Q8_K keeps one f32 scale per 256 weights, Q4_K a 6-bit scale
-//! and minimum per 32 weights under an f16 pair per 256. A matrix whose input width is not a
-//! multiple of 256 (only tiny test models) uses the 32-wide blocks Q8_0 and Q4_0 instead.
+//! `q8` and `q4` are group-wise: Q8_K keeps one f32 scale per 256 weights (a matrix whose input
+//! width is not a multiple of 256, only in tiny test models, uses the 32-wide Q8_0 instead);
+//! [`q4::Q4Matrix`] one f32 scale per 32 weights.
 //! `auto` keeps each matrix in the dtype the checkpoint stores it in (bf16 for the official
 //! ones), which costs no accuracy: bf16 widens to f32 exactly and the sums run in f32.
 
 pub mod gemm;
 pub mod gemv;
+pub mod q4;
 
 use std::fmt;
 use std::str::FromStr;
@@ -38,7 +39,7 @@ pub enum WeightFormat {
     F16,
     /// int8, group-wise (Q8_K).
     Q8,
-    /// int4, group-wise with minimum (Q4_K).
+    /// int4, group-wise ([`q4::Q4Matrix`]).
     Q4,
 }
 
@@ -79,14 +80,11 @@ impl WeightFormat {
         }
     }
 
-    /// The quantised block type for a matrix with input width `k`, if this format quantises.
+    /// candle's quantised block type for a matrix with input width `k`, if this format uses one.
     fn ggml(self, k: usize) -> Option<GgmlDType> {
-        let k_quant = k.is_multiple_of(256);
         match self {
-            Self::Q8 if k_quant => Some(GgmlDType::Q8K),
+            Self::Q8 if k.is_multiple_of(256) => Some(GgmlDType::Q8K),
             Self::Q8 => Some(GgmlDType::Q8_0),
-            Self::Q4 if k_quant => Some(GgmlDType::Q4K),
-            Self::Q4 => Some(GgmlDType::Q4_0),
             _ => None,
         }
     }
@@ -116,6 +114,7 @@ enum Weight {
     F32(Tensor),
     Bf16(Vec<bf16>),
     F16(Vec<f16>),
+    Q4(q4::Q4Matrix),
     Quant(QMatMul),
 }
 
@@ -143,6 +142,13 @@ impl Linear {
             (None, WeightFormat::F32) => Weight::F32(get(DType::F32)?),
             (None, WeightFormat::Bf16) => Weight::Bf16(get(DType::BF16)?.flatten_all()?.to_vec1()?),
             (None, WeightFormat::F16) => Weight::F16(get(DType::F16)?.flatten_all()?.to_vec1()?),
+            (None, WeightFormat::Q4) if in_dim.is_multiple_of(q4::GROUP) => {
+                let w = get(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                Weight::Q4(q4::Q4Matrix::quantize(&w, out_dim, in_dim))
+            }
+            (None, WeightFormat::Q4) => {
+                candle_core::bail!("{}: int4 needs an input width that is a multiple of {}, not {in_dim}", vb.prefix(), q4::GROUP)
+            }
             (None, _) => candle_core::bail!("weight format {format} was not resolved against the checkpoint"),
         };
         let bias = if bias { Some(vb.get_with_hints_dtype(out_dim, "bias", Init::Const(0.0), DType::F32)?) } else { None };
@@ -155,13 +161,15 @@ impl Linear {
             Weight::F32(w) => w.elem_count() * 4,
             Weight::Bf16(w) => w.len() * 2,
             Weight::F16(w) => w.len() * 2,
+            Weight::Q4(w) => w.bytes(),
             Weight::Quant(QMatMul::QTensor(q)) => q.storage_size_in_bytes(),
             Weight::Quant(_) => self.in_dim * self.out_dim * 4,
         }
     }
 }
 
-/// Input rows at or below which 16-bit weights go through [`gemv`] instead of being widened.
+/// Input rows at or below which 16-bit and int4 weights go through a mat-vec kernel instead of
+/// being widened for the GEMM.
 const GEMV_MAX_ROWS: usize = 4;
 
 impl Module for Linear {
@@ -176,6 +184,11 @@ impl Module for Linear {
             Weight::Quant(q) => q.forward(&x2)?,
             Weight::Bf16(w) => half_matmul(w, n, k, &x2)?,
             Weight::F16(w) => half_matmul(w, n, k, &x2)?,
+            Weight::Q4(w) => {
+                let xs = x2.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                let y = if m <= GEMV_MAX_ROWS { w.matvec(&xs, m) } else { w.matmul(&xs, m) };
+                Tensor::from_vec(y, (m, n), x.device())?
+            }
         };
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
@@ -220,8 +233,8 @@ mod tests {
     #[test]
     fn every_format_stays_within_its_error_bound() {
         // Relative L2 error of y = x·Wᵀ + b against f32 arithmetic on the same bf16 weights.
-        // k = 512 takes the K-quant types, k = 96 the 32-wide fallbacks; m = 1 is the mat-vec
-        // path, m = 7 the matrix path. A broken kernel or layout gives errors of order 1.
+        // k = 512 takes Q8_K, k = 96 the 32-wide Q8_0; m = 1 is the mat-vec path, m = 7 the
+        // matrix path. A broken kernel or layout gives errors of order 1.
         let bounds = [
             (WeightFormat::F32, 1e-6),
             (WeightFormat::Bf16, 1e-6),
@@ -252,9 +265,9 @@ mod tests {
         let bytes = |f| Linear::load(512, 64, true, f, vb.clone()).unwrap().weight_bytes();
         assert_eq!(bytes(WeightFormat::F32), 64 * 512 * 4);
         assert_eq!(bytes(WeightFormat::Bf16), 64 * 512 * 2);
-        // Q8_K: 292 bytes per 256 weights; Q4_K: 144.
+        // Q8_K: 292 bytes per 256 weights; int4: 20 bytes per 32.
         assert_eq!(bytes(WeightFormat::Q8), 64 * 512 / 256 * 292);
-        assert_eq!(bytes(WeightFormat::Q4), 64 * 512 / 256 * 144);
+        assert_eq!(bytes(WeightFormat::Q4), 64 * 512 / 32 * 20);
     }
 
     #[test]
@@ -269,5 +282,8 @@ mod tests {
         let (vb, _, _) = layer(8, 32);
         let err = Linear::load(32, 8, true, WeightFormat::Auto, vb).err().unwrap();
         assert!(err.to_string().contains("not resolved"), "{err}");
+        let (vb, _, _) = layer(8, 40);
+        let err = Linear::load(40, 8, true, WeightFormat::Q4, vb).err().unwrap();
+        assert!(err.to_string().contains("multiple of 32, not 40"), "{err}");
     }
 }

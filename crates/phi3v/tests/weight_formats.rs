@@ -8,8 +8,8 @@
 //! token). f16 holds every bf16 value of these small-magnitude weights exactly. The quantised
 //! formats are bounded by their relative L2 logits error (about twice what they show here), which
 //! a wrong block layout or scale (errors of the order of the logits themselves, ≥ 1) exceeds. The tiny models'
-//! widths (32, 64) are not multiples of 256, so they use the 32-wide Q8_0/Q4_0 blocks; the
-//! blocks of full-size matrices (Q8_K/Q4_K) are checked layer by layer in `phi3v-linear`.
+//! widths (32, 64) are not multiples of 256, so q8 uses the 32-wide Q8_0 blocks here (Q8_K at
+//! full size, checked layer by layer in `phi3v-linear`); q4 is the same format at every size.
 
 use phi3v::{GenerationParams, ImageInput, Pipeline, PipelineOptions, WeightFormat};
 
