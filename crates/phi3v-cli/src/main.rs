@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use phi3v::{GenerationParams, Pipeline, PipelineOptions, WeightFormat};
+use phi3v::{GenerationParams, KvDtype, Pipeline, PipelineOptions, WeightFormat};
 
 #[derive(Parser)]
 #[command(name = "phi3v", version, about = "Phi-3-vision / Phi-3.5-vision on CPU")]
@@ -65,6 +65,10 @@ pub struct LoadArgs {
     /// Quantisation of the vision tower and projector, if not the same as `--quant`.
     #[arg(long, value_enum)]
     vision_quant: Option<VisionQuant>,
+    /// How the KV cache holds keys and values (auto: f16 with --quant, otherwise f32). f16
+    /// halves its memory and the bytes each generated token reads.
+    #[arg(long, value_enum, default_value_t = KvCache::Auto)]
+    kv_cache: KvCache,
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -110,6 +114,13 @@ enum Dtype {
 enum Quant {
     Q8,
     Q4,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KvCache {
+    Auto,
+    F32,
+    F16,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -174,7 +185,12 @@ impl LoadArgs {
     /// Load-time options from the flags.
     fn options(&self) -> PipelineOptions {
         let (weights, vision_weights) = self.formats();
-        PipelineOptions { weights, vision_weights, threads: self.threads, ..Default::default() }
+        let kv_cache = match self.kv_cache {
+            KvCache::Auto => None,
+            KvCache::F32 => Some(KvDtype::F32),
+            KvCache::F16 => Some(KvDtype::F16),
+        };
+        PipelineOptions { weights, vision_weights, kv_cache, threads: self.threads, ..Default::default() }
     }
 
     /// The decoder's and the vision tower's weight formats from `--dtype`, `--quant` and
@@ -200,11 +216,16 @@ impl LoadArgs {
         (decoder, vision)
     }
 
-    /// The weight formats as one label, e.g. `q4` or `q4/vision-bf16`.
+    /// The weight formats as one label, e.g. `q4`, `q4/vision-bf16` or `auto/kv-f16` (the KV
+    /// cache only when `--kv-cache` names one).
     fn formats_label(&self) -> String {
-        match self.formats() {
+        let label = match self.formats() {
             (d, v) if d == v => d.to_string(),
             (d, v) => format!("{d}/vision-{v}"),
+        };
+        match self.options().kv_cache {
+            Some(kv) => format!("{label}/kv-{}", kv.name()),
+            None => label,
         }
     }
 

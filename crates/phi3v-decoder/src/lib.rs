@@ -23,8 +23,10 @@
 //! `original_max_position_embeddings`; the forward that first crosses that length rebuilds the
 //! cache with the long factors (from the input rows the cache keeps).
 
+mod kv;
 mod model;
 mod rope;
 
+pub use kv::{KvDtype, UnknownKvDtype};
 pub use model::{argmax, Decoder, DecoderError, KvCache, PREFILL_CHUNK};
 pub use rope::LongRope;

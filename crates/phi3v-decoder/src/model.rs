@@ -7,6 +7,7 @@ use phi3v_linear::{Linear, WeightFormat};
 use phi3v_checkpoint::Phi3VConfig;
 use rayon::prelude::*;
 
+use crate::kv::{KvDtype, LayerCache};
 use crate::rope::LongRope;
 
 /// Prompt rows processed per forward chunk during prefill: attention scores are
@@ -41,14 +42,6 @@ struct Layer {
     intermediate: usize,
 }
 
-/// Positions a layer's key/value buffers grow by: appending a token writes into spare room
-/// instead of allocating, and a new block is added every `KV_BLOCK` positions.
-const KV_BLOCK: usize = 512;
-
-/// Keys and values of one layer: `[kv_heads, capacity, head_dim]` buffers, the first `len`
-/// positions filled (keys after RoPE).
-type LayerCache = candle_nn::kv_cache::KvCache;
-
 impl Layer {
     fn load(cfg: &Phi3VConfig, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
         let (h, hd) = (cfg.hidden_size, cfg.head_dim());
@@ -80,25 +73,29 @@ impl Layer {
         let q = candle_nn::rotary_emb::rope(&split(0, heads)?, cos, sin)?;
         let k = candle_nn::rotary_emb::rope(&split(heads, kvh)?, cos, sin)?.squeeze(0)?;
         let v = split(heads + kvh, kvh)?.squeeze(0)?;
-        let (k, v) = cache.append(&k, &v)?; // views [kvh, past + n, hd]
-        let total = k.dim(1)?;
-        let past = total - n;
-        // Grouped heads: each kv head serves heads/kvh query heads.
-        let group = heads / kvh;
-        let q = q.reshape((kvh, group * n, hd))?;
-        let scores = (q.matmul(&k.t()?)? * (hd as f64).powf(-0.5))?.reshape((kvh, group, n, total))?;
-        // Row i sees positions ≤ past + i; a single new row sees everything.
-        let scores = if n == 1 {
-            scores
+        cache.append(&k, &v)?;
+        let scale = (hd as f64).powf(-0.5);
+        let attn = if n == 1 {
+            // One new row sees every position: dot products straight off the cache.
+            let q = q.flatten_all()?.to_vec1::<f32>()?;
+            Tensor::from_vec(cache.attend_one(&q, heads, scale as f32), (1, heads * hd), x.device())?
         } else {
+            let (k, v) = cache.tensors(x.device())?; // [kvh, past + n, hd]
+            let total = k.dim(1)?;
+            let past = total - n;
+            // Grouped heads: each kv head serves heads/kvh query heads.
+            let group = heads / kvh;
+            let q = q.reshape((kvh, group * n, hd))?;
+            let scores = (q.matmul(&k.t()?)? * scale)?.reshape((kvh, group, n, total))?;
+            // Row i sees positions ≤ past + i.
             let mask: Vec<f32> = (0..n)
                 .flat_map(|i| (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
                 .collect();
-            scores.broadcast_add(&Tensor::from_vec(mask, (n, total), x.device())?)?
+            let scores = scores.broadcast_add(&Tensor::from_vec(mask, (n, total), x.device())?)?;
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            let attn = probs.reshape((kvh, group * n, total))?.matmul(&v)?; // [kvh, group·n, hd]
+            attn.reshape((heads, n, hd))?.transpose(0, 1)?.reshape((n, heads * hd))?
         };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let attn = probs.reshape((kvh, group * n, total))?.matmul(&v)?; // [kvh, group·n, hd]
-        let attn = attn.reshape((heads, n, hd))?.transpose(0, 1)?.reshape((n, heads * hd))?;
         let x = (x + self.o_proj.forward(&attn)?)?;
 
         let gu = self.gate_up_proj.forward(&self.post_attention_layernorm.forward(&x)?)?;
@@ -162,6 +159,7 @@ pub struct Decoder {
     hidden: usize,
     vocab: usize,
     max_positions: usize,
+    kv_dtype: KvDtype,
     device: Device,
 }
 
@@ -171,11 +169,13 @@ impl Decoder {
     pub fn load(cfg: &Phi3VConfig, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
         let (h, v) = (cfg.hidden_size, cfg.vocab_size);
         let m = vb.pp("model");
-        // Layers load in parallel: reading, converting and quantising are per tensor.
-        let layers = (0..cfg.num_hidden_layers)
+        // Layers load in parallel: reading, converting and quantising are per tensor. A
+        // failure is reported for the first bad layer, whichever thread finds it first.
+        let layers: Vec<Result<Layer>> = (0..cfg.num_hidden_layers)
             .into_par_iter()
             .map(|i| Layer::load(cfg, format, m.pp(format!("layers.{i}"))))
-            .collect::<Result<_>>()?;
+            .collect();
+        let layers = layers.into_iter().collect::<Result<_>>()?;
         Ok(Self {
             embed_tokens: m.get((v, h), "embed_tokens.weight")?,
             layers,
@@ -185,8 +185,16 @@ impl Decoder {
             hidden: h,
             vocab: v,
             max_positions: cfg.max_position_embeddings,
+            kv_dtype: KvDtype::F32,
             device: vb.device().clone(),
         })
+    }
+
+    /// Stores the keys and values of caches this decoder fills from now on as `dtype`
+    /// (f32 unless set). A cache filled in another dtype keeps it until cleared.
+    pub fn with_kv_dtype(mut self, dtype: KvDtype) -> Self {
+        self.kv_dtype = dtype;
+        self
     }
 
     /// Token embeddings `[ids.len(), H]`.
@@ -229,7 +237,7 @@ impl Decoder {
             rows
         };
         if cache.layers.is_empty() {
-            cache.layers = (0..self.layers.len()).map(|_| LayerCache::new(1, KV_BLOCK)).collect();
+            cache.layers = self.layers.iter().map(|l| LayerCache::new(self.kv_dtype, l.kv_heads, l.head_dim)).collect();
         }
         cache.long = long;
         let n = rows.dim(0)?;

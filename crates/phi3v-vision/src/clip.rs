@@ -86,10 +86,12 @@ impl ClipVisionTower {
         let (c, p) = (cfg.hidden_size, cfg.patch_size);
         let emb = vb.pp("embeddings");
         let positions = cfg.grid() * cfg.grid() + 1;
-        let layers = (0..cfg.feature_layers)
+        // In parallel; a failure is reported for the first bad layer.
+        let layers: Vec<Result<EncoderLayer>> = (0..cfg.feature_layers)
             .into_par_iter()
             .map(|i| EncoderLayer::load(cfg, format, vb.pp(format!("encoder.layers.{i}"))))
-            .collect::<Result<_>>()?;
+            .collect();
+        let layers = layers.into_iter().collect::<Result<_>>()?;
         Ok(Self {
             patch_embedding: emb.get((c, 3, p, p), "patch_embedding.weight")?.reshape((c, 3 * p * p))?,
             class_embedding: emb.get(c, "class_embedding")?.reshape((1, 1, c))?,

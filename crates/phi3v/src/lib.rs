@@ -47,6 +47,7 @@ pub use sampling::GenerationParams;
 pub use session::Session;
 pub use stream::TextStream;
 pub use candle_core::{DType, Device};
+pub use phi3v_decoder::KvDtype;
 pub use phi3v_linear::WeightFormat;
 pub use phi3v_checkpoint as checkpoint;
 pub use phi3v_decoder as decoder;

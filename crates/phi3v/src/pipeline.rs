@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
 use phi3v_checkpoint::{Checkpoint, Phi3VConfig};
-use phi3v_decoder::{Decoder, KvCache};
+use phi3v_decoder::{Decoder, KvCache, KvDtype};
 use phi3v_linear::WeightFormat;
 use phi3v_vision::HdLayout;
 use sha2::{Digest, Sha256};
@@ -29,6 +29,9 @@ pub struct PipelineOptions {
     pub weights: WeightFormat,
     /// The same for the vision tower and projector.
     pub vision_weights: WeightFormat,
+    /// How the KV cache holds keys and values. `None`: f16 when the decoder's weights are
+    /// quantised (q8, q4), f32 (the reference's arithmetic) otherwise.
+    pub kv_cache: Option<KvDtype>,
     /// Memory for remembered image embeddings; an image seen again is not re-encoded.
     pub image_cache_bytes: usize,
     /// Worker threads for this pipeline's computation (`None`: rayon's global pool, one thread
@@ -38,7 +41,13 @@ pub struct PipelineOptions {
 
 impl Default for PipelineOptions {
     fn default() -> Self {
-        Self { weights: WeightFormat::Auto, vision_weights: WeightFormat::Auto, image_cache_bytes: 256 << 20, threads: None }
+        Self {
+            weights: WeightFormat::Auto,
+            vision_weights: WeightFormat::Auto,
+            kv_cache: None,
+            image_cache_bytes: 256 << 20,
+            threads: None,
+        }
     }
 }
 
@@ -140,7 +149,9 @@ impl Pipeline {
         let stored = ckpt.weights.stored_dtype();
         let weights = options.weights.resolve(stored);
         let vb = ckpt.weights.var_builder(weights.table_dtype(stored), &device)?;
-        let decoder = Decoder::load(&ckpt.config, weights, vb)?;
+        let quantised = matches!(weights, WeightFormat::Q8 | WeightFormat::Q4);
+        let kv = options.kv_cache.unwrap_or(if quantised { KvDtype::F16 } else { KvDtype::F32 });
+        let decoder = Decoder::load(&ckpt.config, weights, vb)?.with_kv_dtype(kv);
         let images = ImageEncoder::load(&ckpt, options.vision_weights.resolve(stored), &device)?;
         let cache = ImageCache { capacity: options.image_cache_bytes, used: 0, entries: Vec::new() };
         let pool = match options.threads {

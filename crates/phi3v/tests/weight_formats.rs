@@ -10,18 +10,21 @@
 //! a wrong block layout or scale (errors of the order of the logits themselves, ≥ 1) exceeds. The tiny models'
 //! widths (32, 64) are not multiples of 256, so q8 uses the 32-wide Q8_0 blocks here (Q8_K at
 //! full size, checked layer by layer in `phi3v-linear`); q4 is the same format at every size.
+//! The KV cache is the default one for each format (f16 for q8 and q4, f32 otherwise), plus
+//! bf16 weights with an f16 cache, which rounds every cached value (bound 1e-3, every token).
 
-use phi3v::{GenerationParams, ImageInput, Pipeline, PipelineOptions, WeightFormat};
+use phi3v::{GenerationParams, ImageInput, KvDtype, Pipeline, PipelineOptions, WeightFormat};
 
 struct Bound {
     decoder: WeightFormat,
     vision: WeightFormat,
+    kv_cache: Option<KvDtype>,
     max_rel_err: f32,
     exact_tokens: bool,
 }
 
 const fn bound(decoder: WeightFormat, vision: WeightFormat, max_rel_err: f32, exact_tokens: bool) -> Bound {
-    Bound { decoder, vision, max_rel_err, exact_tokens }
+    Bound { decoder, vision, kv_cache: None, max_rel_err, exact_tokens }
 }
 
 #[test]
@@ -31,14 +34,15 @@ fn each_weight_format_stays_within_its_accuracy_bound() {
         bound(F32, F32, 1e-5, true),
         bound(Auto, Auto, 1e-5, true),
         bound(F16, F16, 1e-5, true),
+        Bound { kv_cache: Some(KvDtype::F16), ..bound(Auto, Auto, 1e-3, true) },
         bound(Q8, Q8, 0.05, false),
         bound(Q4, Auto, 0.35, false),
         bound(Q4, Q4, 0.45, false),
     ];
-    eprintln!("| decoder | vision | logits max abs err | logits rel. L2 err | greedy tokens kept |");
-    eprintln!("|---|---|---|---|---|");
+    eprintln!("| decoder | vision | KV cache | logits max abs err | logits rel. L2 err | greedy tokens kept |");
+    eprintln!("|---|---|---|---|---|---|");
     for b in bounds {
-        let options = PipelineOptions { weights: b.decoder, vision_weights: b.vision, ..Default::default() };
+        let options = PipelineOptions { weights: b.decoder, vision_weights: b.vision, kv_cache: b.kv_cache, ..Default::default() };
         let (mut worst, mut worst_rel, mut kept, mut total) = (0f32, 0f32, 0, 0);
         for name in phi3v_fixtures::CHECKPOINTS {
             let p = Pipeline::load(&phi3v_fixtures::path(name), &options).unwrap();
@@ -65,7 +69,8 @@ fn each_weight_format_stays_within_its_accuracy_bound() {
                 total += golden.greedy_tokens.len();
             }
         }
-        eprintln!("| {} | {} | {worst:.2e} | {worst_rel:.2e} | {kept}/{total} |", b.decoder, b.vision);
+        let kv = b.kv_cache.map_or("default", |kv| kv.name());
+        eprintln!("| {} | {} | {kv} | {worst:.2e} | {worst_rel:.2e} | {kept}/{total} |", b.decoder, b.vision);
         assert!(worst_rel <= b.max_rel_err, "{}/{}: logits differ by {worst_rel} > {} (relative L2)", b.decoder, b.vision, b.max_rel_err);
     }
 }
