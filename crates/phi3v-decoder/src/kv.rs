@@ -36,10 +36,7 @@ impl FromStr for KvDtype {
     type Err = UnknownKvDtype;
 
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        [Self::F32, Self::F16]
-            .into_iter()
-            .find(|d| d.name() == s)
-            .ok_or_else(|| UnknownKvDtype(s.to_string()))
+        [Self::F32, Self::F16].into_iter().find(|d| d.name() == s).ok_or_else(|| UnknownKvDtype(s.to_string()))
     }
 }
 
@@ -50,6 +47,7 @@ const BLOCK: usize = 512;
 /// A cached element: f32, or f16 widened on the fly.
 trait Elem: Copy + Default + Send + Sync {
     fn from_f32(v: f32) -> Self;
+    fn to_f32(self) -> f32;
     /// `Σ a[i]·x[i]`.
     fn dot(a: &[Self], x: &[f32]) -> f32;
     /// `y += s·a`.
@@ -59,6 +57,9 @@ trait Elem: Copy + Default + Send + Sync {
 impl Elem for f32 {
     fn from_f32(v: f32) -> Self {
         v
+    }
+    fn to_f32(self) -> f32 {
+        self
     }
     fn dot(a: &[Self], x: &[f32]) -> f32 {
         a.iter().zip(x).map(|(a, x)| a * x).sum()
@@ -71,6 +72,9 @@ impl Elem for f32 {
 impl Elem for f16 {
     fn from_f32(v: f32) -> Self {
         f16::from_f32(v)
+    }
+    fn to_f32(self) -> f32 {
+        self.widen()
     }
     fn dot(a: &[Self], x: &[f32]) -> f32 {
         Half::dot(a, x)
@@ -98,56 +102,29 @@ pub(crate) struct LayerCache {
 impl LayerCache {
     pub fn new(dtype: KvDtype, kv_heads: usize, head_dim: usize) -> Self {
         let store = match dtype {
-            KvDtype::F32 => Store::F32 {
-                k: Vec::new(),
-                v: Vec::new(),
-            },
-            KvDtype::F16 => Store::F16 {
-                k: Vec::new(),
-                v: Vec::new(),
-            },
+            KvDtype::F32 => Store::F32 { k: Vec::new(), v: Vec::new() },
+            KvDtype::F16 => Store::F16 { k: Vec::new(), v: Vec::new() },
         };
-        Self {
-            store,
-            kv_heads,
-            head_dim,
-            capacity: 0,
-            len: 0,
-        }
+        Self { store, kv_heads, head_dim, capacity: 0, len: 0 }
     }
 
     /// Appends keys and values `[kv_heads, n, head_dim]` (f32).
     pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<()> {
         let n = k.dim(1)?;
-        let (k, v) = (
-            k.flatten_all()?.to_vec1::<f32>()?,
-            v.flatten_all()?.to_vec1::<f32>()?,
-        );
+        let (k, v) = (k.flatten_all()?.to_vec1::<f32>()?, v.flatten_all()?.to_vec1::<f32>()?);
         let (heads, hd, len) = (self.kv_heads, self.head_dim, self.len);
-        let capacity = if len + n > self.capacity {
-            (len + n).next_multiple_of(BLOCK)
-        } else {
-            self.capacity
-        };
-        fn put<T: Elem>(
-            buf: &mut Vec<T>,
-            new: &[f32],
-            (heads, hd, len, n): (usize, usize, usize, usize),
-            (old, cap): (usize, usize),
-        ) {
+        let capacity = if len + n > self.capacity { (len + n).next_multiple_of(BLOCK) } else { self.capacity };
+        fn put<T: Elem>(buf: &mut Vec<T>, new: &[f32], (heads, hd, len, n): (usize, usize, usize, usize), (old, cap): (usize, usize)) {
             if cap != old {
                 let mut grown = vec![T::default(); heads * cap * hd];
                 for h in 0..heads {
-                    grown[h * cap * hd..][..len * hd]
-                        .copy_from_slice(&buf[h * old * hd..][..len * hd]);
+                    grown[h * cap * hd..][..len * hd].copy_from_slice(&buf[h * old * hd..][..len * hd]);
                 }
                 *buf = grown;
             }
             for h in 0..heads {
                 let dst = &mut buf[(h * cap + len) * hd..][..n * hd];
-                dst.iter_mut()
-                    .zip(&new[h * n * hd..][..n * hd])
-                    .for_each(|(d, s)| *d = T::from_f32(*s));
+                dst.iter_mut().zip(&new[h * n * hd..][..n * hd]).for_each(|(d, s)| *d = T::from_f32(*s));
             }
         }
         let dims = (heads, hd, len, n);
@@ -170,18 +147,17 @@ impl LayerCache {
     /// Keys and values of the filled positions as f32 tensors `[kv_heads, len, head_dim]`, for
     /// attention of many rows at once (prefill).
     pub fn tensors(&self, device: &Device) -> Result<(Tensor, Tensor)> {
-        let (heads, hd, len, cap) = (self.kv_heads, self.head_dim, self.len, self.capacity);
-        let filled = |buf: &[f32]| -> Result<Tensor> {
-            let rows: Vec<f32> = (0..heads)
-                .flat_map(|h| buf[h * cap * hd..][..len * hd].iter().copied())
-                .collect();
-            Tensor::from_vec(rows, (heads, len, hd), device)
-        };
-        let widen = |buf: &[f16]| -> Vec<f32> { buf.iter().map(|v| v.to_f32()).collect() };
         match &self.store {
-            Store::F32 { k, v } => Ok((filled(k)?, filled(v)?)),
-            Store::F16 { k, v } => Ok((filled(&widen(k))?, filled(&widen(v))?)),
+            Store::F32 { k, v } => Ok((self.filled(k, device)?, self.filled(v, device)?)),
+            Store::F16 { k, v } => Ok((self.filled(k, device)?, self.filled(v, device)?)),
         }
+    }
+
+    /// The filled positions of one buffer, widened to f32: `[kv_heads, len, head_dim]`.
+    fn filled<T: Elem>(&self, buf: &[T], device: &Device) -> Result<Tensor> {
+        let (heads, hd, len, cap) = (self.kv_heads, self.head_dim, self.len, self.capacity);
+        let rows: Vec<f32> = (0..heads).flat_map(|h| buf[h * cap * hd..][..len * hd].iter().map(|v| v.to_f32())).collect();
+        Tensor::from_vec(rows, (heads, len, hd), device)
     }
 
     /// Softmax attention of one query row per head over every filled position.
@@ -201,15 +177,8 @@ impl LayerCache {
         let mut out = vec![0f32; heads * hd];
         out.par_chunks_mut(hd).enumerate().for_each(|(h, out)| {
             let base = h / group * cap * hd;
-            let (k, v, q) = (
-                &k[base..][..len * hd],
-                &v[base..][..len * hd],
-                &q[h * hd..][..hd],
-            );
-            let mut scores: Vec<f32> = k
-                .chunks_exact(hd)
-                .map(|key| T::dot(key, q) * scale)
-                .collect();
+            let (k, v, q) = (&k[base..][..len * hd], &v[base..][..len * hd], &q[h * hd..][..hd]);
+            let mut scores: Vec<f32> = k.chunks_exact(hd).map(|key| T::dot(key, q) * scale).collect();
             let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
             let mut sum = 0.0;
             for s in &mut scores {
@@ -229,9 +198,7 @@ mod tests {
     use super::*;
 
     fn values(len: usize, seed: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| (((i + seed) * 7919 % 1000) as f32 - 500.0) / 300.0)
-            .collect()
+        (0..len).map(|i| (((i + seed) * 7919 % 1000) as f32 - 500.0) / 300.0).collect()
     }
 
     /// Attention of one row computed with candle in f32: the reference for `attend_one`.
@@ -240,13 +207,7 @@ mod tests {
         let q = Tensor::from_slice(q, (kvh, heads / kvh, hd), &Device::Cpu).unwrap();
         let scores = (q.matmul(&k.t().unwrap()).unwrap() * scale).unwrap();
         let probs = candle_nn::ops::softmax_last_dim(&scores).unwrap();
-        probs
-            .matmul(v)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap()
+        probs.matmul(v).unwrap().flatten_all().unwrap().to_vec1().unwrap()
     }
 
     #[test]
@@ -259,50 +220,26 @@ mod tests {
             let mut all_k = Vec::new();
             let mut all_v = Vec::new();
             for (i, n) in [300, 1, 250, 7].into_iter().enumerate() {
-                let k =
-                    Tensor::from_vec(values(kvh * n * hd, i), (kvh, n, hd), &Device::Cpu).unwrap();
-                let v = Tensor::from_vec(values(kvh * n * hd, i + 9), (kvh, n, hd), &Device::Cpu)
-                    .unwrap();
+                let k = Tensor::from_vec(values(kvh * n * hd, i), (kvh, n, hd), &Device::Cpu).unwrap();
+                let v = Tensor::from_vec(values(kvh * n * hd, i + 9), (kvh, n, hd), &Device::Cpu).unwrap();
                 cache.append(&k, &v).unwrap();
                 all_k.push(k);
                 all_v.push(v);
             }
             assert_eq!((cache.len, cache.capacity), (558, 1024));
-            let (k, v) = (
-                Tensor::cat(&all_k, 1).unwrap(),
-                Tensor::cat(&all_v, 1).unwrap(),
-            );
+            let (k, v) = (Tensor::cat(&all_k, 1).unwrap(), Tensor::cat(&all_v, 1).unwrap());
             let (ck, cv) = cache.tensors(&Device::Cpu).unwrap();
             assert_eq!(ck.dims(), [kvh, 558, hd]);
-            let diff = |a: &Tensor, b: &Tensor| {
-                (a - b)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap()
-            };
-            assert!(
-                diff(&ck, &k) <= tol * 4.0 && diff(&cv, &v) <= tol * 4.0,
-                "{dtype:?}: stored values differ"
-            );
+            let diff = |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(diff(&ck, &k) <= tol * 4.0 && diff(&cv, &v) <= tol * 4.0, "{dtype:?}: stored values differ");
             let q = values(heads * hd, 3);
             let want = reference(&k, &v, &q, heads, 0.15);
             let got = cache.attend_one(&q, heads, 0.15);
             for (g, w) in got.iter().zip(&want) {
-                assert!(
-                    (g - w).abs() <= tol * (1.0 + w.abs()),
-                    "{dtype:?}: {g} vs {w}"
-                );
+                assert!((g - w).abs() <= tol * (1.0 + w.abs()), "{dtype:?}: {g} vs {w}");
             }
         }
         assert_eq!("f16".parse::<KvDtype>().unwrap(), KvDtype::F16);
-        assert!("bf16"
-            .parse::<KvDtype>()
-            .unwrap_err()
-            .to_string()
-            .contains("bf16"));
+        assert!("bf16".parse::<KvDtype>().unwrap_err().to_string().contains("bf16"));
     }
 }

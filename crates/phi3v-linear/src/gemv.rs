@@ -37,11 +37,7 @@ pub fn gemv<T: Half>(w: &[T], n: usize, k: usize, xs: &[f32], m: usize) -> Vec<f
 /// The `[m, n]` result of a mat-vec whose output row `r` (one value per input row) is filled
 /// by `row(r, out)` (`out`: `[m]`). Output rows go to the rayon pool in blocks of
 /// `BLOCK_ROWS`, so a block of weights stays in cache while every input row uses it.
-pub(crate) fn by_output_rows(
-    n: usize,
-    m: usize,
-    row: impl Fn(usize, &mut [f32]) + Sync,
-) -> Vec<f32> {
+pub(crate) fn by_output_rows(n: usize, m: usize, row: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
     // Blocks of output columns, each [rows, m], written in place afterwards.
     let blocks: Vec<Vec<f32>> = (0..n.div_ceil(BLOCK_ROWS))
         .into_par_iter()
@@ -139,11 +135,7 @@ mod avx2 {
         let mut i = 0;
         while i + 32 <= k {
             for (j, a) in acc.iter_mut().enumerate() {
-                *a = _mm256_fmadd_ps(
-                    widen8(wp.add(i + 8 * j)),
-                    _mm256_loadu_ps(xp.add(i + 8 * j)),
-                    *a,
-                );
+                *a = _mm256_fmadd_ps(widen8(wp.add(i + 8 * j)), _mm256_loadu_ps(xp.add(i + 8 * j)), *a);
             }
             i += 32;
         }
@@ -160,19 +152,11 @@ mod avx2 {
 
     /// Eight elements per step, then the scalar tail.
     #[inline(always)]
-    unsafe fn axpy_with<T: Half>(
-        s: f32,
-        w: &[T],
-        y: &mut [f32],
-        widen8: impl Fn(*const T) -> __m256,
-    ) {
+    unsafe fn axpy_with<T: Half>(s: f32, w: &[T], y: &mut [f32], widen8: impl Fn(*const T) -> __m256) {
         let (wp, yp, sv) = (w.as_ptr(), y.as_mut_ptr(), _mm256_set1_ps(s));
         let mut i = 0;
         while i + 8 <= w.len() {
-            _mm256_storeu_ps(
-                yp.add(i),
-                _mm256_fmadd_ps(widen8(wp.add(i)), sv, _mm256_loadu_ps(yp.add(i))),
-            );
+            _mm256_storeu_ps(yp.add(i), _mm256_fmadd_ps(widen8(wp.add(i)), sv, _mm256_loadu_ps(yp.add(i))));
             i += 8;
         }
         super::axpy_scalar(s, &w[i..], &mut y[i..]);
@@ -181,10 +165,7 @@ mod avx2 {
     /// bf16 is the top half of an f32: zero-extend to 32 bits and shift left by 16.
     #[inline(always)]
     unsafe fn widen_bf16(p: *const bf16) -> __m256 {
-        _mm256_castsi256_ps(_mm256_slli_epi32(
-            _mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i)),
-            16,
-        ))
+        _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i)), 16))
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -199,16 +180,12 @@ mod avx2 {
 
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_f16(w: &[f16], x: &[f32]) -> f32 {
-        dot_with(w, x, |p| {
-            _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
-        })
+        dot_with(w, x, |p| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)))
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn axpy_f16(s: f32, w: &[f16], y: &mut [f32]) {
-        axpy_with(s, w, y, |p| {
-            _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
-        })
+        axpy_with(s, w, y, |p| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)))
     }
 }
 
@@ -220,9 +197,7 @@ mod tests {
         let mut y = vec![0f32; m * n];
         for i in 0..m {
             for j in 0..n {
-                y[i * n + j] = (0..k)
-                    .map(|t| w[j * k + t] as f64 * xs[i * k + t] as f64)
-                    .sum::<f64>() as f32;
+                y[i * n + j] = (0..k).map(|t| w[j * k + t] as f64 * xs[i * k + t] as f64).sum::<f64>() as f32;
             }
         }
         y
@@ -231,30 +206,20 @@ mod tests {
     fn check<T: Half>(convert: fn(f32) -> T) {
         // Odd sizes: tails of the 32- and 8-wide loops, a partial last block of rows.
         for (m, n, k) in [(1, 70, 3), (1, 33, 77), (3, 65, 300), (2, 1, 1)] {
-            let w: Vec<T> = (0..n * k)
-                .map(|i| convert(((i * 7919 % 1000) as f32 - 500.0) / 700.0))
-                .collect();
-            let xs: Vec<f32> = (0..m * k)
-                .map(|i| ((i * 104_729 % 997) as f32 - 498.0) / 300.0)
-                .collect();
+            let w: Vec<T> = (0..n * k).map(|i| convert(((i * 7919 % 1000) as f32 - 500.0) / 700.0)).collect();
+            let xs: Vec<f32> = (0..m * k).map(|i| ((i * 104_729 % 997) as f32 - 498.0) / 300.0).collect();
             let wf: Vec<f32> = w.iter().map(|v| v.widen()).collect();
             let want = reference(&wf, n, k, &xs, m);
             let got = gemv(&w, n, k, &xs, m);
             for (g, r) in got.iter().zip(&want) {
-                assert!(
-                    (g - r).abs() <= 1e-4 * (1.0 + r.abs()),
-                    "{m}×{n}×{k}: {g} vs {r}"
-                );
+                assert!((g - r).abs() <= 1e-4 * (1.0 + r.abs()), "{m}×{n}×{k}: {g} vs {r}");
             }
             // axpy: y + 0.5·w for the first row of weights, against the same sum in f64.
             let mut y = xs[..k].to_vec();
             T::axpy(0.5, &w[..k], &mut y);
             for ((g, x), w) in y.iter().zip(&xs).zip(&wf) {
                 let want = (*x as f64 + 0.5 * *w as f64) as f32;
-                assert!(
-                    (g - want).abs() <= 1e-6 * (1.0 + want.abs()),
-                    "axpy {k}: {g} vs {want}"
-                );
+                assert!((g - want).abs() <= 1e-6 * (1.0 + want.abs()), "axpy {k}: {g} vs {want}");
             }
         }
     }

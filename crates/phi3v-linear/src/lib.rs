@@ -44,14 +44,7 @@ pub enum WeightFormat {
 }
 
 impl WeightFormat {
-    pub const ALL: [WeightFormat; 6] = [
-        Self::Auto,
-        Self::F32,
-        Self::Bf16,
-        Self::F16,
-        Self::Q8,
-        Self::Q4,
-    ];
+    pub const ALL: [WeightFormat; 6] = [Self::Auto, Self::F32, Self::Bf16, Self::F16, Self::Q8, Self::Q4];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -112,10 +105,7 @@ impl FromStr for WeightFormat {
     type Err = UnknownFormat;
 
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|f| f.name() == s)
-            .ok_or_else(|| UnknownFormat(s.to_string()))
+        Self::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| UnknownFormat(s.to_string()))
     }
 }
 
@@ -139,15 +129,8 @@ pub struct Linear {
 impl Linear {
     /// Loads `weight` `[out_dim, in_dim]` (and `bias` `[out_dim]` when `bias`) under `vb`.
     /// `format` must not be [`WeightFormat::Auto`]: [`WeightFormat::resolve`] it first.
-    pub fn load(
-        in_dim: usize,
-        out_dim: usize,
-        bias: bool,
-        format: WeightFormat,
-        vb: VarBuilder,
-    ) -> Result<Self> {
-        let get =
-            |dtype| vb.get_with_hints_dtype((out_dim, in_dim), "weight", Init::Const(0.0), dtype);
+    pub fn load(in_dim: usize, out_dim: usize, bias: bool, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
+        let get = |dtype| vb.get_with_hints_dtype((out_dim, in_dim), "weight", Init::Const(0.0), dtype);
         let weight = match (format.ggml(in_dim), format) {
             (Some(q), _) => {
                 let qmm = QMatMul::from_qtensor(QTensor::quantize(&get(DType::F32)?, q)?)?;
@@ -164,27 +147,14 @@ impl Linear {
                 Weight::Q4(q4::Q4Matrix::quantize(&w, out_dim, in_dim))
             }
             (None, WeightFormat::Q4) => {
-                candle_core::bail!(
-                    "{}: int4 needs an input width that is a multiple of {}, not {in_dim}",
-                    vb.prefix(),
-                    q4::GROUP
-                )
+                candle_core::bail!("{}: int4 needs an input width that is a multiple of {}, not {in_dim}", vb.prefix(), q4::GROUP)
             }
             (None, _) => {
                 candle_core::bail!("weight format {format} was not resolved against the checkpoint")
             }
         };
-        let bias = if bias {
-            Some(vb.get_with_hints_dtype(out_dim, "bias", Init::Const(0.0), DType::F32)?)
-        } else {
-            None
-        };
-        Ok(Self {
-            weight,
-            bias,
-            in_dim,
-            out_dim,
-        })
+        let bias = if bias { Some(vb.get_with_hints_dtype(out_dim, "bias", Init::Const(0.0), DType::F32)?) } else { None };
+        Ok(Self { weight, bias, in_dim, out_dim })
     }
 
     /// Bytes held by the weight matrix.
@@ -214,17 +184,9 @@ impl Module for Linear {
         let y = match &self.weight {
             Weight::F32(w) => x2.matmul(&w.t()?)?,
             Weight::Quant(q) => q.forward(&x2)?,
-            Weight::Bf16(w) => half_matmul(w, n, k, &x2)?,
-            Weight::F16(w) => half_matmul(w, n, k, &x2)?,
-            Weight::Q4(w) => {
-                let xs = x2.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                let y = if m <= GEMV_MAX_ROWS {
-                    w.matvec(&xs, m)
-                } else {
-                    w.matmul(&xs, m)
-                };
-                Tensor::from_vec(y, (m, n), x.device())?
-            }
+            Weight::Bf16(w) => by_rows(&x2, n, |xs, m| gemv::gemv(w, n, k, xs, m), |xs, m| gemm::matmul(w, n, k, xs, m))?,
+            Weight::F16(w) => by_rows(&x2, n, |xs, m| gemv::gemv(w, n, k, xs, m), |xs, m| gemm::matmul(w, n, k, xs, m))?,
+            Weight::Q4(w) => by_rows(&x2, n, |xs, m| w.matvec(xs, m), |xs, m| w.matmul(xs, m))?,
         };
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
@@ -236,16 +198,17 @@ impl Module for Linear {
     }
 }
 
-/// `x` `[m, k]` against 16-bit `w` `[n, k]`: the mat-vec kernel for a few rows, blocked
-/// widening + gemm for more.
-fn half_matmul<T: gemv::Half>(w: &[T], n: usize, k: usize, x: &Tensor) -> Result<Tensor> {
+/// `x` `[m, k]` → `[m, n]` through `matvec` for a few rows (decode) or `matmul` for more
+/// (prefill, CLIP), both taking the rows as f32 and `m`.
+fn by_rows(
+    x: &Tensor,
+    n: usize,
+    matvec: impl FnOnce(&[f32], usize) -> Vec<f32>,
+    matmul: impl FnOnce(&[f32], usize) -> Vec<f32>,
+) -> Result<Tensor> {
     let m = x.dim(0)?;
     let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    let y = if m <= GEMV_MAX_ROWS {
-        gemv::gemv(w, n, k, &xs, m)
-    } else {
-        gemm::matmul(w, n, k, &xs, m)
-    };
+    let y = if m <= GEMV_MAX_ROWS { matvec(&xs, m) } else { matmul(&xs, m) };
     Tensor::from_vec(y, (m, n), x.device())
 }
 
@@ -258,37 +221,15 @@ mod tests {
     /// A bf16 layer `[n, k]` with bias, as a checkpoint would store it, and its f32 values.
     fn layer(n: usize, k: usize) -> (VarBuilder<'static>, Tensor, Tensor) {
         let dev = Device::Cpu;
-        let w = Tensor::randn(0f32, 0.05, (n, k), &dev)
-            .unwrap()
-            .to_dtype(DType::BF16)
-            .unwrap();
-        let b = Tensor::randn(0f32, 0.1, n, &dev)
-            .unwrap()
-            .to_dtype(DType::BF16)
-            .unwrap();
-        let tensors = HashMap::from([
-            ("weight".to_string(), w.clone()),
-            ("bias".to_string(), b.clone()),
-        ]);
+        let w = Tensor::randn(0f32, 0.05, (n, k), &dev).unwrap().to_dtype(DType::BF16).unwrap();
+        let b = Tensor::randn(0f32, 0.1, n, &dev).unwrap().to_dtype(DType::BF16).unwrap();
+        let tensors = HashMap::from([("weight".to_string(), w.clone()), ("bias".to_string(), b.clone())]);
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &dev);
-        (
-            vb,
-            w.to_dtype(DType::F32).unwrap(),
-            b.to_dtype(DType::F32).unwrap(),
-        )
+        (vb, w.to_dtype(DType::F32).unwrap(), b.to_dtype(DType::F32).unwrap())
     }
 
     fn rel_err(got: &Tensor, want: &Tensor) -> f32 {
-        let norm = |t: &Tensor| {
-            t.sqr()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .sqrt()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
+        let norm = |t: &Tensor| t.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap();
         norm(&(got - want).unwrap()) / norm(want)
     }
 
@@ -308,21 +249,14 @@ mod tests {
             let (vb, w, b) = layer(n, k);
             for m in [1, 7] {
                 let x = Tensor::randn(0f32, 1.0, (2, m, k), &Device::Cpu).unwrap();
-                let want = x
-                    .broadcast_matmul(&w.t().unwrap())
-                    .unwrap()
-                    .broadcast_add(&b)
-                    .unwrap();
+                let want = x.broadcast_matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
                 for (format, bound) in bounds {
                     let lin = Linear::load(k, n, true, format, vb.clone()).unwrap();
                     let got = lin.forward(&x).unwrap();
                     assert_eq!(got.dims(), [2, m, n]);
                     let e = rel_err(&got, &want);
                     eprintln!("{format:>4} m={m} k={k}: relative error {e:.2e}");
-                    assert!(
-                        e <= bound,
-                        "{format} {m}×{k}→{n}: relative error {e:.2e} > {bound:.0e}"
-                    );
+                    assert!(e <= bound, "{format} {m}×{k}→{n}: relative error {e:.2e} > {bound:.0e}");
                 }
             }
         }
@@ -331,11 +265,7 @@ mod tests {
     #[test]
     fn storage_shrinks_with_the_format() {
         let (vb, _, _) = layer(64, 512);
-        let bytes = |f| {
-            Linear::load(512, 64, true, f, vb.clone())
-                .unwrap()
-                .weight_bytes()
-        };
+        let bytes = |f| Linear::load(512, 64, true, f, vb.clone()).unwrap().weight_bytes();
         assert_eq!(bytes(WeightFormat::F32), 64 * 512 * 4);
         assert_eq!(bytes(WeightFormat::Bf16), 64 * 512 * 2);
         // Q8_K: 292 bytes per 256 weights; int4: 18 bytes per 32.
@@ -351,20 +281,12 @@ mod tests {
         for f in WeightFormat::ALL {
             assert_eq!(f.name().parse::<WeightFormat>().unwrap(), f);
         }
-        assert!("int3"
-            .parse::<WeightFormat>()
-            .unwrap_err()
-            .to_string()
-            .contains("int3"));
+        assert!("int3".parse::<WeightFormat>().unwrap_err().to_string().contains("int3"));
         let (vb, _, _) = layer(8, 32);
-        let err = Linear::load(32, 8, true, WeightFormat::Auto, vb)
-            .err()
-            .unwrap();
+        let err = Linear::load(32, 8, true, WeightFormat::Auto, vb).err().unwrap();
         assert!(err.to_string().contains("not resolved"), "{err}");
         let (vb, _, _) = layer(8, 40);
-        let err = Linear::load(40, 8, true, WeightFormat::Q4, vb)
-            .err()
-            .unwrap();
+        let err = Linear::load(40, 8, true, WeightFormat::Q4, vb).err().unwrap();
         assert!(err.to_string().contains("multiple of 32, not 40"), "{err}");
     }
 }

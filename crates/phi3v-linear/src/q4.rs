@@ -36,50 +36,29 @@ pub struct Q4Matrix {
 impl Q4Matrix {
     /// Quantises `w` `[n, k]` (row-major). `k` must be a multiple of [`GROUP`].
     pub fn quantize(w: &[f32], n: usize, k: usize) -> Self {
-        assert!(
-            k.is_multiple_of(GROUP) && w.len() == n * k,
-            "int4 weights need [n, k] with k a multiple of {GROUP}"
-        );
+        assert!(k.is_multiple_of(GROUP) && w.len() == n * k, "int4 weights need [n, k] with k a multiple of {GROUP}");
         let groups = (k / GROUP).next_multiple_of(2);
         let mut scales = Vec::with_capacity(n * groups);
         let mut quants = vec![0u8; n * groups * GROUP / 2];
         let mut levels = [0u8; GROUP];
-        for (row, q) in w
-            .chunks_exact(k)
-            .zip(quants.chunks_exact_mut(groups * GROUP / 2))
-        {
+        for (row, q) in w.chunks_exact(k).zip(quants.chunks_exact_mut(groups * GROUP / 2)) {
             for g in 0..groups {
                 let group = row.get(g * GROUP..(g + 1) * GROUP).unwrap_or(&[0.0; GROUP]);
                 // The value of largest magnitude, with its sign, becomes −8.
-                let max = group
-                    .iter()
-                    .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+                let max = group.iter().fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
                 let scale = f16::from_f32(max / -8.0);
-                let inv = if scale.to_f32() == 0.0 {
-                    0.0
-                } else {
-                    1.0 / scale.to_f32()
-                };
+                let inv = if scale.to_f32() == 0.0 { 0.0 } else { 1.0 / scale.to_f32() };
                 for (l, v) in levels.iter_mut().zip(group) {
                     *l = ((v * inv + 8.5).max(0.0) as u8).min(15);
                 }
                 let shift = 4 * (g % 2);
-                for (byte, l) in q[g / 2 * GROUP..(g / 2 + 1) * GROUP]
-                    .iter_mut()
-                    .zip(&levels)
-                {
+                for (byte, l) in q[g / 2 * GROUP..(g / 2 + 1) * GROUP].iter_mut().zip(&levels) {
                     *byte |= l << shift;
                 }
                 scales.push(scale);
             }
         }
-        Self {
-            n,
-            k,
-            groups,
-            scales,
-            quants,
-        }
+        Self { n, k, groups, scales, quants }
     }
 
     /// Bytes held.
@@ -93,10 +72,7 @@ impl Q4Matrix {
             for g in 0..self.k / GROUP {
                 let pair = &self.quants[(r * self.groups + g) / 2 * GROUP..][..GROUP];
                 let (scale, shift) = (self.scales[r * self.groups + g].to_f32(), 4 * (g % 2));
-                out.extend(
-                    pair.iter()
-                        .map(|b| scale * ((b >> shift & 15) as f32 - 8.0)),
-                );
+                out.extend(pair.iter().map(|b| scale * ((b >> shift & 15) as f32 - 8.0)));
             }
         }
     }
@@ -104,10 +80,7 @@ impl Q4Matrix {
     /// `xs` `[m, k]` → `[m, n]`: the int8 mat-vec, one pass over the weights for all `m` rows.
     pub fn matvec(&self, xs: &[f32], m: usize) -> Vec<f32> {
         assert_eq!(xs.len(), m * self.k, "input is not [{m}, {}]", self.k);
-        let rows: Vec<QuantRow> = xs
-            .chunks_exact(self.k)
-            .map(|x| QuantRow::new(x, self.groups))
-            .collect();
+        let rows: Vec<QuantRow> = xs.chunks_exact(self.k).map(|x| QuantRow::new(x, self.groups)).collect();
         gemv::by_output_rows(self.n, m, |r, out| {
             let q = &self.quants[r * self.groups * GROUP / 2..(r + 1) * self.groups * GROUP / 2];
             let scales = &self.scales[r * self.groups..(r + 1) * self.groups];
@@ -119,9 +92,7 @@ impl Q4Matrix {
 
     /// `xs` `[m, k]` → `[m, n]` through the f32 GEMM, dequantising a block of rows at a time.
     pub fn matmul(&self, xs: &[f32], m: usize) -> Vec<f32> {
-        gemm::matmul_widened(self.n, self.k, xs, m, |rows, buf| {
-            self.dequantize_rows(rows, buf)
-        })
+        gemm::matmul_widened(self.n, self.k, xs, m, |rows, buf| self.dequantize_rows(rows, buf))
     }
 }
 
@@ -138,11 +109,7 @@ struct QuantRow {
 
 impl QuantRow {
     fn new(x: &[f32], groups: usize) -> Self {
-        let (mut p, mut d, mut offset) = (
-            vec![0; groups * GROUP],
-            vec![0.0; groups],
-            vec![0.0; groups],
-        );
+        let (mut p, mut d, mut offset) = (vec![0; groups * GROUP], vec![0.0; groups], vec![0.0; groups]);
         for (g, group) in x.chunks_exact(GROUP).enumerate() {
             let amax = group.iter().fold(0f32, |m, v| m.max(v.abs()));
             let scale = amax / 127.0;
@@ -172,11 +139,7 @@ fn dot_scalar(q: &[u8], scales: &[f16], x: &QuantRow) -> f32 {
     let mut sum = 0f32;
     for (g, (scale, pg)) in scales.iter().zip(x.p.chunks_exact(GROUP)).enumerate() {
         let pair = &q[g / 2 * GROUP..(g / 2 + 1) * GROUP];
-        let int: i32 = pair
-            .iter()
-            .zip(pg)
-            .map(|(b, p)| (b >> (4 * (g % 2)) & 15) as i32 * *p as i32)
-            .sum();
+        let int: i32 = pair.iter().zip(pg).map(|(b, p)| (b >> (4 * (g % 2)) & 15) as i32 * *p as i32).sum();
         sum += scale.to_f32() * (x.d[g] * int as f32 - x.offset[g]);
     }
     sum
@@ -189,9 +152,7 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     pub fn available() -> bool {
-        is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-            && is_x86_feature_detected!("f16c")
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
     }
 
     /// The 8 i32 partial sums of `Σ q·p` of the two groups of pair `h`.
@@ -199,10 +160,7 @@ mod avx2 {
     unsafe fn pair(qp: *const u8, pp: *const i8, h: usize) -> (__m256i, __m256i) {
         let packed = _mm256_loadu_si256(qp.add(h * GROUP) as *const __m256i);
         let mask = _mm256_set1_epi8(15);
-        let (lo, hi) = (
-            _mm256_and_si256(packed, mask),
-            _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask),
-        );
+        let (lo, hi) = (_mm256_and_si256(packed, mask), _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask));
         // u8 × i8 pairs summed to i16 (at most 2·15·127, no saturation), then to i32.
         let sums = |levels, g: usize| {
             let p = _mm256_loadu_si256(pp.add(g * GROUP) as *const __m256i);
@@ -223,12 +181,7 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot(q: &[u8], scales: &[f16], x: &QuantRow) -> f32 {
         let groups = scales.len();
-        debug_assert!(
-            groups.is_multiple_of(2)
-                && q.len() == groups * GROUP / 2
-                && x.p.len() == groups * GROUP
-                && x.d.len() == groups
-        );
+        debug_assert!(groups.is_multiple_of(2) && q.len() == groups * GROUP / 2 && x.p.len() == groups * GROUP && x.d.len() == groups);
         let (qp, pp) = (q.as_ptr(), x.p.as_ptr());
         let (mut acc, mut offset) = ([_mm256_setzero_ps(); 2], _mm256_setzero_ps());
         let mut g = 0;
@@ -236,22 +189,11 @@ mod avx2 {
             let scale = _mm256_cvtph_ps(_mm_loadu_si128(scales.as_ptr().add(g) as *const __m128i));
             offset = _mm256_fmadd_ps(scale, _mm256_loadu_ps(x.offset.as_ptr().add(g)), offset);
             let mut combined = [0f32; 8];
-            _mm256_storeu_ps(
-                combined.as_mut_ptr(),
-                _mm256_mul_ps(scale, _mm256_loadu_ps(x.d.as_ptr().add(g))),
-            );
+            _mm256_storeu_ps(combined.as_mut_ptr(), _mm256_mul_ps(scale, _mm256_loadu_ps(x.d.as_ptr().add(g))));
             for j in 0..4 {
                 let (a, b) = pair(qp, pp, g / 2 + j);
-                acc[0] = _mm256_fmadd_ps(
-                    _mm256_cvtepi32_ps(a),
-                    _mm256_set1_ps(combined[2 * j]),
-                    acc[0],
-                );
-                acc[1] = _mm256_fmadd_ps(
-                    _mm256_cvtepi32_ps(b),
-                    _mm256_set1_ps(combined[2 * j + 1]),
-                    acc[1],
-                );
+                acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_set1_ps(combined[2 * j]), acc[0]);
+                acc[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(b), _mm256_set1_ps(combined[2 * j + 1]), acc[1]);
             }
             g += 8;
         }
@@ -273,9 +215,7 @@ mod tests {
     use super::*;
 
     fn values(len: usize, seed: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| (((i + seed) * 7919 % 1000) as f32 - 500.0) / 700.0)
-            .collect()
+        (0..len).map(|i| (((i + seed) * 7919 % 1000) as f32 - 500.0) / 700.0).collect()
     }
 
     #[test]
@@ -288,10 +228,7 @@ mod tests {
         assert_eq!(back, w);
         // 18 bytes per 32 weights; a row of one group is padded to a pair.
         assert_eq!(q.bytes(), 36);
-        assert_eq!(
-            Q4Matrix::quantize(&[w.clone(), w].concat(), 1, 64).bytes(),
-            36
-        );
+        assert_eq!(Q4Matrix::quantize(&[w.clone(), w].concat(), 1, 64).bytes(), 36);
         // Otherwise every weight is within half a step, and the largest one is exact up to the
         // f16 rounding of the scale; only values beyond 7.5 steps on the other side of zero
         // clip to 7 steps (error < 1 step).
@@ -328,27 +265,15 @@ mod tests {
                 })
                 .map(|(r, p, d, offset)| {
                     let g = q.groups;
-                    dot_scalar(
-                        &q.quants[r * g * 16..(r + 1) * g * 16],
-                        &q.scales[r * g..(r + 1) * g],
-                        &QuantRow { p, d, offset },
-                    )
+                    dot_scalar(&q.quants[r * g * 16..(r + 1) * g * 16], &q.scales[r * g..(r + 1) * g], &QuantRow { p, d, offset })
                 })
                 .collect();
-            for (name, got, tol) in [
-                ("matvec", q.matvec(&xs, m), 3e-2),
-                ("matmul", q.matmul(&xs, m), 1e-4),
-            ] {
+            for (name, got, tol) in [("matvec", q.matvec(&xs, m), 3e-2), ("matmul", q.matmul(&xs, m), 1e-4)] {
                 for i in 0..m {
                     for j in 0..n {
-                        let want: f64 = (0..k)
-                            .map(|t| w[j * k + t] as f64 * xs[i * k + t] as f64)
-                            .sum();
+                        let want: f64 = (0..k).map(|t| w[j * k + t] as f64 * xs[i * k + t] as f64).sum();
                         let g = got[i * n + j] as f64;
-                        assert!(
-                            (g - want).abs() <= tol * (1.0 + want.abs()),
-                            "{name} {m}×{n}×{k} at ({i}, {j}): {g} vs {want}"
-                        );
+                        assert!((g - want).abs() <= tol * (1.0 + want.abs()), "{name} {m}×{n}×{k} at ({i}, {j}): {g} vs {want}");
                     }
                 }
             }
