@@ -65,8 +65,9 @@ pub struct LoadArgs {
     /// Quantisation of the vision tower and projector, if not the same as `--quant`.
     #[arg(long, value_enum)]
     vision_quant: Option<VisionQuant>,
-    /// How the KV cache holds keys and values (auto: f16 with --quant, otherwise f32). f16
-    /// halves its memory and the bytes each generated token reads.
+    /// How the KV cache holds keys and values (auto: f32 with --dtype f32, otherwise f16). f16
+    /// halves its memory and the bytes each generated token reads; f32 is the reference's
+    /// arithmetic.
     #[arg(long, value_enum, default_value_t = KvCache::Auto)]
     kv_cache: KvCache,
     /// Worker threads (default: one per core).

@@ -116,7 +116,8 @@ impl LayerCache {
         let capacity = if len + n > self.capacity { (len + n).next_multiple_of(BLOCK) } else { self.capacity };
         fn put<T: Elem>(buf: &mut Vec<T>, new: &[f32], (heads, hd, len, n): (usize, usize, usize, usize), (old, cap): (usize, usize)) {
             if cap != old {
-                let mut grown = vec![T::default(); heads * cap * hd];
+                let mut grown = phi3v_linear::huge::with_capacity(heads * cap * hd);
+                grown.resize(heads * cap * hd, T::default());
                 for h in 0..heads {
                     grown[h * cap * hd..][..len * hd].copy_from_slice(&buf[h * old * hd..][..len * hd]);
                 }
@@ -144,20 +145,26 @@ impl LayerCache {
         Ok(())
     }
 
-    /// Keys and values of the filled positions as f32 tensors `[kv_heads, len, head_dim]`, for
-    /// attention of many rows at once (prefill).
-    pub fn tensors(&self, device: &Device) -> Result<(Tensor, Tensor)> {
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Keys and values of kv head `head` at the filled positions as f32 tensors
+    /// `[len, head_dim]`, for attention of many rows at once (prefill), one head at a time so
+    /// that no more than one head's scores and widened cache exist at once.
+    pub fn head(&self, head: usize, device: &Device) -> Result<(Tensor, Tensor)> {
         match &self.store {
-            Store::F32 { k, v } => Ok((self.filled(k, device)?, self.filled(v, device)?)),
-            Store::F16 { k, v } => Ok((self.filled(k, device)?, self.filled(v, device)?)),
+            Store::F32 { k, v } => Ok((self.filled(k, head, device)?, self.filled(v, head, device)?)),
+            Store::F16 { k, v } => Ok((self.filled(k, head, device)?, self.filled(v, head, device)?)),
         }
     }
 
-    /// The filled positions of one buffer, widened to f32: `[kv_heads, len, head_dim]`.
-    fn filled<T: Elem>(&self, buf: &[T], device: &Device) -> Result<Tensor> {
-        let (heads, hd, len, cap) = (self.kv_heads, self.head_dim, self.len, self.capacity);
-        let rows: Vec<f32> = (0..heads).flat_map(|h| buf[h * cap * hd..][..len * hd].iter().map(|v| v.to_f32())).collect();
-        Tensor::from_vec(rows, (heads, len, hd), device)
+    /// The filled positions of one head of one buffer, widened to f32: `[len, head_dim]`.
+    fn filled<T: Elem>(&self, buf: &[T], head: usize, device: &Device) -> Result<Tensor> {
+        let (hd, len, cap) = (self.head_dim, self.len, self.capacity);
+        let rows: Vec<f32> = buf[head * cap * hd..][..len * hd].iter().map(|v| v.to_f32()).collect();
+        Tensor::from_vec(rows, (len, hd), device)
     }
 
     /// Softmax attention of one query row per head over every filled position.
@@ -228,8 +235,9 @@ mod tests {
             }
             assert_eq!((cache.len, cache.capacity), (558, 1024));
             let (k, v) = (Tensor::cat(&all_k, 1).unwrap(), Tensor::cat(&all_v, 1).unwrap());
-            let (ck, cv) = cache.tensors(&Device::Cpu).unwrap();
-            assert_eq!(ck.dims(), [kvh, 558, hd]);
+            let (ck, cv): (Vec<Tensor>, Vec<Tensor>) = (0..kvh).map(|h| cache.head(h, &Device::Cpu).unwrap()).unzip();
+            let (ck, cv) = (Tensor::stack(&ck, 0).unwrap(), Tensor::stack(&cv, 0).unwrap());
+            assert_eq!((cache.len(), ck.dims()), (558, [kvh, 558, hd].as_slice()));
             let diff = |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(diff(&ck, &k) <= tol * 4.0 && diff(&cv, &v) <= tol * 4.0, "{dtype:?}: stored values differ");
             let q = values(heads * hd, 3);

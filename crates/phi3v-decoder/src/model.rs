@@ -80,21 +80,27 @@ impl Layer {
             let q = q.flatten_all()?.to_vec1::<f32>()?;
             Tensor::from_vec(cache.attend_one(&q, heads, scale as f32), (1, heads * hd), x.device())?
         } else {
-            let (k, v) = cache.tensors(x.device())?; // [kvh, past + n, hd]
-            let total = k.dim(1)?;
+            let total = cache.len();
             let past = total - n;
             // Grouped heads: each kv head serves heads/kvh query heads.
             let group = heads / kvh;
             let q = q.reshape((kvh, group * n, hd))?;
-            let scores = (q.matmul(&k.t()?)? * scale)?.reshape((kvh, group, n, total))?;
             // Row i sees positions ≤ past + i.
             let mask: Vec<f32> = (0..n)
                 .flat_map(|i| (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
                 .collect();
-            let scores = scores.broadcast_add(&Tensor::from_vec(mask, (n, total), x.device())?)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-            let attn = probs.reshape((kvh, group * n, total))?.matmul(&v)?; // [kvh, group·n, hd]
-            attn.reshape((heads, n, hd))?.transpose(0, 1)?.reshape((n, heads * hd))?
+            let mask = Tensor::from_vec(mask, (n, total), x.device())?;
+            // One kv head at a time: its scores are [group, n, total] (2 MB for 256 rows of a
+            // 1 941-token prompt, where all heads at once would be 64 MB, three times over).
+            let per_head = (0..kvh)
+                .map(|h| {
+                    let (k, v) = cache.head(h, x.device())?; // [total, hd]
+                    let scores = (q.get(h)?.matmul(&k.t()?)? * scale)?.reshape((group, n, total))?;
+                    let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask)?)?;
+                    probs.reshape((group * n, total))?.matmul(&v) // [group·n, hd]
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Tensor::stack(&per_head, 0)?.reshape((heads, n, hd))?.transpose(0, 1)?.reshape((n, heads * hd))?
         };
         let x = (x + self.o_proj.forward(&attn)?)?;
 

@@ -29,8 +29,9 @@ pub struct PipelineOptions {
     pub weights: WeightFormat,
     /// The same for the vision tower and projector.
     pub vision_weights: WeightFormat,
-    /// How the KV cache holds keys and values. `None`: f16 when the decoder's weights are
-    /// quantised (q8, q4), f32 (the reference's arithmetic) otherwise.
+    /// How the KV cache holds keys and values. `None`: f32 (the reference's arithmetic) when the
+    /// decoder's weights are f32, f16 otherwise (16-bit or quantised weights: the official bf16
+    /// model keeps its cache in bf16, and f16 is finer than that).
     pub kv_cache: Option<KvDtype>,
     /// Memory for remembered image embeddings; an image seen again is not re-encoded.
     pub image_cache_bytes: usize,
@@ -149,8 +150,7 @@ impl Pipeline {
         let stored = ckpt.weights.stored_dtype();
         let weights = options.weights.resolve(stored);
         let vb = ckpt.weights.var_builder(weights.table_dtype(stored), &device)?;
-        let quantised = matches!(weights, WeightFormat::Q8 | WeightFormat::Q4);
-        let kv = options.kv_cache.unwrap_or(if quantised { KvDtype::F16 } else { KvDtype::F32 });
+        let kv = options.kv_cache.unwrap_or(if weights == WeightFormat::F32 { KvDtype::F32 } else { KvDtype::F16 });
         let decoder = Decoder::load(&ckpt.config, weights, vb)?.with_kv_dtype(kv);
         let images = ImageEncoder::load(&ckpt, options.vision_weights.resolve(stored), &device)?;
         let cache = ImageCache { capacity: options.image_cache_bytes, used: 0, entries: Vec::new() };
