@@ -103,12 +103,13 @@ impl Q4Matrix {
         for r in rows {
             for b in 0..self.blocks {
                 let at = r * self.blocks + b;
-                let step: [f32; GROUPS] = std::array::from_fn(|g| self.scales[at] * self.subs[at * GROUPS + g] as f32);
+                // Byte j of every run holds two weights of group (j / 2) % 8.
+                let step: [f32; 32] = std::array::from_fn(|j| self.scales[at] * self.subs[at * GROUPS + group(j)] as f32);
                 for (c, run) in self.quants[at * QBYTES..][..QBYTES].chunks_exact(32).enumerate() {
-                    for (j, &byte) in run.iter().enumerate() {
-                        let i = 64 * c + j;
-                        block[i] = step[group(i)] * ((byte & 15) as f32 - 8.0);
-                        block[i + 32] = step[group(i + 32)] * ((byte >> 4) as f32 - 8.0);
+                    let (lo, hi) = block[64 * c..][..64].split_at_mut(32);
+                    for (((lo, hi), &byte), step) in lo.iter_mut().zip(hi).zip(run).zip(&step) {
+                        *lo = step * ((byte & 15) as f32 - 8.0);
+                        *hi = step * ((byte >> 4) as f32 - 8.0);
                     }
                 }
                 out.extend_from_slice(&block[..self.k.min((b + 1) * BLOCK) - b * BLOCK]);
