@@ -25,7 +25,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{DType, Module, Result, Tensor};
+use candle_core::{DType, Module, Result, Storage, Tensor, WithDType};
 use candle_nn::{Init, VarBuilder};
 use half::{bf16, f16};
 
@@ -141,11 +141,10 @@ impl Linear {
                 Weight::Quant(qmm)
             }
             (None, WeightFormat::F32) => Weight::F32(get(DType::F32)?),
-            (None, WeightFormat::Bf16) => Weight::Bf16(huge::copied(&get(DType::BF16)?.flatten_all()?.to_vec1()?)),
-            (None, WeightFormat::F16) => Weight::F16(huge::copied(&get(DType::F16)?.flatten_all()?.to_vec1()?)),
+            (None, WeightFormat::Bf16) => Weight::Bf16(with_elements(&get(DType::BF16)?, huge::copied)?),
+            (None, WeightFormat::F16) => Weight::F16(with_elements(&get(DType::F16)?, huge::copied)?),
             (None, WeightFormat::Q4) => {
-                let w = get(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                Weight::Q4(q4::Q4Matrix::quantize(&w, out_dim, in_dim))
+                Weight::Q4(with_elements(&get(DType::F32)?, |w| q4::Q4Matrix::quantize(w, out_dim, in_dim))?)
             }
             (None, _) => {
                 candle_core::bail!("weight format {format} was not resolved against the checkpoint")
@@ -166,6 +165,18 @@ impl Linear {
             Weight::Quant(_) => self.in_dim * self.out_dim * 4,
         }
     }
+}
+
+/// `f` applied to the elements of `t` in row-major order, borrowed from its CPU storage when it
+/// is contiguous (a loaded weight always is), so a matrix is not copied once more on its way to
+/// its own buffer.
+fn with_elements<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    if let (Storage::Cpu(cpu), Some((start, end))) = (&*storage, layout.contiguous_offsets()) {
+        return Ok(f(&cpu.as_slice::<T>()?[start..end]));
+    }
+    drop(storage);
+    Ok(f(&t.flatten_all()?.to_vec1::<T>()?))
 }
 
 /// Input rows at or below which 16-bit and int4 weights go through a mat-vec kernel instead of
@@ -258,6 +269,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn elements_come_in_row_major_order_whatever_the_layout() {
+        let t = Tensor::arange(0f32, 6.0, &Device::Cpu).unwrap().reshape((2, 3)).unwrap();
+        assert_eq!(with_elements(&t.narrow(1, 1, 2).unwrap(), <[f32]>::to_vec).unwrap(), [1.0, 2.0, 4.0, 5.0]);
+        assert_eq!(with_elements(&t.t().unwrap(), <[f32]>::to_vec).unwrap(), [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+        assert_eq!(with_elements(&t.narrow(0, 1, 1).unwrap(), <[f32]>::to_vec).unwrap(), [3.0, 4.0, 5.0]);
     }
 
     #[test]
