@@ -65,8 +65,9 @@ pub struct LoadArgs {
     /// Quantisation of the vision tower and projector, if not the same as `--quant`.
     #[arg(long, value_enum)]
     vision_quant: Option<VisionQuant>,
-    /// How the KV cache holds keys and values (auto: f32 with --dtype f32, otherwise f16). f16
-    /// halves its memory and the bytes each generated token reads; f32 is the reference's
+    /// How the KV cache holds keys and values (auto: f32 with --dtype f32, q8 with --quant q4,
+    /// otherwise f16). f16 halves its memory and the bytes each generated token reads, q8
+    /// (int8, a scale per position and head) nearly halves them again; f32 is the reference's
     /// arithmetic.
     #[arg(long, value_enum, default_value_t = KvCache::Auto)]
     kv_cache: KvCache,
@@ -122,6 +123,7 @@ enum KvCache {
     Auto,
     F32,
     F16,
+    Q8,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -190,6 +192,7 @@ impl LoadArgs {
             KvCache::Auto => None,
             KvCache::F32 => Some(KvDtype::F32),
             KvCache::F16 => Some(KvDtype::F16),
+            KvCache::Q8 => Some(KvDtype::Q8),
         };
         PipelineOptions { weights, vision_weights, kv_cache, threads: self.threads, ..Default::default() }
     }

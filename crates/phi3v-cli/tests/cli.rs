@@ -56,9 +56,10 @@ fn ask_streams_the_same_answer_as_json() {
     more.extend(["--num-crops", "1", "--system", "Be brief."]);
     let v: serde_json::Value = serde_json::from_slice(&run(&mut phi3v(&more)).stdout).unwrap();
     assert_eq!(v["image_tokens"], serde_json::json!([313]));
-    // Other weight formats run end to end; f32 and f16 hold the bf16 weights exactly, so they
-    // give the default's answer.
-    for flags in [&["--dtype", "f32"][..], &["--dtype", "f16", "--threads", "1"], &["--quant", "q8"], &["--quant", "q4", "--vision-quant", "none"]] {
+    // Other weight formats and the int8 KV cache run end to end; f32 and f16 hold the bf16
+    // weights exactly, so they give the default's answer.
+    let formats = [&["--dtype", "f32"][..], &["--dtype", "f16", "--threads", "1"], &["--quant", "q8"], &["--quant", "q4", "--vision-quant", "none"], &["--kv-cache", "q8"]];
+    for flags in formats {
         let mut args = with_json.clone();
         args.extend(flags);
         let out = run(&mut phi3v(&args));

@@ -11,7 +11,7 @@ use std::ops::Range;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use crate::gemv::Half;
+use crate::gemv::Widen;
 
 /// Output rows widened at a time: 128 rows of 3 072 weights are 1.5 MiB of f32.
 const BLOCK_ROWS: usize = 128;
@@ -31,7 +31,7 @@ impl Out {
 }
 
 /// `xs` `[m, k]` (row-major) against `w` `[n, k]` → `[m, n]`.
-pub fn matmul<T: Half>(w: &[T], n: usize, k: usize, xs: &[f32], m: usize) -> Vec<f32> {
+pub fn matmul<T: Widen>(w: &[T], n: usize, k: usize, xs: &[f32], m: usize) -> Vec<f32> {
     assert_eq!(w.len(), n * k, "weights are not [{n}, {k}]");
     matmul_widened(n, k, xs, m, |rows, buf| buf.extend(w[rows.start * k..rows.end * k].iter().map(|v| v.widen())))
 }

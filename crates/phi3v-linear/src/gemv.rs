@@ -1,35 +1,67 @@
-//! `y = W·x` for a few rows `x` against 16-bit weights `W` `[out, in]`, accumulated in f32.
+//! `y = W·x` for a few rows `x` against compact weights `W` `[out, in]` (16-bit), accumulated
+//! in f32.
 //!
 //! The decode path: one row of activations against the whole matrix, so the time is the time to
 //! stream the weights from memory. Output rows are split across the rayon pool in blocks small
 //! enough that a block of weights stays in cache while every input row uses it. With AVX2 + FMA
 //! (and F16C for f16) each group of 8 weights is widened to f32 in registers; elsewhere a plain
-//! loop does the same arithmetic. [`Half`] also gives the widening dot product and `y += s·w`
-//! on their own (the decoder's attention over an f16 KV cache).
+//! loop does the same arithmetic. [`Widen::kernels`] also gives the widening dot product and
+//! `y += s·w` on their own (the decoder's attention over its KV cache, which may be f32, f16 or
+//! int8).
 
 use half::{bf16, f16};
 use rayon::prelude::*;
 
-/// A 16-bit weight element that widens exactly to f32.
-pub trait Half: Copy + Send + Sync + 'static {
+/// An element that widens exactly to f32: a 16-bit weight, an int8 or f32 cache value.
+pub trait Widen: Copy + Send + Sync + 'static {
     fn widen(self) -> f32;
+    /// The dot product and `axpy` for this type on this CPU (checks its features; call once
+    /// per batch of rows, not per row).
+    fn kernels() -> Kernels<Self>;
+}
+
+/// The widening kernels of one element type, chosen for the running CPU.
+#[derive(Clone, Copy)]
+pub struct Kernels<T> {
+    /// Σ `w[i]·x[i]`; callers guarantee `x.len() >= w.len()`.
+    dot: unsafe fn(&[T], &[f32]) -> f32,
+    /// `y[i] += s·w[i]`; callers guarantee `y.len() >= w.len()`.
+    axpy: unsafe fn(f32, &[T], &mut [f32]),
+}
+
+impl<T: Widen> Kernels<T> {
+    /// The plain loops, for any CPU.
+    fn scalar() -> Self {
+        Self { dot: dot_scalar::<T>, axpy: axpy_scalar::<T> }
+    }
+
     /// `Σ w[i]·x[i]` over `w.len()` elements (`x` at least as long).
-    fn dot(w: &[Self], x: &[f32]) -> f32;
+    pub fn dot(&self, w: &[T], x: &[f32]) -> f32 {
+        assert!(x.len() >= w.len(), "dot of {} weights with {} inputs", w.len(), x.len());
+        // SAFETY: the kernel was chosen for this CPU; the lengths were checked.
+        unsafe { (self.dot)(w, x) }
+    }
+
     /// `y[i] += s·w[i]` over `w.len()` elements (`y` at least as long).
-    fn axpy(s: f32, w: &[Self], y: &mut [f32]);
+    pub fn axpy(&self, s: f32, w: &[T], y: &mut [f32]) {
+        assert!(y.len() >= w.len(), "axpy of {} weights into {} outputs", w.len(), y.len());
+        // SAFETY: as above.
+        unsafe { (self.axpy)(s, w, y) }
+    }
 }
 
 /// Output rows per parallel task: 32 rows of 3 072 bf16 weights are 192 KiB.
 const BLOCK_ROWS: usize = 32;
 
 /// `xs` `[m, k]` (row-major) against `w` `[n, k]` → `[m, n]`.
-pub fn gemv<T: Half>(w: &[T], n: usize, k: usize, xs: &[f32], m: usize) -> Vec<f32> {
+pub fn gemv<T: Widen>(w: &[T], n: usize, k: usize, xs: &[f32], m: usize) -> Vec<f32> {
     debug_assert_eq!(w.len(), n * k);
     debug_assert_eq!(xs.len(), m * k);
+    let kernels = T::kernels();
     by_output_rows(n, m, |r, out| {
         let wr = &w[r * k..(r + 1) * k];
         for (o, x) in out.iter_mut().zip(xs.chunks_exact(k)) {
-            *o = T::dot(wr, x);
+            *o = kernels.dot(wr, x);
         }
     })
 }
@@ -61,65 +93,69 @@ pub(crate) fn by_output_rows(n: usize, m: usize, row: impl Fn(usize, &mut [f32])
     y
 }
 
-fn dot_scalar<T: Half>(w: &[T], x: &[f32]) -> f32 {
+fn dot_scalar<T: Widen>(w: &[T], x: &[f32]) -> f32 {
     w.iter().zip(x).map(|(w, x)| w.widen() * x).sum()
 }
 
-fn axpy_scalar<T: Half>(s: f32, w: &[T], y: &mut [f32]) {
+fn axpy_scalar<T: Widen>(s: f32, w: &[T], y: &mut [f32]) {
     y.iter_mut().zip(w).for_each(|(y, w)| *y += s * w.widen());
 }
 
-impl Half for bf16 {
+/// `Kernels` with the AVX2 functions `$dot` and `$axpy` where the CPU has AVX2, FMA and
+/// `$extra`, the plain loops elsewhere.
+macro_rules! kernels {
+    ($dot:ident, $axpy:ident $(, $extra:tt)?) => {{
+        #[cfg(target_arch = "x86_64")]
+        if avx2::has_avx2_fma() $(&& std::arch::is_x86_feature_detected!($extra))? {
+            return Kernels { dot: avx2::$dot, axpy: avx2::$axpy };
+        }
+        Kernels::scalar()
+    }};
+}
+
+impl Widen for f32 {
     fn widen(self) -> f32 {
-        self.to_f32()
+        self
     }
 
-    fn dot(w: &[Self], x: &[f32]) -> f32 {
-        #[cfg(target_arch = "x86_64")]
-        if avx2::has_avx2_fma() {
-            // SAFETY: the CPU features were checked; `x` is at least as long as `w`.
-            return unsafe { avx2::dot_bf16(w, &x[..w.len()]) };
-        }
-        dot_scalar(w, x)
-    }
-
-    fn axpy(s: f32, w: &[Self], y: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if avx2::has_avx2_fma() {
-            // SAFETY: the CPU features were checked; `y` is cut to the length of `w`.
-            return unsafe { avx2::axpy_bf16(s, w, &mut y[..w.len()]) };
-        }
-        axpy_scalar(s, w, y)
+    fn kernels() -> Kernels<Self> {
+        kernels!(dot_f32, axpy_f32)
     }
 }
 
-impl Half for f16 {
+impl Widen for bf16 {
     fn widen(self) -> f32 {
         self.to_f32()
     }
 
-    fn dot(w: &[Self], x: &[f32]) -> f32 {
-        #[cfg(target_arch = "x86_64")]
-        if avx2::has_avx2_fma() && std::arch::is_x86_feature_detected!("f16c") {
-            // SAFETY: as above, plus F16C.
-            return unsafe { avx2::dot_f16(w, &x[..w.len()]) };
-        }
-        dot_scalar(w, x)
+    fn kernels() -> Kernels<Self> {
+        kernels!(dot_bf16, axpy_bf16)
+    }
+}
+
+impl Widen for f16 {
+    fn widen(self) -> f32 {
+        self.to_f32()
     }
 
-    fn axpy(s: f32, w: &[Self], y: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if avx2::has_avx2_fma() && std::arch::is_x86_feature_detected!("f16c") {
-            // SAFETY: as above, plus F16C.
-            return unsafe { avx2::axpy_f16(s, w, &mut y[..w.len()]) };
-        }
-        axpy_scalar(s, w, y)
+    fn kernels() -> Kernels<Self> {
+        kernels!(dot_f16, axpy_f16, "f16c")
+    }
+}
+
+impl Widen for i8 {
+    fn widen(self) -> f32 {
+        self as f32
+    }
+
+    fn kernels() -> Kernels<Self> {
+        kernels!(dot_i8, axpy_i8)
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{bf16, f16, Half};
+    use super::{bf16, f16, Widen};
     use std::arch::x86_64::*;
 
     pub fn has_avx2_fma() -> bool {
@@ -128,7 +164,7 @@ mod avx2 {
 
     /// Four independent accumulators over 32 weights per step, then the scalar tail.
     #[inline(always)]
-    unsafe fn dot_with<T: Half>(w: &[T], x: &[f32], widen8: impl Fn(*const T) -> __m256) -> f32 {
+    unsafe fn dot_with<T: Widen>(w: &[T], x: &[f32], widen8: impl Fn(*const T) -> __m256) -> f32 {
         let k = w.len();
         let (wp, xp) = (w.as_ptr(), x.as_ptr());
         let mut acc = [_mm256_setzero_ps(); 4];
@@ -152,7 +188,7 @@ mod avx2 {
 
     /// Eight elements per step, then the scalar tail.
     #[inline(always)]
-    unsafe fn axpy_with<T: Half>(s: f32, w: &[T], y: &mut [f32], widen8: impl Fn(*const T) -> __m256) {
+    unsafe fn axpy_with<T: Widen>(s: f32, w: &[T], y: &mut [f32], widen8: impl Fn(*const T) -> __m256) {
         let (wp, yp, sv) = (w.as_ptr(), y.as_mut_ptr(), _mm256_set1_ps(s));
         let mut i = 0;
         while i + 8 <= w.len() {
@@ -168,6 +204,27 @@ mod avx2 {
         _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i)), 16))
     }
 
+    #[inline(always)]
+    unsafe fn widen_f16(p: *const f16) -> __m256 {
+        _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+    }
+
+    /// Eight bytes sign-extended to 32 bits, then converted.
+    #[inline(always)]
+    unsafe fn widen_i8(p: *const i8) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i)))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
+        dot_with(w, x, |p| _mm256_loadu_ps(p))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn axpy_f32(s: f32, w: &[f32], y: &mut [f32]) {
+        axpy_with(s, w, y, |p| _mm256_loadu_ps(p))
+    }
+
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_bf16(w: &[bf16], x: &[f32]) -> f32 {
         dot_with(w, x, |p| widen_bf16(p))
@@ -180,12 +237,22 @@ mod avx2 {
 
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_f16(w: &[f16], x: &[f32]) -> f32 {
-        dot_with(w, x, |p| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)))
+        dot_with(w, x, |p| widen_f16(p))
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn axpy_f16(s: f32, w: &[f16], y: &mut [f32]) {
-        axpy_with(s, w, y, |p| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)))
+        axpy_with(s, w, y, |p| widen_f16(p))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_i8(w: &[i8], x: &[f32]) -> f32 {
+        dot_with(w, x, |p| widen_i8(p))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn axpy_i8(s: f32, w: &[i8], y: &mut [f32]) {
+        axpy_with(s, w, y, |p| widen_i8(p))
     }
 }
 
@@ -203,7 +270,7 @@ mod tests {
         y
     }
 
-    fn check<T: Half>(convert: fn(f32) -> T) {
+    fn check<T: Widen>(convert: fn(f32) -> T) {
         // Odd sizes: tails of the 32- and 8-wide loops, a partial last block of rows.
         for (m, n, k) in [(1, 70, 3), (1, 33, 77), (3, 65, 300), (2, 1, 1)] {
             let w: Vec<T> = (0..n * k).map(|i| convert(((i * 7919 % 1000) as f32 - 500.0) / 700.0)).collect();
@@ -214,12 +281,17 @@ mod tests {
             for (g, r) in got.iter().zip(&want) {
                 assert!((g - r).abs() <= 1e-4 * (1.0 + r.abs()), "{m}×{n}×{k}: {g} vs {r}");
             }
-            // axpy: y + 0.5·w for the first row of weights, against the same sum in f64.
-            let mut y = xs[..k].to_vec();
-            T::axpy(0.5, &w[..k], &mut y);
-            for ((g, x), w) in y.iter().zip(&xs).zip(&wf) {
-                let want = (*x as f64 + 0.5 * *w as f64) as f32;
-                assert!((g - want).abs() <= 1e-6 * (1.0 + want.abs()), "axpy {k}: {g} vs {want}");
+            // axpy: y + 0.5·w for the first row of weights, against the same sum in f64, with
+            // this CPU's kernels and with the plain loops.
+            for kernels in [T::kernels(), Kernels::scalar()] {
+                let mut y = xs[..k].to_vec();
+                kernels.axpy(0.5, &w[..k], &mut y);
+                for ((g, x), w) in y.iter().zip(&xs).zip(&wf) {
+                    let want = (*x as f64 + 0.5 * *w as f64) as f32;
+                    assert!((g - want).abs() <= 1e-6 * (1.0 + want.abs()), "axpy {k}: {g} vs {want}");
+                }
+                let (dot, want) = (kernels.dot(&w[..k], &xs[..k]), want[0]);
+                assert!((dot - want).abs() <= 1e-4 * (1.0 + want.abs()), "dot {k}: {dot} vs {want}");
             }
         }
     }
@@ -232,5 +304,11 @@ mod tests {
     #[test]
     fn f16_matches_f64_reference() {
         check(f16::from_f32);
+    }
+
+    #[test]
+    fn f32_and_i8_match_f64_reference() {
+        check(|v| v);
+        check(|v| (v * 150.0).round() as i8);
     }
 }

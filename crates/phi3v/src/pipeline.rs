@@ -30,8 +30,9 @@ pub struct PipelineOptions {
     /// The same for the vision tower and projector.
     pub vision_weights: WeightFormat,
     /// How the KV cache holds keys and values. `None`: f32 (the reference's arithmetic) when the
-    /// decoder's weights are f32, f16 otherwise (16-bit or quantised weights: the official bf16
-    /// model keeps its cache in bf16, and f16 is finer than that).
+    /// decoder's weights are f32, int8 when they are int4 (its rounding is a few percent of the
+    /// int4 weights' own error, and each generated token reads half the cache bytes), f16
+    /// otherwise (the official bf16 model keeps its cache in bf16, and f16 is finer than that).
     pub kv_cache: Option<KvDtype>,
     /// Memory for remembered image embeddings; an image seen again is not re-encoded.
     pub image_cache_bytes: usize,
@@ -150,7 +151,11 @@ impl Pipeline {
         let stored = ckpt.weights.stored_dtype();
         let weights = options.weights.resolve(stored);
         let vb = ckpt.weights.var_builder(weights.table_dtype(stored), &device)?;
-        let kv = options.kv_cache.unwrap_or(if weights == WeightFormat::F32 { KvDtype::F32 } else { KvDtype::F16 });
+        let kv = options.kv_cache.unwrap_or(match weights {
+            WeightFormat::F32 => KvDtype::F32,
+            WeightFormat::Q4 => KvDtype::Q8,
+            _ => KvDtype::F16,
+        });
         let decoder = Decoder::load(&ckpt.config, weights, vb)?.with_kv_dtype(kv);
         let images = ImageEncoder::load(&ckpt, options.vision_weights.resolve(stored), &device)?;
         let cache = ImageCache { capacity: options.image_cache_bytes, used: 0, entries: Vec::new() };

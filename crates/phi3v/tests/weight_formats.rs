@@ -10,9 +10,10 @@
 //! a wrong block layout or scale (errors of the order of the logits themselves, ≥ 1) exceeds. The tiny models'
 //! widths (32, 64) are not multiples of 256, so q8 uses the 32-wide Q8_0 blocks here (Q8_K at
 //! full size, checked layer by layer in `phi3v-linear`); q4 is the same format at every size.
-//! The KV cache is the default one for each format (f32 with f32 weights, f16 otherwise, which
-//! rounds every cached value: bound 1e-3 and every token for 16-bit weights), plus 16-bit
-//! weights with an f32 cache (exact).
+//! The KV cache is the default one for each format (f32 with f32 weights, int8 with int4
+//! weights, f16 otherwise, which rounds every cached value: bound 1e-3 and every token for
+//! 16-bit weights), plus 16-bit weights with an f32 cache (exact), 16-bit weights with an int8
+//! cache (its own cost, bound 1e-2) and int4 weights with an f16 cache.
 
 use phi3v::{GenerationParams, ImageInput, KvDtype, Pipeline, PipelineOptions, WeightFormat};
 
@@ -36,9 +37,11 @@ fn each_weight_format_stays_within_its_accuracy_bound() {
         Bound { kv_cache: Some(KvDtype::F32), ..bound(Auto, Auto, 1e-5, true) },
         Bound { kv_cache: Some(KvDtype::F32), ..bound(F16, F16, 1e-5, true) },
         bound(Auto, Auto, 1e-3, true),
+        Bound { kv_cache: Some(KvDtype::Q8), ..bound(Auto, Auto, 1e-2, false) },
         bound(Q8, Q8, 0.05, false),
         bound(Q4, Auto, 0.25, false),
         bound(Q4, Q4, 0.3, false),
+        Bound { kv_cache: Some(KvDtype::F16), ..bound(Q4, Q4, 0.3, false) },
     ];
     eprintln!("| decoder | vision | KV cache | logits max abs err | logits rel. L2 err | greedy tokens kept |");
     eprintln!("|---|---|---|---|---|---|");
