@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use rayon::prelude::*;
 use phi3v::checkpoint::Checkpoint;
 use phi3v::image::ImageEncoder;
 use phi3v::{Device, GenerationParams, ImageInput, PipelineOptions};
@@ -73,6 +74,27 @@ fn peak_rss() -> Option<f64> {
     Some(kb * 1024.0)
 }
 
+/// Plain reads of a 256 MiB buffer (eight times a large L3 cache; on huge pages, as the weights
+/// are) on `pool`'s threads, in GB/s: five passes after one to warm up. Decode streams its
+/// weights and cache from memory, so this bounds it: tokens/s ≤ bandwidth / bytes per token.
+fn read_bandwidth(pool: &rayon::ThreadPool) -> Vec<f64> {
+    let len = 256 << 20;
+    let mut buf = phi3v::linear::huge::with_capacity(len);
+    buf.resize(len, 1u8);
+    let per = len.div_ceil(pool.current_num_threads());
+    let pass = || {
+        let start = Instant::now();
+        let x = pool.install(|| {
+            buf.par_chunks(per)
+                .map(|c| c.chunks_exact(8).fold(0u64, |a, w| a ^ u64::from_ne_bytes(w.try_into().expect("8 bytes"))))
+                .reduce(|| 0, |a, b| a ^ b)
+        });
+        std::hint::black_box(x);
+        len as f64 / start.elapsed().as_secs_f64() / 1e9
+    };
+    (0..6).map(|_| pass()).skip(1).collect()
+}
+
 pub fn run(args: BenchArgs) -> Result<()> {
     let load = &args.load;
     let dir = load.dir()?;
@@ -103,13 +125,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
     })?;
     drop(encoder);
 
+    // The memory bandwidth, before the weights are loaded (its buffer is freed again, far
+    // below the peak the weights bring) and after the last stage.
+    let mut bandwidth = read_bandwidth(&pool);
     let (pipeline, load_time) = timed(|| {
         let options = PipelineOptions { image_cache_bytes: 0, ..load.options() };
         Ok(phi3v::Pipeline::load(&dir, &options)?)
     })?;
     add("load", "load weights", load_time.as_secs_f64(), "s", true);
     let mut prompt_tokens = Vec::new();
-    let mut decoded = 0;
+    let (mut decoded, mut decode_bytes, mut decode_rate) = (0, 0.0, 0.0);
     let crop_counts: &[usize] = if args.skip_16 { &[4] } else { &[4, 16] };
     for &n in crop_counts {
         let image = ImageInput::from_rgb(rgb.clone()).with_num_crops(n);
@@ -124,6 +149,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
             add("ttft_4_crops", "time to first token, 4 crops", (t.encode + t.prefill).as_secs_f64(), "s", true);
             add("decode", "decode", t.decode_tokens_per_s(), "tok/s", false);
             decoded = t.decode_steps;
+            // The cache holds the prompt and, on average, half of the decoded tokens.
+            decode_bytes = pipeline.decode_bytes_per_token(g.prompt_tokens + decoded / 2) as f64;
+            decode_rate = t.decode_tokens_per_s();
             if let Some(rss) = peak_rss() {
                 add("peak_rss_4_crops", "peak memory to here (RSS)", rss / 1e9, "GB", true);
             }
@@ -135,6 +163,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(rss) = peak_rss() {
         add("peak_rss", "peak memory, whole run (RSS)", rss / 1e9, "GB", true);
     }
+    // Read again once the peak memory is known (the buffer must not raise it).
+    bandwidth.extend(read_bandwidth(&pool));
+    let bandwidth = median(bandwidth);
+    add("read_bandwidth", "plain memory read", bandwidth, "GB/s", false);
+    add("decode_bytes_per_token", "bytes read per decoded token", decode_bytes / 1e9, "GB", true);
+    add("decode_bandwidth_share", "decode, share of read bound", 100.0 * decode_rate * decode_bytes / 1e9 / bandwidth, "%", false);
 
     let result = json!({
         "implementation": "phi3v",

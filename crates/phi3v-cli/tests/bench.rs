@@ -6,9 +6,10 @@ use std::path::Path;
 mod common;
 use common::{assert_clean_error, fixture, phi3v, run};
 
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 16] = [
     "preprocess_640x480", "preprocess_1344x1008", "clip_per_crop", "projector", "load", "image_embedding_4_crops",
     "prefill_4_crops", "ttft_4_crops", "decode", "peak_rss_4_crops", "prefill_16_crops", "ttft_16_crops", "peak_rss",
+    "read_bandwidth", "decode_bytes_per_token", "decode_bandwidth_share",
 ];
 
 #[test]

@@ -31,6 +31,15 @@ impl KvDtype {
             Self::Q8 => "q8",
         }
     }
+
+    /// Bytes of one cached row (the keys or the values of one position and kv head).
+    pub fn row_bytes(self, head_dim: usize) -> usize {
+        match self {
+            Self::F32 => 4 * head_dim,
+            Self::F16 => 2 * head_dim,
+            Self::Q8 => head_dim + 4,
+        }
+    }
 }
 
 /// A name that is not a [`KvDtype`].

@@ -203,6 +203,21 @@ impl Decoder {
         self
     }
 
+    /// Bytes one generated token reads with `context` positions cached: every matrix (the
+    /// layers' and `lm_head`) once, and the keys and values of every position in the dtype of
+    /// caches this decoder fills. Norms and the one embedding row are left out (< 0.01 %).
+    pub fn bytes_per_token(&self, context: usize) -> usize {
+        let matrices: usize = self
+            .layers
+            .iter()
+            .flat_map(|l| [&l.qkv_proj, &l.o_proj, &l.gate_up_proj, &l.down_proj])
+            .chain([&self.lm_head])
+            .map(Linear::weight_bytes)
+            .sum();
+        let cache: usize = self.layers.iter().map(|l| 2 * l.kv_heads * self.kv_dtype.row_bytes(l.head_dim)).sum();
+        matrices + cache * context
+    }
+
     /// Token embeddings `[ids.len(), H]`.
     pub fn embed(&self, ids: &[u32]) -> std::result::Result<Tensor, DecoderError> {
         if let Some(&id) = ids.iter().find(|&&id| id as usize >= self.vocab) {

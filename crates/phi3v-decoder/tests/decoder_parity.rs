@@ -162,3 +162,19 @@ fn missing_or_misshaped_tensors_are_named() {
     let err = Decoder::load(&ckpt.config, WeightFormat::F32, vb).err().unwrap().to_string();
     assert!(err.contains("model.layers.2."), "{err}");
 }
+
+#[test]
+fn bytes_per_token_counts_every_matrix_and_cached_row() {
+    let (ckpt, dec) = decoder("tiny-phi35v", WeightFormat::Bf16);
+    let c = &ckpt.config;
+    let (h, hd, inter, layers) = (c.hidden_size, c.head_dim(), c.intermediate_size, c.num_hidden_layers);
+    let (heads, kvh) = (c.num_attention_heads, c.kv_heads());
+    // qkv, o, gate_up, down per layer, then lm_head; two bytes per bf16 weight.
+    let per_layer = h * (heads + 2 * kvh) * hd + heads * hd * h + h * 2 * inter + inter * h;
+    let matrices = 2 * (layers * per_layer + h * c.vocab_size);
+    let dec = dec.with_kv_dtype(KvDtype::F16);
+    assert_eq!(dec.bytes_per_token(0), matrices);
+    assert_eq!(dec.bytes_per_token(10), matrices + 10 * layers * 2 * kvh * 2 * hd);
+    let dec = dec.with_kv_dtype(KvDtype::Q8);
+    assert_eq!(dec.bytes_per_token(10), matrices + 10 * layers * 2 * kvh * (hd + 4));
+}

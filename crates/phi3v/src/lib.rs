@@ -51,5 +51,6 @@ pub use phi3v_decoder::KvDtype;
 pub use phi3v_linear::WeightFormat;
 pub use phi3v_checkpoint as checkpoint;
 pub use phi3v_decoder as decoder;
+pub use phi3v_linear as linear;
 pub use phi3v_projector as projector;
 pub use phi3v_vision as vision;

@@ -194,6 +194,12 @@ impl Pipeline {
         }
     }
 
+    /// Bytes of weights and KV cache one generated token reads with `context` positions in the
+    /// cache: the quantity a memory-bound decode step streams (see `phi3v bench`).
+    pub fn decode_bytes_per_token(&self, context: usize) -> usize {
+        self.0.decoder.bytes_per_token(context)
+    }
+
     /// The checkpoint's default `num_crops`.
     pub fn default_crops(&self) -> usize {
         self.0.images.default_crops()
