@@ -215,45 +215,26 @@ mod avx2 {
         _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i)))
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
-        dot_with(w, x, |p| _mm256_loadu_ps(p))
+    /// The dot product `$dot` and `axpy` `$axpy` for `$t`, whose 8 elements at a pointer
+    /// `$widen` turns into f32 lanes, compiled with the target features `$features`.
+    macro_rules! widening {
+        ($dot:ident, $axpy:ident, $t:ty, $features:tt, $widen:expr) => {
+            #[target_feature(enable = $features)]
+            pub unsafe fn $dot(w: &[$t], x: &[f32]) -> f32 {
+                dot_with(w, x, $widen)
+            }
+
+            #[target_feature(enable = $features)]
+            pub unsafe fn $axpy(s: f32, w: &[$t], y: &mut [f32]) {
+                axpy_with(s, w, y, $widen)
+            }
+        };
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn axpy_f32(s: f32, w: &[f32], y: &mut [f32]) {
-        axpy_with(s, w, y, |p| _mm256_loadu_ps(p))
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_bf16(w: &[bf16], x: &[f32]) -> f32 {
-        dot_with(w, x, |p| widen_bf16(p))
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn axpy_bf16(s: f32, w: &[bf16], y: &mut [f32]) {
-        axpy_with(s, w, y, |p| widen_bf16(p))
-    }
-
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_f16(w: &[f16], x: &[f32]) -> f32 {
-        dot_with(w, x, |p| widen_f16(p))
-    }
-
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn axpy_f16(s: f32, w: &[f16], y: &mut [f32]) {
-        axpy_with(s, w, y, |p| widen_f16(p))
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_i8(w: &[i8], x: &[f32]) -> f32 {
-        dot_with(w, x, |p| widen_i8(p))
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn axpy_i8(s: f32, w: &[i8], y: &mut [f32]) {
-        axpy_with(s, w, y, |p| widen_i8(p))
-    }
+    widening!(dot_f32, axpy_f32, f32, "avx2,fma", |p| _mm256_loadu_ps(p));
+    widening!(dot_bf16, axpy_bf16, bf16, "avx2,fma", |p| widen_bf16(p));
+    widening!(dot_f16, axpy_f16, f16, "avx2,fma,f16c", |p| widen_f16(p));
+    widening!(dot_i8, axpy_i8, i8, "avx2,fma", |p| widen_i8(p));
 }
 
 #[cfg(test)]

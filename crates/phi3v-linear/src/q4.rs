@@ -275,8 +275,9 @@ mod avx2 {
     }
 
     /// How far ahead of the block being multiplied the matrix is prefetched (its rows follow
-    /// each other): nearly two rows of a 3 072-wide matrix (1 680 bytes each). The hardware prefetcher alone left the 2-thread mat-vec at about
-    /// 77–85 % of the bandwidth it reaches with this (medians of alternating runs).
+    /// each other): nearly two rows of a 3 072-wide matrix (1 680 bytes each). The hardware
+    /// prefetcher alone left the 2-thread mat-vec at about 77–85 % of the bandwidth it reaches
+    /// with this (medians of alternating runs).
     const PREFETCH: usize = 3072;
 
     /// Per block: eight `vpmaddubsw` (u4 × i8 pairs, at most 2·15·127 each) summed in i16 (at
