@@ -8,7 +8,7 @@
 //! | `f32` | 4 | candle matmul | candle matmul (gemm) |
 //! | `bf16`, `f16` | 2 | [`gemv`] kernel, AVX2 | [`gemm`]: widened block by block in cache |
 //! | `q8` | 1.14 | candle `QMatMul` (Q8_K) | candle `QMatMul` |
-//! | `q4` | 0.547 | [`q4`]: int8 × int4 mat-vec, AVX2 | [`q4`]: dequantised block by block in cache |
+//! | `q4` | 0.547 | [`q4`]: int8 × int4, AVX2 | [`q4`]: int8 × int4, four input rows at a time |
 //!
 //! `q8` and `q4` are group-wise: Q8_K keeps one f32 scale per 256 weights (a matrix whose input
 //! width is not a multiple of 256, only in tiny test models, uses the 32-wide Q8_0 instead);
@@ -179,9 +179,33 @@ fn with_elements<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> Resu
     Ok(f(&t.flatten_all()?.to_vec1::<T>()?))
 }
 
-/// Input rows at or below which 16-bit and int4 weights go through a mat-vec kernel instead of
-/// being widened for the GEMM.
+/// Input rows at or below which 16-bit weights go through the mat-vec kernel instead of being
+/// widened for the GEMM.
 const GEMV_MAX_ROWS: usize = 4;
+
+/// `xs` `[m, k]` against 16-bit `w` `[n, k]` → `[m, n]`: the mat-vec for a few rows, the GEMM
+/// for more.
+fn widened<T: gemv::Widen>(w: &[T], n: usize, k: usize, xs: &[f32], m: usize) -> Vec<f32> {
+    if m <= GEMV_MAX_ROWS {
+        gemv::gemv(w, n, k, xs, m)
+    } else {
+        gemm::matmul(w, n, k, xs, m)
+    }
+}
+
+/// The output of a product, shared by parallel tasks that write disjoint elements of it.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: every task writes only its own elements of the output.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// The pointer (a method, so closures capture the `Send` wrapper, not the raw field).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
 
 impl Module for Linear {
     /// `x` `[.., in]` (f32) → `[.., out]` (f32).
@@ -193,9 +217,9 @@ impl Module for Linear {
         let y = match &self.weight {
             Weight::F32(w) => x2.matmul(&w.t()?)?,
             Weight::Quant(q) => q.forward(&x2)?,
-            Weight::Bf16(w) => by_rows(&x2, n, |xs, m| gemv::gemv(w, n, k, xs, m), |xs, m| gemm::matmul(w, n, k, xs, m))?,
-            Weight::F16(w) => by_rows(&x2, n, |xs, m| gemv::gemv(w, n, k, xs, m), |xs, m| gemm::matmul(w, n, k, xs, m))?,
-            Weight::Q4(w) => by_rows(&x2, n, |xs, m| w.matvec(xs, m), |xs, m| w.matmul(xs, m))?,
+            Weight::Bf16(w) => f32_rows(&x2, n, |xs, m| widened(w, n, k, xs, m))?,
+            Weight::F16(w) => f32_rows(&x2, n, |xs, m| widened(w, n, k, xs, m))?,
+            Weight::Q4(w) => f32_rows(&x2, n, |xs, m| w.matmul(xs, m))?,
         };
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
@@ -207,18 +231,11 @@ impl Module for Linear {
     }
 }
 
-/// `x` `[m, k]` → `[m, n]` through `matvec` for a few rows (decode) or `matmul` for more
-/// (prefill, CLIP), both taking the rows as f32 and `m`.
-fn by_rows(
-    x: &Tensor,
-    n: usize,
-    matvec: impl FnOnce(&[f32], usize) -> Vec<f32>,
-    matmul: impl FnOnce(&[f32], usize) -> Vec<f32>,
-) -> Result<Tensor> {
+/// `x` `[m, k]` → `[m, n]` through `product`, which takes the rows as f32 and `m`.
+fn f32_rows(x: &Tensor, n: usize, product: impl FnOnce(&[f32], usize) -> Vec<f32>) -> Result<Tensor> {
     let m = x.dim(0)?;
     let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    let y = if m <= GEMV_MAX_ROWS { matvec(&xs, m) } else { matmul(&xs, m) };
-    Tensor::from_vec(y, (m, n), x.device())
+    Tensor::from_vec(product(&xs, m), (m, n), x.device())
 }
 
 #[cfg(test)]

@@ -16,14 +16,15 @@
 //! per thread (with scales, sub-scales and quants in three arrays it read three, 4 % slower in
 //! alternating runs on 2 threads, 10 % on one).
 //!
-//! Few rows (decode): each input row is quantised to int8 per block of 256 (`x ≈ d · p`); a
-//! block's dot product is integer up to one `D · d` (see [`QuantRow`]). Many rows (prefill,
-//! CLIP): 128 output rows at a time are dequantised into a cache-sized f32 buffer for the f32
-//! GEMM, the input stays f32.
+//! Products: each input row is quantised to int8 per block of 256 (`x ≈ d · p`), and a block's
+//! dot product is integer up to one `D · d` (see [`QuantRow`]), for one row (decode) and many
+//! (prefill, CLIP) alike. With many rows, each weight row is unpacked once for four input rows
+//! at a time; that runs at about twice the f32 GEMM's rate on an AVX2 core (see
+//! [`Q4Matrix::matmul`]).
 
-use std::ops::Range;
+use rayon::prelude::*;
 
-use crate::{gemm, gemv, huge};
+use crate::{huge, SharedOut};
 
 /// Weights per block (one f32 scale, eight int8 sub-scales).
 pub const BLOCK: usize = 256;
@@ -110,43 +111,39 @@ impl Q4Matrix {
         RowRef { scales, subs, quants }
     }
 
-    /// Appends rows `rows` as f32 (`[rows.len(), k]`) to `out`.
-    pub fn dequantize_rows(&self, rows: Range<usize>, out: &mut Vec<f32>) {
-        let mut block = [0f32; BLOCK];
-        for r in rows {
-            let w = self.row(r);
-            for b in 0..self.blocks {
-                // Byte j of every run holds two weights of group (j / 2) % 8.
-                let step: [f32; 32] = std::array::from_fn(|j| w.scale(b) * w.sub(b, group(j)) as f32);
-                for (c, run) in w.quants[b * QBYTES..][..QBYTES].chunks_exact(32).enumerate() {
-                    let (lo, hi) = block[64 * c..][..64].split_at_mut(32);
-                    for (((lo, hi), &byte), step) in lo.iter_mut().zip(hi).zip(run).zip(&step) {
-                        *lo = step * ((byte & 15) as f32 - 8.0);
-                        *hi = step * ((byte >> 4) as f32 - 8.0);
+    /// `xs` `[m, k]` → `[m, n]`.
+    ///
+    /// Output rows go to the rayon pool [`TASK_ROWS`] at a time. Within a task, the input rows
+    /// pass over its weight rows [`INPUT_GROUP`] at a time, each weight row unpacked once per
+    /// group: one row (decode) streams the matrix once, many rows (prefill) re-read the task's
+    /// weights from L2 while a group's int8 inputs stay in L1.
+    pub fn matmul(&self, xs: &[f32], m: usize) -> Vec<f32> {
+        assert_eq!(xs.len(), m * self.k, "input is not [{m}, {}]", self.k);
+        let inputs: Vec<QuantRow> = xs.par_chunks_exact(self.k).map(|x| QuantRow::new(x, self.blocks)).collect();
+        let n = self.n;
+        let mut y = vec![0f32; m * n];
+        let out = SharedOut(y.as_mut_ptr());
+        (0..n.div_ceil(TASK_ROWS)).into_par_iter().for_each(|t| {
+            let task = t * TASK_ROWS..n.min((t + 1) * TASK_ROWS);
+            for (g, group) in inputs.chunks(INPUT_GROUP).enumerate() {
+                for r in task.clone() {
+                    let products = dots(&self.row(r), group);
+                    for (j, &v) in products[..group.len()].iter().enumerate() {
+                        // SAFETY: element (g·INPUT_GROUP + j, r) of the [m, n] output, in bounds
+                        // (j < group.len(), r < n); column r belongs to this task alone.
+                        unsafe { *out.ptr().add((g * INPUT_GROUP + j) * n + r) = v };
                     }
                 }
-                out.extend_from_slice(&block[..self.k.min((b + 1) * BLOCK) - b * BLOCK]);
             }
-        }
-    }
-
-    /// `xs` `[m, k]` → `[m, n]`: the int8 mat-vec, one pass over the weights for all `m` rows.
-    pub fn matvec(&self, xs: &[f32], m: usize) -> Vec<f32> {
-        assert_eq!(xs.len(), m * self.k, "input is not [{m}, {}]", self.k);
-        let rows: Vec<QuantRow> = xs.chunks_exact(self.k).map(|x| QuantRow::new(x, self.blocks)).collect();
-        gemv::by_output_rows(self.n, m, |r, out| {
-            let w = self.row(r);
-            for (o, x) in out.iter_mut().zip(&rows) {
-                *o = dot(&w, x);
-            }
-        })
-    }
-
-    /// `xs` `[m, k]` → `[m, n]` through the f32 GEMM, dequantising a block of rows at a time.
-    pub fn matmul(&self, xs: &[f32], m: usize) -> Vec<f32> {
-        gemm::matmul_widened(self.n, self.k, xs, m, |rows, buf| self.dequantize_rows(rows, buf))
+        });
+        y
     }
 }
+
+/// Output rows per parallel task: 32 rows of 3 072 weights are 53 KiB.
+const TASK_ROWS: usize = 32;
+/// Input rows multiplied together against each unpacked weight row.
+const INPUT_GROUP: usize = 4;
 
 /// One row of weights: `blocks` scales (f32, native byte order), sub-scales (i8, 8 per block)
 /// and quants (128 bytes per block).
@@ -224,15 +221,27 @@ impl QuantRow {
     }
 }
 
-/// One weight row against one quantised input row.
-fn dot(w: &RowRef, x: &QuantRow) -> f32 {
+/// One weight row against up to [`INPUT_GROUP`] quantised input rows: element `j` is the
+/// product with `xs[j]`, the rest 0.
+fn dots(w: &RowRef, xs: &[QuantRow]) -> [f32; INPUT_GROUP] {
     #[cfg(target_arch = "x86_64")]
     if avx2::available() {
+        fn padded<const N: usize>(v: [f32; N]) -> [f32; INPUT_GROUP] {
+            std::array::from_fn(|j| v.get(j).copied().unwrap_or(0.0))
+        }
         // SAFETY: the CPU features were checked; the lengths agree (blocks · 128, · 8, · 1 for
-        // the weights; blocks · 256, · 1, · 16 for the input).
-        return unsafe { avx2::dot(w, x) };
+        // the weights; blocks · 256, · 1, · 16 for every input row).
+        unsafe {
+            match xs {
+                [a] => return padded(avx2::dots(w, [a])),
+                [a, b] => return padded(avx2::dots(w, [a, b])),
+                [a, b, c] => return padded(avx2::dots(w, [a, b, c])),
+                [a, b, c, d] => return avx2::dots(w, [a, b, c, d]),
+                _ => {}
+            }
+        }
     }
-    dot_scalar(w, x)
+    std::array::from_fn(|j| xs.get(j).map_or(0.0, |x| dot_scalar(w, x)))
 }
 
 fn dot_scalar(w: &RowRef, x: &QuantRow) -> f32 {
@@ -280,39 +289,45 @@ mod avx2 {
     /// with this (medians of alternating runs).
     const PREFETCH: usize = 3072;
 
-    /// Per block: eight `vpmaddubsw` (u4 × i8 pairs, at most 2·15·127 each) summed in i16 (at
-    /// most 8 times that, 30 480: no overflow), one `vpmaddwd` by the sub-scales, the offsets
-    /// subtracted with another, then one f32 multiply-add by `D · d`.
+    /// Per block and input row: eight `vpmaddubsw` (u4 × i8 pairs, at most 2·15·127 each)
+    /// summed in i16 (at most 8 times that, 30 480: no overflow), one `vpmaddwd` by the
+    /// sub-scales, the offsets subtracted with another, then one f32 multiply-add by `D · d`.
+    /// The block's weights are unpacked once for all `N` rows.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot(w: &RowRef, x: &QuantRow) -> f32 {
+    pub unsafe fn dots<const N: usize>(w: &RowRef, xs: [&QuantRow; N]) -> [f32; N] {
         let blocks = w.blocks();
         debug_assert!(w.quants.len() == blocks * QBYTES && w.subs.len() == blocks * GROUPS);
-        debug_assert!(x.p.len() == blocks * BLOCK && x.d.len() == blocks && x.offsets.len() == blocks * 16);
+        debug_assert!(xs.iter().all(|x| x.p.len() == blocks * BLOCK && x.d.len() == blocks && x.offsets.len() == blocks * 16));
         let mask = _mm256_set1_epi8(15);
-        let mut acc = [_mm256_setzero_ps(); 2];
+        let mut acc = [_mm256_setzero_ps(); N];
         for b in 0..blocks {
-            let (qp, pp) = (w.quants.as_ptr().add(b * QBYTES), x.p.as_ptr().add(b * BLOCK));
+            let qp = w.quants.as_ptr().add(b * QBYTES);
             // Prefetch never faults, so it may run past the end of the matrix.
             _mm_prefetch(qp.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
             _mm_prefetch(qp.wrapping_add(PREFETCH + 64) as *const i8, _MM_HINT_T0);
-            // Two runs of 32 weights from one 32-byte load: low nibbles, then high.
-            let runs = |c: usize| {
+            // Run c of 32 bytes holds weights 64c.. in its low nibbles, 64c + 32.. in its high.
+            let mut unpacked = [_mm256_setzero_si256(); 8];
+            for c in 0..4 {
                 let packed = _mm256_loadu_si256(qp.add(32 * c) as *const __m256i);
-                let lo = _mm256_and_si256(packed, mask);
-                let hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask);
-                let p_lo = _mm256_loadu_si256(pp.add(64 * c) as *const __m256i);
-                let p_hi = _mm256_loadu_si256(pp.add(64 * c + 32) as *const __m256i);
-                _mm256_add_epi16(_mm256_maddubs_epi16(lo, p_lo), _mm256_maddubs_epi16(hi, p_hi))
-            };
-            let sums = _mm256_add_epi16(_mm256_add_epi16(runs(0), runs(1)), _mm256_add_epi16(runs(2), runs(3)));
+                unpacked[2 * c] = _mm256_and_si256(packed, mask);
+                unpacked[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask);
+            }
             let s8 = _mm_loadl_epi64(w.subs.as_ptr().add(b * GROUPS) as *const __m128i);
             let subs = _mm256_cvtepi8_epi16(_mm_unpacklo_epi64(s8, s8));
-            let offsets = _mm256_loadu_si256(x.offsets.as_ptr().add(b * 16) as *const __m256i);
-            let int = _mm256_sub_epi32(_mm256_madd_epi16(sums, subs), _mm256_madd_epi16(offsets, subs));
-            let scale = _mm256_set1_ps(w.scale(b) * x.d[b]);
-            acc[b % 2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int), scale, acc[b % 2]);
+            let scale = w.scale(b);
+            for (acc, x) in acc.iter_mut().zip(xs) {
+                let pp = x.p.as_ptr().add(b * BLOCK);
+                let product = |t: usize| _mm256_maddubs_epi16(unpacked[t], _mm256_loadu_si256(pp.add(32 * t) as *const __m256i));
+                let sums = _mm256_add_epi16(
+                    _mm256_add_epi16(_mm256_add_epi16(product(0), product(1)), _mm256_add_epi16(product(2), product(3))),
+                    _mm256_add_epi16(_mm256_add_epi16(product(4), product(5)), _mm256_add_epi16(product(6), product(7))),
+                );
+                let offsets = _mm256_loadu_si256(x.offsets.as_ptr().add(b * 16) as *const __m256i);
+                let int = _mm256_sub_epi32(_mm256_madd_epi16(sums, subs), _mm256_madd_epi16(offsets, subs));
+                *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int), _mm256_set1_ps(scale * x.d[b]), *acc);
+            }
         }
-        hsum(_mm256_add_ps(acc[0], acc[1]))
+        acc.map(|a| hsum(a))
     }
 }
 
@@ -324,9 +339,18 @@ mod tests {
         (0..len).map(|i| (((i + seed) * 7919 % 1000) as f32 - 500.0) / 700.0).collect()
     }
 
+    /// The weights as f32 `[n, k]`, weight by weight from the layout's definition.
     fn dequantized(q: &Q4Matrix) -> Vec<f32> {
-        let mut w = Vec::new();
-        q.dequantize_rows(0..q.n, &mut w);
+        let mut w = Vec::with_capacity(q.n * q.k);
+        for r in 0..q.n {
+            let row = q.row(r);
+            w.extend((0..q.k).map(|col| {
+                let (b, i) = (col / BLOCK, col % BLOCK);
+                let (byte, shift) = nibble(i);
+                let level = row.quants[b * QBYTES + byte] >> shift & 15;
+                row.scale(b) * row.sub(b, group(i)) as f32 * (level as f32 - 8.0)
+            }));
+        }
         w
     }
 
@@ -370,32 +394,38 @@ mod tests {
     }
 
     #[test]
-    fn matvec_and_matmul_match_the_dequantised_weights() {
-        // Against f64 products of the dequantised weights: the mat-vec adds only the int8
-        // rounding of the input (≤ 1/254 of each block's largest value), the GEMM nothing.
-        // Widths below, at, and between multiples of 256.
-        for (m, n, k) in [(1, 70, 32), (3, 33, 320), (4, 129, 96), (2, 17, 40), (1, 40, 768), (9, 40, 64)] {
+    fn products_match_the_dequantised_weights() {
+        // Against f64 products of the dequantised weights, which differ only by the int8
+        // rounding of the input (≤ 1/254 of each block's largest value). Widths below, at, and
+        // between multiples of 256; row counts that fill groups of four and leave 1–3 over.
+        for (m, n, k) in [(1, 70, 32), (3, 33, 320), (4, 129, 96), (2, 17, 40), (1, 40, 768), (9, 40, 64), (7, 65, 512)] {
             let q = Q4Matrix::quantize(&values(n * k, 1), n, k);
             let xs = values(m * k, 5);
             let w = dequantized(&q);
-            for (name, got, tol) in [("matvec", q.matvec(&xs, m), 3e-2), ("matmul", q.matmul(&xs, m), 1e-4)] {
-                for i in 0..m {
-                    for j in 0..n {
-                        let want: f64 = (0..k).map(|t| w[j * k + t] as f64 * xs[i * k + t] as f64).sum();
-                        let g = got[i * n + j] as f64;
-                        assert!((g - want).abs() <= tol * (1.0 + want.abs()), "{name} {m}×{n}×{k} at ({i}, {j}): {g} vs {want}");
-                    }
+            let got = q.matmul(&xs, m);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f64 = (0..k).map(|t| w[j * k + t] as f64 * xs[i * k + t] as f64).sum();
+                    let g = got[i * n + j] as f64;
+                    assert!((g - want).abs() <= 3e-2 * (1.0 + want.abs()), "{m}×{n}×{k} at ({i}, {j}): {g} vs {want}");
                 }
             }
-            // The SIMD and scalar dot products agree to rounding, and so do the SIMD and
-            // scalar input quantisation.
-            for x in xs.chunks_exact(k) {
-                let (row, plain) = (QuantRow::new(x, q.blocks), QuantRow::quantize(x, q.blocks));
+            // The SIMD and scalar input quantisation agree exactly, and the SIMD products of
+            // groups of every size agree with the scalar ones to rounding.
+            let inputs: Vec<QuantRow> = xs.chunks_exact(k).map(|x| QuantRow::new(x, q.blocks)).collect();
+            for (x, row) in xs.chunks_exact(k).zip(&inputs) {
+                let plain = QuantRow::quantize(x, q.blocks);
                 assert_eq!((&row.p, &row.d, &row.offsets), (&plain.p, &plain.d, &plain.offsets));
+            }
+            for size in 1..=INPUT_GROUP.min(m) {
                 for r in 0..n {
                     let w = q.row(r);
-                    let (simd, scalar) = (dot(&w, &row), dot_scalar(&w, &row));
-                    assert!((simd - scalar).abs() <= 1e-5 * (1.0 + scalar.abs()), "{simd} vs {scalar}");
+                    let simd = dots(&w, &inputs[..size]);
+                    for (j, x) in inputs[..size].iter().enumerate() {
+                        let scalar = dot_scalar(&w, x);
+                        assert!((simd[j] - scalar).abs() <= 1e-5 * (1.0 + scalar.abs()), "{simd:?} vs {scalar} at {j}");
+                    }
+                    assert!(simd[size..].iter().all(|&v| v == 0.0));
                 }
             }
         }
