@@ -174,8 +174,8 @@ impl RowRef<'_> {
 ///
 /// A block's dot product with weights `D · s[g] · (q − 8)` is
 /// `D · d · Σ_g s[g] · (Σ_{i in g} q[i]·p[i] − 8 · Σ_{i in g} p[i])`; the second sum depends on the
-/// input alone and is kept per register lane (`offsets`), so the kernel subtracts it with one
-/// more `vpmaddwd` by the same sub-scales.
+/// input alone and is kept per register lane (`offsets`), so the kernel subtracts it from the
+/// pair sums before the one `vpmaddwd` by the sub-scales.
 struct QuantRow {
     /// `[blocks, 256]`.
     p: Vec<i8>,
@@ -290,9 +290,10 @@ mod avx2 {
     const PREFETCH: usize = 3072;
 
     /// Per block and input row: eight `vpmaddubsw` (u4 × i8 pairs, at most 2·15·127 each)
-    /// summed in i16 (at most 8 times that, 30 480: no overflow), one `vpmaddwd` by the
-    /// sub-scales, the offsets subtracted with another, then one f32 multiply-add by `D · d`.
-    /// The block's weights are unpacked once for all `N` rows.
+    /// summed in i16 (at most 8 times that, 30 480: no overflow), the offsets subtracted in
+    /// i16 (each lane is then `Σ (q − 8)·p` over 16 weights, at most 16·8·127 = 16 256), one
+    /// `vpmaddwd` by the sub-scales, then one f32 multiply-add by `D · d`. The block's weights
+    /// are unpacked once for all `N` rows.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dots<const N: usize>(w: &RowRef, xs: [&QuantRow; N]) -> [f32; N] {
         let blocks = w.blocks();
@@ -323,7 +324,7 @@ mod avx2 {
                     _mm256_add_epi16(_mm256_add_epi16(product(4), product(5)), _mm256_add_epi16(product(6), product(7))),
                 );
                 let offsets = _mm256_loadu_si256(x.offsets.as_ptr().add(b * 16) as *const __m256i);
-                let int = _mm256_sub_epi32(_mm256_madd_epi16(sums, subs), _mm256_madd_epi16(offsets, subs));
+                let int = _mm256_madd_epi16(_mm256_sub_epi16(sums, offsets), subs);
                 *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int), _mm256_set1_ps(scale * x.d[b]), *acc);
             }
         }
