@@ -16,18 +16,17 @@
 //! per thread (with scales, sub-scales and quants in three arrays it read three, 4 % slower in
 //! alternating runs on 2 threads, 10 % on one).
 //!
-//! Products: each input row is quantised to int8 per block of 256 (`x ≈ d · p`), and a block's
-//! dot product is integer up to one `D · d` (see [`QuantRow`]), for one row (decode) and many
-//! (prefill, CLIP) alike. With many rows, each weight row is unpacked once for four input rows
-//! at a time; that runs at about twice the f32 GEMM's rate on an AVX2 core (see
-//! [`Q4Matrix::matmul`]).
+//! Products: each input row is quantised to int8 per block of 256 (`x ≈ d · p`, see
+//! [`int8`]), and a block's dot product is
+//! `D · d · Σ_g s[g] · (Σ_{i in g} q[i]·p[i] − 8 · Σ_{i in g} p[i])`: integer up to one `D · d`,
+//! the second sum depending on the input alone (kept per register lane, `QuantRow::offsets`,
+//! and subtracted from the pair sums before the one `vpmaddwd` by the sub-scales). With many
+//! input rows (prefill, CLIP), each weight row is unpacked once for four of them at a time; that
+//! runs at about twice the f32 GEMM's rate on an AVX2 core.
 
-use rayon::prelude::*;
+use crate::huge;
+use crate::int8::{self, Int8Rows, QuantRow, BLOCK};
 
-use crate::{huge, SharedOut};
-
-/// Weights per block (one f32 scale, eight int8 sub-scales).
-pub const BLOCK: usize = 256;
 /// Sub-scales per block; weight `i` of a block belongs to group `(i / 2) % GROUPS`.
 const GROUPS: usize = 8;
 /// Bytes of quants per block.
@@ -111,39 +110,42 @@ impl Q4Matrix {
         RowRef { scales, subs, quants }
     }
 
-    /// `xs` `[m, k]` → `[m, n]`.
-    ///
-    /// Output rows go to the rayon pool [`TASK_ROWS`] at a time. Within a task, the input rows
-    /// pass over its weight rows [`INPUT_GROUP`] at a time, each weight row unpacked once per
-    /// group: one row (decode) streams the matrix once, many rows (prefill) re-read the task's
-    /// weights from L2 while a group's int8 inputs stay in L1.
+    /// `xs` `[m, k]` → `[m, n]` (see [`int8::matmul`]).
     pub fn matmul(&self, xs: &[f32], m: usize) -> Vec<f32> {
-        assert_eq!(xs.len(), m * self.k, "input is not [{m}, {}]", self.k);
-        let inputs: Vec<QuantRow> = xs.par_chunks_exact(self.k).map(|x| QuantRow::new(x, self.blocks)).collect();
-        let n = self.n;
-        let mut y = vec![0f32; m * n];
-        let out = SharedOut(y.as_mut_ptr());
-        (0..n.div_ceil(TASK_ROWS)).into_par_iter().for_each(|t| {
-            let task = t * TASK_ROWS..n.min((t + 1) * TASK_ROWS);
-            for (g, group) in inputs.chunks(INPUT_GROUP).enumerate() {
-                for r in task.clone() {
-                    let products = dots(&self.row(r), group);
-                    for (j, &v) in products[..group.len()].iter().enumerate() {
-                        // SAFETY: element (g·INPUT_GROUP + j, r) of the [m, n] output, in bounds
-                        // (j < group.len(), r < n); column r belongs to this task alone.
-                        unsafe { *out.ptr().add((g * INPUT_GROUP + j) * n + r) = v };
-                    }
-                }
-            }
-        });
-        y
+        int8::matmul(self, xs, m)
     }
 }
 
-/// Output rows per parallel task: 32 rows of 3 072 weights are 53 KiB.
-const TASK_ROWS: usize = 32;
-/// Input rows multiplied together against each unpacked weight row.
-const INPUT_GROUP: usize = 4;
+impl Int8Rows for Q4Matrix {
+    fn shape(&self) -> (usize, usize) {
+        (self.n, self.k)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dots_avx2<const N: usize>(&self, r: usize, xs: [&QuantRow; N]) -> [f32; N] {
+        // SAFETY: as the caller promised.
+        unsafe { avx2::dots(&self.row(r), xs) }
+    }
+
+    fn dot_scalar(&self, r: usize, x: &QuantRow) -> f32 {
+        let w = self.row(r);
+        let mut sum = 0f32;
+        for (b, &d) in x.d.iter().enumerate().take(w.blocks()) {
+            let (q, p) = (&w.quants[b * QBYTES..][..QBYTES], &x.p[b * BLOCK..][..BLOCK]);
+            let mut per_group = [0i32; GROUPS];
+            for (i, &p) in p.iter().enumerate() {
+                let (byte, shift) = nibble(i);
+                per_group[group(i)] += (q[byte] >> shift & 15) as i32 * p as i32;
+            }
+            let offsets = &x.offsets[b * 16..][..16];
+            let int: i32 = (0..GROUPS)
+                .map(|g| w.sub(b, g) as i32 * (per_group[g] - offsets[g] as i32 - offsets[g + 8] as i32))
+                .sum();
+            sum += w.scale(b) * d * int as f32;
+        }
+        sum
+    }
+}
 
 /// One row of weights: `blocks` scales (f32, native byte order), sub-scales (i8, 8 per block)
 /// and quants (128 bytes per block).
@@ -169,119 +171,11 @@ impl RowRef<'_> {
     }
 }
 
-/// One input row quantised to int8 per block of 256, `x ≈ d · p`, padded with zeros to whole
-/// blocks.
-///
-/// A block's dot product with weights `D · s[g] · (q − 8)` is
-/// `D · d · Σ_g s[g] · (Σ_{i in g} q[i]·p[i] − 8 · Σ_{i in g} p[i])`; the second sum depends on the
-/// input alone and is kept per register lane (`offsets`), so the kernel subtracts it from the
-/// pair sums before the one `vpmaddwd` by the sub-scales.
-struct QuantRow {
-    /// `[blocks, 256]`.
-    p: Vec<i8>,
-    /// `[blocks]`.
-    d: Vec<f32>,
-    /// `[blocks, 16]`: lane `l` holds `8 · Σ_c (p[32c + 2l] + p[32c + 2l + 1])` over the
-    /// block's eight runs `c` of 32 (lanes `g` and `g + 8` make up group `g`; at most
-    /// `8 · 16 · 127`, an i16).
-    offsets: Vec<i16>,
-}
-
-impl QuantRow {
-    fn new(x: &[f32], blocks: usize) -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if avx2::available() {
-            // SAFETY: the CPU features were checked.
-            return unsafe { avx2::quantize_row(x, blocks) };
-        }
-        Self::quantize(x, blocks)
-    }
-
-    /// Plain code, compiled once as is and once with AVX2 enabled (vectorised rounding).
-    #[inline(always)]
-    fn quantize(x: &[f32], blocks: usize) -> Self {
-        let (mut p, mut d, mut offsets) = (vec![0i8; blocks * BLOCK], vec![0f32; blocks], vec![0i16; blocks * 16]);
-        for (b, block) in x.chunks(BLOCK).enumerate() {
-            let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let scale = amax / 127.0;
-            let inv = if scale == 0.0 { 0.0 } else { 1.0 / scale };
-            let pb = &mut p[b * BLOCK..][..block.len()];
-            for (q, v) in pb.iter_mut().zip(block) {
-                *q = (v * inv).round_ties_even() as i8;
-            }
-            d[b] = scale;
-            let ob = &mut offsets[b * 16..][..16];
-            for run in p[b * BLOCK..][..BLOCK].chunks_exact(32) {
-                for (o, pair) in ob.iter_mut().zip(run.chunks_exact(2)) {
-                    *o += 8 * (pair[0] as i16 + pair[1] as i16);
-                }
-            }
-        }
-        Self { p, d, offsets }
-    }
-}
-
-/// One weight row against up to [`INPUT_GROUP`] quantised input rows: element `j` is the
-/// product with `xs[j]`, the rest 0.
-fn dots(w: &RowRef, xs: &[QuantRow]) -> [f32; INPUT_GROUP] {
-    #[cfg(target_arch = "x86_64")]
-    if avx2::available() {
-        fn padded<const N: usize>(v: [f32; N]) -> [f32; INPUT_GROUP] {
-            std::array::from_fn(|j| v.get(j).copied().unwrap_or(0.0))
-        }
-        // SAFETY: the CPU features were checked; the lengths agree (blocks · 128, · 8, · 1 for
-        // the weights; blocks · 256, · 1, · 16 for every input row).
-        unsafe {
-            match xs {
-                [a] => return padded(avx2::dots(w, [a])),
-                [a, b] => return padded(avx2::dots(w, [a, b])),
-                [a, b, c] => return padded(avx2::dots(w, [a, b, c])),
-                [a, b, c, d] => return avx2::dots(w, [a, b, c, d]),
-                _ => {}
-            }
-        }
-    }
-    std::array::from_fn(|j| xs.get(j).map_or(0.0, |x| dot_scalar(w, x)))
-}
-
-fn dot_scalar(w: &RowRef, x: &QuantRow) -> f32 {
-    let mut sum = 0f32;
-    for (b, &d) in x.d.iter().enumerate().take(w.blocks()) {
-        let (q, p) = (&w.quants[b * QBYTES..][..QBYTES], &x.p[b * BLOCK..][..BLOCK]);
-        let mut per_group = [0i32; GROUPS];
-        for (i, &p) in p.iter().enumerate() {
-            let (byte, shift) = nibble(i);
-            per_group[group(i)] += (q[byte] >> shift & 15) as i32 * p as i32;
-        }
-        let offsets = &x.offsets[b * 16..][..16];
-        let int: i32 = (0..GROUPS)
-            .map(|g| w.sub(b, g) as i32 * (per_group[g] - offsets[g] as i32 - offsets[g + 8] as i32))
-            .sum();
-        sum += w.scale(b) * d * int as f32;
-    }
-    sum
-}
-
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{QuantRow, RowRef, BLOCK, GROUPS, QBYTES};
+    use super::{RowRef, BLOCK, GROUPS, QBYTES};
+    use crate::int8::{avx2::hsum, QuantRow};
     use std::arch::x86_64::*;
-
-    pub fn available() -> bool {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn quantize_row(x: &[f32], blocks: usize) -> QuantRow {
-        QuantRow::quantize(x, blocks)
-    }
-
-    #[inline(always)]
-    unsafe fn hsum(v: __m256) -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
-    }
 
     /// How far ahead of the block being multiplied the matrix is prefetched (its rows follow
     /// each other): nearly two rows of a 3 072-wide matrix (1 680 bytes each). The hardware
@@ -335,10 +229,7 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(len: usize, seed: usize) -> Vec<f32> {
-        (0..len).map(|i| (((i + seed) * 7919 % 1000) as f32 - 500.0) / 700.0).collect()
-    }
+    use crate::int8::tests::values;
 
     /// The weights as f32 `[n, k]`, weight by weight from the layout's definition.
     fn dequantized(q: &Q4Matrix) -> Vec<f32> {
@@ -396,39 +287,10 @@ mod tests {
 
     #[test]
     fn products_match_the_dequantised_weights() {
-        // Against f64 products of the dequantised weights, which differ only by the int8
-        // rounding of the input (≤ 1/254 of each block's largest value). Widths below, at, and
-        // between multiples of 256; row counts that fill groups of four and leave 1–3 over.
-        for (m, n, k) in [(1, 70, 32), (3, 33, 320), (4, 129, 96), (2, 17, 40), (1, 40, 768), (9, 40, 64), (7, 65, 512)] {
-            let q = Q4Matrix::quantize(&values(n * k, 1), n, k);
-            let xs = values(m * k, 5);
+        int8::tests::assert_products_match(|w, n, k| {
+            let q = Q4Matrix::quantize(w, n, k);
             let w = dequantized(&q);
-            let got = q.matmul(&xs, m);
-            for i in 0..m {
-                for j in 0..n {
-                    let want: f64 = (0..k).map(|t| w[j * k + t] as f64 * xs[i * k + t] as f64).sum();
-                    let g = got[i * n + j] as f64;
-                    assert!((g - want).abs() <= 3e-2 * (1.0 + want.abs()), "{m}×{n}×{k} at ({i}, {j}): {g} vs {want}");
-                }
-            }
-            // The SIMD and scalar input quantisation agree exactly, and the SIMD products of
-            // groups of every size agree with the scalar ones to rounding.
-            let inputs: Vec<QuantRow> = xs.chunks_exact(k).map(|x| QuantRow::new(x, q.blocks)).collect();
-            for (x, row) in xs.chunks_exact(k).zip(&inputs) {
-                let plain = QuantRow::quantize(x, q.blocks);
-                assert_eq!((&row.p, &row.d, &row.offsets), (&plain.p, &plain.d, &plain.offsets));
-            }
-            for size in 1..=INPUT_GROUP.min(m) {
-                for r in 0..n {
-                    let w = q.row(r);
-                    let simd = dots(&w, &inputs[..size]);
-                    for (j, x) in inputs[..size].iter().enumerate() {
-                        let scalar = dot_scalar(&w, x);
-                        assert!((simd[j] - scalar).abs() <= 1e-5 * (1.0 + scalar.abs()), "{simd:?} vs {scalar} at {j}");
-                    }
-                    assert!(simd[size..].iter().all(|&v| v == 0.0));
-                }
-            }
-        }
+            (q, w)
+        });
     }
 }

@@ -8,8 +8,8 @@
 //! token). f16 holds every bf16 value of these small-magnitude weights exactly. The quantised
 //! formats are bounded by their relative L2 logits error (about twice what they show here), which
 //! a wrong block layout or scale (errors of the order of the logits themselves, ≥ 1) exceeds. The tiny models'
-//! widths (32, 64) are not multiples of 256, so q8 uses the 32-wide Q8_0 blocks here (Q8_K at
-//! full size, checked layer by layer in `phi3v-linear`); q4 is the same format at every size.
+//! widths (32, 64) are shorter than a block of 256, so each row has one scale here; q8 and q4
+//! are the same formats at every size.
 //! The KV cache is the default one for each format (f32 with f32 weights, int8 with int4
 //! weights, f16 otherwise, which rounds every cached value: bound 1e-3 and every token for
 //! 16-bit weights), plus 16-bit weights with an f32 cache (exact), 16-bit weights with an int8

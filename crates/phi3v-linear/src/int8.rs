@@ -1,0 +1,221 @@
+//! What the integer formats ([`q8`](crate::q8), [`q4`](crate::q4)) share: the input rows
+//! quantised to int8 per block of 256 ([`QuantRow`]) and the parallel product that passes them
+//! over a matrix's rows ([`matmul`]). Each format supplies one weight row's dot products with
+//! up to [`INPUT_GROUP`] input rows ([`Int8Rows`]).
+
+use rayon::prelude::*;
+
+use crate::SharedOut;
+
+/// Weights (and input values) per block: one scale each.
+pub const BLOCK: usize = 256;
+
+/// Output rows per parallel task: 32 rows of 3 072 weights are 26–96 KiB in the integer formats.
+const TASK_ROWS: usize = 32;
+/// Input rows multiplied together against each unpacked weight row.
+pub(crate) const INPUT_GROUP: usize = 4;
+
+/// One input row quantised to int8 per block of 256, `x ≈ d · p` (`|p| ≤ 127`), padded with
+/// zeros to whole blocks.
+pub(crate) struct QuantRow {
+    /// `[blocks, 256]`.
+    pub p: Vec<i8>,
+    /// `[blocks]`.
+    pub d: Vec<f32>,
+    /// `[blocks, 16]`: lane `l` holds `8 · Σ_c (p[32c + 2l] + p[32c + 2l + 1])` over the
+    /// block's eight runs `c` of 32 (at most `8 · 16 · 127`, an i16). q4 subtracts it to centre
+    /// its unsigned quants (see [`crate::q4`]).
+    pub offsets: Vec<i16>,
+}
+
+impl QuantRow {
+    pub fn new(x: &[f32], blocks: usize) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if avx2::available() {
+            // SAFETY: the CPU features were checked.
+            return unsafe { avx2::quantize_row(x, blocks) };
+        }
+        Self::quantize(x, blocks)
+    }
+
+    /// Plain code, compiled once as is and once with AVX2 enabled (vectorised rounding).
+    #[inline(always)]
+    pub fn quantize(x: &[f32], blocks: usize) -> Self {
+        let (mut p, mut d, mut offsets) = (vec![0i8; blocks * BLOCK], vec![0f32; blocks], vec![0i16; blocks * 16]);
+        for (b, block) in x.chunks(BLOCK).enumerate() {
+            let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let scale = amax / 127.0;
+            let inv = if scale == 0.0 { 0.0 } else { 1.0 / scale };
+            let pb = &mut p[b * BLOCK..][..block.len()];
+            for (q, v) in pb.iter_mut().zip(block) {
+                *q = (v * inv).round_ties_even() as i8;
+            }
+            d[b] = scale;
+            let ob = &mut offsets[b * 16..][..16];
+            for run in p[b * BLOCK..][..BLOCK].chunks_exact(32) {
+                for (o, pair) in ob.iter_mut().zip(run.chunks_exact(2)) {
+                    *o += 8 * (pair[0] as i16 + pair[1] as i16);
+                }
+            }
+        }
+        Self { p, d, offsets }
+    }
+}
+
+/// A `[n, k]` matrix in an integer format, as the product sees it.
+pub(crate) trait Int8Rows: Sync {
+    /// `(n, k)`.
+    fn shape(&self) -> (usize, usize);
+
+    /// Blocks per row (`k / 256` rounded up).
+    fn blocks(&self) -> usize {
+        self.shape().1.div_ceil(BLOCK)
+    }
+
+    /// Row `r` against each of `xs` (AVX2 and FMA).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; every input has [`Int8Rows::blocks`] blocks.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dots_avx2<const N: usize>(&self, r: usize, xs: [&QuantRow; N]) -> [f32; N];
+
+    /// Row `r` against `x`, in plain code.
+    fn dot_scalar(&self, r: usize, x: &QuantRow) -> f32;
+}
+
+/// `xs` `[m, k]` → `[m, n]` against `w`.
+///
+/// Output rows go to the rayon pool [`TASK_ROWS`] at a time. Within a task, the input rows
+/// pass over its weight rows [`INPUT_GROUP`] at a time, each weight row unpacked once per
+/// group: one row (decode) streams the matrix once, many rows (prefill) re-read the task's
+/// weights from L2 while a group's int8 inputs stay in L1.
+pub(crate) fn matmul(w: &impl Int8Rows, xs: &[f32], m: usize) -> Vec<f32> {
+    let (n, k) = w.shape();
+    assert_eq!(xs.len(), m * k, "input is not [{m}, {k}]");
+    let inputs: Vec<QuantRow> = xs.par_chunks_exact(k).map(|x| QuantRow::new(x, w.blocks())).collect();
+    let mut y = vec![0f32; m * n];
+    let out = SharedOut(y.as_mut_ptr());
+    (0..n.div_ceil(TASK_ROWS)).into_par_iter().for_each(|t| {
+        let task = t * TASK_ROWS..n.min((t + 1) * TASK_ROWS);
+        for (g, group) in inputs.chunks(INPUT_GROUP).enumerate() {
+            for r in task.clone() {
+                let products = dots(w, r, group);
+                for (j, &v) in products[..group.len()].iter().enumerate() {
+                    // SAFETY: element (g·INPUT_GROUP + j, r) of the [m, n] output, in bounds
+                    // (j < group.len(), r < n); column r belongs to this task alone.
+                    unsafe { *out.ptr().add((g * INPUT_GROUP + j) * n + r) = v };
+                }
+            }
+        }
+    });
+    y
+}
+
+/// Row `r` of `w` against up to [`INPUT_GROUP`] quantised input rows: element `j` is the
+/// product with `xs[j]`, the rest 0.
+pub(crate) fn dots(w: &impl Int8Rows, r: usize, xs: &[QuantRow]) -> [f32; INPUT_GROUP] {
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        fn padded<const N: usize>(v: [f32; N]) -> [f32; INPUT_GROUP] {
+            std::array::from_fn(|j| v.get(j).copied().unwrap_or(0.0))
+        }
+        // SAFETY: the CPU features were checked; every input was quantised for this matrix.
+        unsafe {
+            match xs {
+                [a] => return padded(w.dots_avx2(r, [a])),
+                [a, b] => return padded(w.dots_avx2(r, [a, b])),
+                [a, b, c] => return padded(w.dots_avx2(r, [a, b, c])),
+                [a, b, c, d] => return w.dots_avx2(r, [a, b, c, d]),
+                _ => {}
+            }
+        }
+    }
+    std::array::from_fn(|j| xs.get(j).map_or(0.0, |x| w.dot_scalar(r, x)))
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2 {
+    use super::QuantRow;
+    use std::arch::x86_64::*;
+
+    pub fn available() -> bool {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn quantize_row(x: &[f32], blocks: usize) -> QuantRow {
+        QuantRow::quantize(x, blocks)
+    }
+
+    /// The sum of the eight lanes.
+    #[inline(always)]
+    pub unsafe fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Deterministic values in about ±0.71.
+    pub fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len).map(|i| (((i + seed) * 7919 % 1000) as f32 - 500.0) / 700.0).collect()
+    }
+
+    /// Checks a format's products: `quantize(w, n, k)` gives the matrix and its weights as
+    /// f32 `[n, k]`, dequantised from the layout's definition. Products are compared with f64
+    /// products of those weights, which differ only by the int8 rounding of the input (≤ 1/254
+    /// of each block's largest value); the SIMD products of groups of every size with the
+    /// scalar ones. Widths below, at, and between multiples of 256; row counts that fill groups
+    /// of four and leave 1–3 over.
+    pub fn assert_products_match<M: Int8Rows>(quantize: impl Fn(&[f32], usize, usize) -> (M, Vec<f32>)) {
+        for (m, n, k) in [(1, 70, 32), (3, 33, 320), (4, 129, 96), (2, 17, 40), (1, 40, 768), (9, 40, 64), (7, 65, 512)] {
+            let (q, w) = quantize(&values(n * k, 1), n, k);
+            let xs = values(m * k, 5);
+            let got = matmul(&q, &xs, m);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f64 = (0..k).map(|t| w[j * k + t] as f64 * xs[i * k + t] as f64).sum();
+                    let g = got[i * n + j] as f64;
+                    assert!((g - want).abs() <= 3e-2 * (1.0 + want.abs()), "{m}×{n}×{k} at ({i}, {j}): {g} vs {want}");
+                }
+            }
+            let inputs: Vec<QuantRow> = xs.chunks_exact(k).map(|x| QuantRow::new(x, q.blocks())).collect();
+            for size in 1..=INPUT_GROUP.min(m) {
+                for r in 0..n {
+                    let simd = dots(&q, r, &inputs[..size]);
+                    for (j, x) in inputs[..size].iter().enumerate() {
+                        let scalar = q.dot_scalar(r, x);
+                        assert!((simd[j] - scalar).abs() <= 1e-5 * (1.0 + scalar.abs()), "{simd:?} vs {scalar} at {j}");
+                    }
+                    assert!(simd[size..].iter().all(|&v| v == 0.0));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn inputs_round_within_half_a_step_alike_with_and_without_simd() {
+        let k = 2 * BLOCK + 40;
+        let x: Vec<f32> = values(k, 3).iter().enumerate().map(|(i, v)| v * (1.0 + (i / BLOCK) as f32)).collect();
+        let row = QuantRow::new(&x, 3);
+        let plain = QuantRow::quantize(&x, 3);
+        assert_eq!((&row.p, &row.d, &row.offsets), (&plain.p, &plain.d, &plain.offsets));
+        assert_eq!(row.p.len(), 3 * BLOCK);
+        assert!(row.p[k..].iter().all(|&p| p == 0), "padding is zero");
+        for (i, &v) in x.iter().enumerate() {
+            let d = row.d[i / BLOCK];
+            assert!((d * row.p[i] as f32 - v).abs() <= d / 2.0 * (1.0 + 1e-5), "value {i}: {v}");
+        }
+        // Lane l of a block's offsets: 8 × the sum of its pairs (2l, 2l + 1) over the 8 runs.
+        let lane = |b: usize, l: usize| (0..8).map(|c| 8 * (row.p[b * BLOCK + 32 * c + 2 * l] as i16 + row.p[b * BLOCK + 32 * c + 2 * l + 1] as i16)).sum::<i16>();
+        for b in 0..3 {
+            for l in 0..16 {
+                assert_eq!(row.offsets[b * 16 + l], lane(b, l));
+            }
+        }
+    }
+}
