@@ -1,5 +1,5 @@
 //! One layer's key/value cache, in f32, f16 or int8, and attention of a single new row
-//! against it (the decode step) without going through a matrix multiply.
+//! against it (the decode step) without going through a matrix multiply or allocating.
 
 use std::str::FromStr;
 
@@ -143,12 +143,11 @@ impl<T: Cached> Rows<T> {
         (self.data, self.scales) = (data, scales);
     }
 
-    /// Stores `values` `[kv_heads, n, head_dim]` at positions `len..len + n`.
+    /// Stores `values` `[kv_heads, head_dim]` at position `len`.
     fn put(&mut self, values: &[f32], d: Dims) {
         let (hd, len, cap) = (d.head_dim, d.len, d.capacity);
-        let n = values.len() / (d.kv_heads * hd);
-        for (i, row) in values.chunks_exact(hd).enumerate() {
-            let at = i / n * cap + len + i % n;
+        for (h, row) in values.chunks_exact(hd).enumerate() {
+            let at = h * cap + len;
             let scale = T::encode(row, &mut self.data[at * hd..][..hd]);
             if T::SCALED {
                 self.scales[at] = scale;
@@ -174,7 +173,7 @@ trait Store: Send + Sync {
     fn grow(&mut self, d: Dims, cap: usize);
     fn put(&mut self, k: &[f32], v: &[f32], d: Dims);
     fn head(&self, h: usize, d: Dims, device: &Device) -> Result<(Tensor, Tensor)>;
-    fn attend(&self, q: &[f32], heads: usize, scale: f32, d: Dims) -> Vec<f32>;
+    fn attend(&self, q: &[f32], heads: usize, scale: f32, d: Dims, out: &mut [f32], scores: &mut [f32]);
 }
 
 /// Keys and values in one element type.
@@ -198,17 +197,20 @@ impl<T: Cached> Store for Pair<T> {
         Ok((self.k.widened(h, d, device)?, self.v.widened(h, d, device)?))
     }
 
-    fn attend(&self, q: &[f32], heads: usize, scale: f32, d: Dims) -> Vec<f32> {
+    fn attend(&self, q: &[f32], heads: usize, scale: f32, d: Dims, out: &mut [f32], scores: &mut [f32]) {
         let (hd, len, cap) = (d.head_dim, d.len, d.capacity);
         let group = heads / d.kv_heads;
         let kernels = T::kernels();
-        let mut out = vec![0f32; heads * hd];
-        out.par_chunks_mut(hd).enumerate().for_each(|(h, out)| {
+        out.fill(0.0);
+        out.par_chunks_mut(hd).zip(scores.par_chunks_mut(cap)).enumerate().for_each(|(h, (out, scores))| {
             let (rows, q) = (h / group * cap..h / group * cap + len, &q[h * hd..][..hd]);
-            let mut scores: Vec<f32> = rows.clone().map(|i| kernels.dot(self.k.row(i, hd), q) * self.k.scale(i) * scale).collect();
+            let scores = &mut scores[..len];
+            for (s, i) in scores.iter_mut().zip(rows.clone()) {
+                *s = kernels.dot(self.k.row(i, hd), q) * self.k.scale(i) * scale;
+            }
             let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
             let mut sum = 0.0;
-            for s in &mut scores {
+            for s in scores.iter_mut() {
                 *s = (*s - max).exp();
                 sum += *s;
             }
@@ -216,7 +218,6 @@ impl<T: Cached> Store for Pair<T> {
                 kernels.axpy(p / sum * self.v.scale(i), self.v.row(i, hd), out);
             }
         });
-        out
     }
 }
 
@@ -239,19 +240,18 @@ impl LayerCache {
         Self { store, dims: Dims { kv_heads, head_dim, capacity: 0, len: 0 } }
     }
 
-    /// Appends keys and values `[kv_heads, n, head_dim]` (f32).
-    pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<()> {
-        let n = k.dim(1)?;
-        let (k, v) = (k.flatten_all()?.to_vec1::<f32>()?, v.flatten_all()?.to_vec1::<f32>()?);
+    /// Appends the keys and values `[kv_heads, head_dim]` (f32) of the next position. Allocates
+    /// only when the buffers grow by a block, once every [`BLOCK`] positions.
+    pub fn append(&mut self, k: &[f32], v: &[f32]) {
         let d = &mut self.dims;
-        if d.len + n > d.capacity {
-            let capacity = (d.len + n).next_multiple_of(BLOCK);
+        assert_eq!((k.len(), v.len()), (d.kv_heads * d.head_dim, d.kv_heads * d.head_dim), "one position's keys and values");
+        if d.len == d.capacity {
+            let capacity = d.capacity + BLOCK;
             self.store.grow(*d, capacity);
             d.capacity = capacity;
         }
-        self.store.put(&k, &v, *d);
-        d.len += n;
-        Ok(())
+        self.store.put(k, v, *d);
+        d.len += 1;
     }
 
     /// Positions held.
@@ -266,12 +266,18 @@ impl LayerCache {
         self.store.head(head, self.dims, device)
     }
 
-    /// Softmax attention of one query row per head over every filled position.
+    /// Softmax attention of one query row per head over every filled position, into `out`.
     ///
     /// `q`: `[heads, head_dim]` (after RoPE); query head `h` reads kv head
-    /// `h / (heads / kv_heads)`. Returns `[heads, head_dim]`.
-    pub fn attend_one(&self, q: &[f32], heads: usize, scale: f32) -> Vec<f32> {
-        self.store.attend(q, heads, scale, self.dims)
+    /// `h / (heads / kv_heads)`. `out`: `[heads, head_dim]`. `scores` holds the weights,
+    /// `[heads, capacity]`; it is resized (allocating) only when the cache has grown.
+    pub fn attend_one(&self, q: &[f32], heads: usize, scale: f32, out: &mut [f32], scores: &mut Vec<f32>) {
+        let d = self.dims;
+        assert_eq!((q.len(), out.len()), (heads * d.head_dim, heads * d.head_dim), "one row of {heads} heads");
+        if scores.len() < heads * d.capacity {
+            scores.resize(heads * d.capacity, 0.0);
+        }
+        self.store.attend(q, heads, scale, d, out, &mut scores[..heads * d.capacity]);
     }
 }
 
@@ -302,11 +308,15 @@ mod tests {
             let mut all_k = Vec::new();
             let mut all_v = Vec::new();
             for (i, n) in [300, 1, 250, 7].into_iter().enumerate() {
-                let k = Tensor::from_vec(values(kvh * n * hd, i), (kvh, n, hd), &Device::Cpu).unwrap();
-                let v = Tensor::from_vec(values(kvh * n * hd, i + 9), (kvh, n, hd), &Device::Cpu).unwrap();
-                cache.append(&k, &v).unwrap();
-                all_k.push(k);
-                all_v.push(v);
+                // Positions [n, kv_heads, head_dim] appended one at a time; the reference is
+                // [kv_heads, n, head_dim].
+                let (k, v) = (values(n * kvh * hd, i), values(n * kvh * hd, i + 9));
+                for (k, v) in k.chunks_exact(kvh * hd).zip(v.chunks_exact(kvh * hd)) {
+                    cache.append(k, v);
+                }
+                let heads_first = |x: Vec<f32>| Tensor::from_vec(x, (n, kvh, hd), &Device::Cpu).unwrap().transpose(0, 1).unwrap();
+                all_k.push(heads_first(k));
+                all_v.push(heads_first(v));
             }
             assert_eq!((cache.dims.len, cache.dims.capacity), (558, 1024));
             let (k, v) = (Tensor::cat(&all_k, 1).unwrap(), Tensor::cat(&all_v, 1).unwrap());
@@ -317,7 +327,8 @@ mod tests {
             assert!(diff(&ck, &k) <= tol * 4.0 && diff(&cv, &v) <= tol * 4.0, "{dtype:?}: stored values differ");
             let q = values(heads * hd, 3);
             let want = reference(&k, &v, &q, heads, 0.15);
-            let got = cache.attend_one(&q, heads, 0.15);
+            let mut got = vec![f32::NAN; heads * hd];
+            cache.attend_one(&q, heads, 0.15, &mut got, &mut Vec::new());
             for (g, w) in got.iter().zip(&want) {
                 assert!((g - w).abs() <= tol * (1.0 + w.abs()), "{dtype:?}: {g} vs {w}");
             }

@@ -2,8 +2,9 @@
 //!
 //! Input: rows `[n, hidden_size]`: text embeddings from [`Decoder::embed`] or image rows from the
 //! projector, in prompt order. Output: logits `[vocab_size]` for the last row. A [`KvCache`]
-//! carries a sequence across calls, so a prompt can be fed whole (it is processed in chunks of
-//! [`PREFILL_CHUNK`] rows) and generated tokens one at a time.
+//! carries a sequence across calls, so a prompt can be fed whole ([`Decoder::forward`], in
+//! chunks of [`PREFILL_CHUNK`] rows) and generated tokens one at a time ([`Decoder::step`],
+//! which allocates nothing once warm).
 //!
 //! ```no_run
 //! # use candle_core::{DType, Device};
@@ -15,7 +16,11 @@
 //! let decoder = Decoder::load(&ckpt.config, WeightFormat::Bf16, vb)?;
 //! let mut cache = KvCache::default();
 //! let logits = decoder.forward(&decoder.embed(&[1, 32010, 29871, 13])?, &mut cache)?;
-//! let next = argmax(&logits)?;
+//! let mut next = argmax(&logits)?;
+//! for _ in 0..8 {
+//!     let logits: &[f32] = decoder.step(next, &mut cache)?;
+//!     next = (0..logits.len()).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).unwrap() as u32;
+//! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -1,10 +1,16 @@
 //! The Phi-3-mini decoder stack: RMSNorm, fused qkv, LongRoPE, causal attention over a KV cache,
 //! fused gate/up SiLU-GLU MLP, final norm and untied `lm_head`.
+//!
+//! Activations are f32 rows in plain buffers ([`Buffers`]): a layer is four products
+//! ([`Linear::forward_into`]) and loops over rows. The buffers of a decode step live in its
+//! [`KvCache`], so a warm step ([`Decoder::step`]) allocates nothing.
 
-use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::VarBuilder;
-use phi3v_linear::{Linear, WeightFormat};
+use half::{bf16, f16};
 use phi3v_checkpoint::Phi3VConfig;
+use phi3v_linear::gemv::Widen;
+use phi3v_linear::{with_elements, Linear, Scratch, WeightFormat};
 use rayon::prelude::*;
 
 use crate::kv::{KvDtype, LayerCache};
@@ -14,19 +20,98 @@ use crate::rope::LongRope;
 /// `[heads, chunk, past + chunk]`, never `[T, T]`.
 pub const PREFILL_CHUNK: usize = 256;
 
+/// Positions the stored input rows grow by (the cache's block).
+const INPUT_BLOCK: usize = 512;
+
+/// The widths of the stack.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    hidden: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    intermediate: usize,
+    vocab: usize,
+}
+
+impl Shape {
+    /// Width of a qkv row: `(heads + 2 · kv_heads) · head_dim`.
+    fn qkv(&self) -> usize {
+        (self.heads + 2 * self.kv_heads) * self.head_dim
+    }
+}
+
 struct RmsNorm {
-    weight: Tensor,
+    weight: Vec<f32>,
     eps: f32,
 }
 
 impl RmsNorm {
     fn load(size: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { weight: vb.get(size, "weight")?.to_dtype(DType::F32)?, eps: eps as f32 })
+        Ok(Self { weight: vb.get(size, "weight")?.to_dtype(DType::F32)?.to_vec1()?, eps: eps as f32 })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::rms_norm(x, &self.weight, self.eps)
+    /// Each row of `x` `[n, H]` → `out` `[n, H]`: `x / √(mean(x²) + eps) · weight`.
+    fn forward(&self, x: &[f32], out: &mut [f32]) {
+        let h = self.weight.len();
+        for (x, out) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
+            let rms = (x.iter().map(|v| v * v).sum::<f32>() / h as f32 + self.eps).sqrt();
+            for ((o, v), w) in out.iter_mut().zip(x).zip(&self.weight) {
+                *o = v / rms * w;
+            }
+        }
     }
+}
+
+/// Every intermediate of a forward over `n` rows, reused layer after layer (and, kept in a
+/// [`KvCache`], step after step).
+#[derive(Default)]
+struct Buffers {
+    /// `[n, H]`: the residual stream.
+    x: Vec<f32>,
+    /// `[n, H]`: a norm's output.
+    normed: Vec<f32>,
+    /// `[n, (heads + 2 · kv_heads) · head_dim]`.
+    qkv: Vec<f32>,
+    /// `[n, heads · head_dim]`.
+    attn: Vec<f32>,
+    /// `[n, H]`: `o_proj`'s, then `down_proj`'s output.
+    proj: Vec<f32>,
+    /// `[n, 2 · I]`.
+    gate_up: Vec<f32>,
+    /// `[n, I]`: `up · silu(gate)`.
+    act: Vec<f32>,
+    /// `[n, head_dim / 2]` each.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    /// `[heads, cache capacity]`: one row's attention weights.
+    scores: Vec<f32>,
+    /// `[vocab]`: the last row's logits.
+    logits: Vec<f32>,
+    linear: Scratch,
+}
+
+impl Buffers {
+    /// Sizes every buffer for `n` rows (allocating only what grows).
+    fn size(&mut self, s: &Shape, n: usize) {
+        for (buf, width) in [
+            (&mut self.x, s.hidden),
+            (&mut self.normed, s.hidden),
+            (&mut self.qkv, s.qkv()),
+            (&mut self.attn, s.heads * s.head_dim),
+            (&mut self.proj, s.hidden),
+            (&mut self.gate_up, 2 * s.intermediate),
+            (&mut self.act, s.intermediate),
+        ] {
+            buf.resize(n * width, 0.0);
+        }
+        self.logits.resize(s.vocab, 0.0);
+    }
+}
+
+/// `x[i] += y[i]`.
+fn add(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
 }
 
 struct Layer {
@@ -36,89 +121,99 @@ struct Layer {
     post_attention_layernorm: RmsNorm,
     gate_up_proj: Linear,
     down_proj: Linear,
-    heads: usize,
-    kv_heads: usize,
-    head_dim: usize,
-    intermediate: usize,
 }
 
 impl Layer {
-    fn load(cfg: &Phi3VConfig, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
-        let (h, hd) = (cfg.hidden_size, cfg.head_dim());
-        let (heads, kv_heads) = (cfg.num_attention_heads, cfg.kv_heads());
-        let eps = cfg.rms_norm_eps;
+    fn load(cfg: &Phi3VConfig, s: &Shape, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
+        let (h, eps) = (s.hidden, cfg.rms_norm_eps);
         Ok(Self {
             input_layernorm: RmsNorm::load(h, eps, vb.pp("input_layernorm"))?,
-            qkv_proj: Linear::load(h, (heads + 2 * kv_heads) * hd, false, format, vb.pp("self_attn.qkv_proj"))?,
-            o_proj: Linear::load(heads * hd, h, false, format, vb.pp("self_attn.o_proj"))?,
+            qkv_proj: Linear::load(h, s.qkv(), false, format, vb.pp("self_attn.qkv_proj"))?,
+            o_proj: Linear::load(s.heads * s.head_dim, h, false, format, vb.pp("self_attn.o_proj"))?,
             post_attention_layernorm: RmsNorm::load(h, eps, vb.pp("post_attention_layernorm"))?,
-            gate_up_proj: Linear::load(h, 2 * cfg.intermediate_size, false, format, vb.pp("mlp.gate_up_proj"))?,
-            down_proj: Linear::load(cfg.intermediate_size, h, false, format, vb.pp("mlp.down_proj"))?,
-            heads,
-            kv_heads,
-            head_dim: hd,
-            intermediate: cfg.intermediate_size,
+            gate_up_proj: Linear::load(h, 2 * s.intermediate, false, format, vb.pp("mlp.gate_up_proj"))?,
+            down_proj: Linear::load(s.intermediate, h, false, format, vb.pp("mlp.down_proj"))?,
         })
     }
 
-    /// `x`: `[n, H]` rows at positions `past..past + n` → `[n, H]`; appends to `cache`.
-    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, cache: &mut LayerCache) -> Result<Tensor> {
-        let (n, _) = x.dims2()?;
-        let (hd, heads, kvh) = (self.head_dim, self.heads, self.kv_heads);
-        let qkv = self.qkv_proj.forward(&self.input_layernorm.forward(x)?)?;
-        // [n, heads·hd] → [1, heads, n, hd]
-        let split = |start: usize, count: usize| {
-            qkv.narrow(1, start * hd, count * hd)?.reshape((1, n, count, hd))?.transpose(1, 2)?.contiguous()
-        };
-        let q = candle_nn::rotary_emb::rope(&split(0, heads)?, cos, sin)?;
-        let k = candle_nn::rotary_emb::rope(&split(heads, kvh)?, cos, sin)?.squeeze(0)?;
-        let v = split(heads + kvh, kvh)?.squeeze(0)?;
-        cache.append(&k, &v)?;
-        let scale = (hd as f64).powf(-0.5);
-        let attn = if n == 1 {
-            // One new row sees every position: dot products straight off the cache.
-            let q = q.flatten_all()?.to_vec1::<f32>()?;
-            Tensor::from_vec(cache.attend_one(&q, heads, scale as f32), (1, heads * hd), x.device())?
+    /// `b.x`: `[n, H]` rows at positions `cache.len()..+ n` (rotary tables in `b.cos`, `b.sin`)
+    /// → the layer's output in place; appends the rows' keys and values to `cache`.
+    fn forward(&self, s: &Shape, b: &mut Buffers, n: usize, cache: &mut LayerCache) -> Result<()> {
+        let (hd, heads, kvh) = (s.head_dim, s.heads, s.kv_heads);
+        self.input_layernorm.forward(&b.x, &mut b.normed);
+        self.qkv_proj.forward_into(&b.normed, n, &mut b.qkv, &mut b.linear)?;
+        let half = hd / 2;
+        for (i, row) in b.qkv.chunks_exact_mut(s.qkv()).enumerate() {
+            let (q_k, v) = row.split_at_mut((heads + kvh) * hd);
+            LongRope::rotate(q_k, &b.cos[i * half..][..half], &b.sin[i * half..][..half]);
+            cache.append(&q_k[heads * hd..], v);
+        }
+        let scale = (hd as f64).powf(-0.5) as f32;
+        if n == 1 {
+            cache.attend_one(&b.qkv[..heads * hd], heads, scale, &mut b.attn, &mut b.scores);
         } else {
-            let total = cache.len();
-            let past = total - n;
-            // Grouped heads: each kv head serves heads/kvh query heads.
-            let group = heads / kvh;
-            let q = q.reshape((kvh, group * n, hd))?;
-            // Row i sees positions ≤ past + i.
-            let mask: Vec<f32> = (0..n)
-                .flat_map(|i| (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
-                .collect();
-            let mask = Tensor::from_vec(mask, (n, total), x.device())?;
-            // One kv head at a time: its scores are [group, n, total] (2 MB for 256 rows of a
-            // 1 941-token prompt, where all heads at once would be 64 MB, three times over).
-            let per_head = (0..kvh)
-                .map(|h| {
-                    let (k, v) = cache.head(h, x.device())?; // [total, hd]
-                    let scores = (q.get(h)?.matmul(&k.t()?)? * scale)?.reshape((group, n, total))?;
-                    let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask)?)?;
-                    probs.reshape((group * n, total))?.matmul(&v) // [group·n, hd]
-                })
-                .collect::<Result<Vec<_>>>()?;
-            Tensor::stack(&per_head, 0)?.reshape((heads, n, hd))?.transpose(0, 1)?.reshape((n, heads * hd))?
-        };
-        let x = (x + self.o_proj.forward(&attn)?)?;
+            attend_rows(s, &b.qkv, n, cache, scale, &mut b.attn)?;
+        }
+        self.o_proj.forward_into(&b.attn, n, &mut b.proj, &mut b.linear)?;
+        add(&mut b.x, &b.proj);
 
-        let gu = self.gate_up_proj.forward(&self.post_attention_layernorm.forward(&x)?)?;
-        let gate = gu.narrow(1, 0, self.intermediate)?;
-        let up = gu.narrow(1, self.intermediate, self.intermediate)?;
-        x + self.down_proj.forward(&(up * candle_nn::ops::silu(&gate)?)?)?
+        self.post_attention_layernorm.forward(&b.x, &mut b.normed);
+        self.gate_up_proj.forward_into(&b.normed, n, &mut b.gate_up, &mut b.linear)?;
+        let inter = s.intermediate;
+        for (gate_up, act) in b.gate_up.chunks_exact(2 * inter).zip(b.act.chunks_exact_mut(inter)) {
+            let (gate, up) = gate_up.split_at(inter);
+            for ((a, g), u) in act.iter_mut().zip(gate).zip(up) {
+                *a = u * (g / (1.0 + (-g).exp()));
+            }
+        }
+        self.down_proj.forward_into(&b.act, n, &mut b.proj, &mut b.linear)?;
+        add(&mut b.x, &b.proj);
+        Ok(())
     }
 }
 
-/// What the decoder has seen of one sequence: per-layer keys/values, the input rows (kept so
-/// the cache can be rebuilt when the rotary factors switch), and which factors its keys use.
+/// Causal attention of `n` rows (the last `n` positions of `cache`) with candle matmuls, one kv
+/// head at a time: `qkv` `[n, qkv width]` (queries after RoPE) → `out` `[n, heads · head_dim]`.
+fn attend_rows(s: &Shape, qkv: &[f32], n: usize, cache: &LayerCache, scale: f32, out: &mut [f32]) -> Result<()> {
+    let (hd, heads, kvh) = (s.head_dim, s.heads, s.kv_heads);
+    let dev = &Device::Cpu;
+    let total = cache.len();
+    let past = total - n;
+    // Grouped heads: each kv head serves heads/kvh query heads. [n, heads, hd] → [kvh, group·n, hd].
+    let group = heads / kvh;
+    let q = Tensor::from_slice(qkv, (n, s.qkv()), dev)?.narrow(1, 0, heads * hd)?.reshape((n, heads, hd))?;
+    let q = q.transpose(0, 1)?.contiguous()?.reshape((kvh, group * n, hd))?;
+    // Row i sees positions ≤ past + i.
+    let mask: Vec<f32> =
+        (0..n).flat_map(|i| (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 })).collect();
+    let mask = Tensor::from_vec(mask, (n, total), dev)?;
+    // One kv head at a time: its scores are [group, n, total] (2 MB for 256 rows of a
+    // 1 941-token prompt, where all heads at once would be 64 MB, three times over).
+    let per_head = (0..kvh)
+        .map(|h| {
+            let (k, v) = cache.head(h, dev)?; // [total, hd]
+            let scores = (q.get(h)?.matmul(&k.t()?)? * scale as f64)?.reshape((group, n, total))?;
+            let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask)?)?;
+            probs.reshape((group * n, total))?.matmul(&v) // [group·n, hd]
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let rows = Tensor::stack(&per_head, 0)?.reshape((heads, n, hd))?.transpose(0, 1)?.contiguous()?;
+    with_elements(&rows, |rows: &[f32]| out.copy_from_slice(rows))
+}
+
+/// What the decoder has seen of one sequence: per-layer keys/values, the input rows while a
+/// switch of the rotary factors may still come (to rebuild the cache then), which factors its
+/// keys use, and the buffers of its decode steps.
 #[derive(Default)]
 pub struct KvCache {
     layers: Vec<LayerCache>,
-    inputs: Vec<Tensor>,
+    /// `[len, H]`, kept while the sequence may still cross to the long factors.
+    inputs: Vec<f32>,
     len: usize,
     long: bool,
+    step: Buffers,
+    /// `[H]`: the embedding of a step's token.
+    row: Vec<f32>,
 }
 
 impl KvCache {
@@ -151,6 +246,8 @@ pub enum DecoderError {
     Width { got: usize, expected: usize },
     #[error("token id {id} is outside the vocabulary of {vocab}")]
     TokenId { id: u32, vocab: usize },
+    #[error("a forward needs at least one input row")]
+    NoRows,
     #[error(transparent)]
     Tensor(#[from] candle_core::Error),
 }
@@ -162,8 +259,7 @@ pub struct Decoder {
     norm: RmsNorm,
     lm_head: Linear,
     rope: LongRope,
-    hidden: usize,
-    vocab: usize,
+    shape: Shape,
     max_positions: usize,
     kv_dtype: KvDtype,
     device: Device,
@@ -173,13 +269,21 @@ impl Decoder {
     /// Loads `model.embed_tokens` (in the `VarBuilder`'s dtype), `model.layers.*` and `lm_head`
     /// (matrices in `format`, which must be resolved) and `model.norm`. Activations are f32.
     pub fn load(cfg: &Phi3VConfig, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
-        let (h, v) = (cfg.hidden_size, cfg.vocab_size);
+        let shape = Shape {
+            hidden: cfg.hidden_size,
+            heads: cfg.num_attention_heads,
+            kv_heads: cfg.kv_heads(),
+            head_dim: cfg.head_dim(),
+            intermediate: cfg.intermediate_size,
+            vocab: cfg.vocab_size,
+        };
+        let (h, v) = (shape.hidden, shape.vocab);
         let m = vb.pp("model");
         // Layers load in parallel: reading, converting and quantising are per tensor. A
         // failure is reported for the first bad layer, whichever thread finds it first.
         let layers: Vec<Result<Layer>> = (0..cfg.num_hidden_layers)
             .into_par_iter()
-            .map(|i| Layer::load(cfg, format, m.pp(format!("layers.{i}"))))
+            .map(|i| Layer::load(cfg, &shape, format, m.pp(format!("layers.{i}"))))
             .collect();
         let layers = layers.into_iter().collect::<Result<_>>()?;
         Ok(Self {
@@ -188,8 +292,7 @@ impl Decoder {
             norm: RmsNorm::load(h, cfg.rms_norm_eps, m.pp("norm"))?,
             lm_head: Linear::load(h, v, false, format, vb.pp("lm_head"))?,
             rope: LongRope::new(cfg),
-            hidden: h,
-            vocab: v,
+            shape,
             max_positions: cfg.max_position_embeddings,
             kv_dtype: KvDtype::F32,
             device: vb.device().clone(),
@@ -214,14 +317,14 @@ impl Decoder {
             .chain([&self.lm_head])
             .map(Linear::weight_bytes)
             .sum();
-        let cache: usize = self.layers.iter().map(|l| 2 * l.kv_heads * self.kv_dtype.row_bytes(l.head_dim)).sum();
-        matrices + cache * context
+        let s = &self.shape;
+        matrices + self.layers.len() * 2 * s.kv_heads * self.kv_dtype.row_bytes(s.head_dim) * context
     }
 
     /// Token embeddings `[ids.len(), H]`.
     pub fn embed(&self, ids: &[u32]) -> std::result::Result<Tensor, DecoderError> {
-        if let Some(&id) = ids.iter().find(|&&id| id as usize >= self.vocab) {
-            return Err(DecoderError::TokenId { id, vocab: self.vocab });
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= self.shape.vocab) {
+            return Err(DecoderError::TokenId { id, vocab: self.shape.vocab });
         }
         let ids = Tensor::new(ids, &self.device)?;
         Ok(self.embed_tokens.index_select(&ids, 0)?.to_dtype(DType::F32)?)
@@ -239,46 +342,96 @@ impl Decoder {
     /// cache still holds short-factor keys, the cache is rebuilt from its stored input rows with
     /// the long factors first (the Phi-3.5 rule; transformers does the same re-prefill).
     pub fn forward(&self, rows: &Tensor, cache: &mut KvCache) -> std::result::Result<Tensor, DecoderError> {
-        let (n, width) = rows.dims2()?;
-        if width != self.hidden {
-            return Err(DecoderError::Width { got: width, expected: self.hidden });
+        let (_, width) = rows.dims2()?;
+        if width != self.shape.hidden {
+            return Err(DecoderError::Width { got: width, expected: self.shape.hidden });
+        }
+        let rows = rows.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut buffers = Buffers::default();
+        self.run(&rows, cache, &mut buffers)?;
+        Ok(Tensor::from_slice(&buffers.logits, self.shape.vocab, &self.device)?)
+    }
+
+    /// Appends token `id` to the sequence in `cache` and returns the logits `[vocab]` of the
+    /// next one: [`Decoder::forward`] of its embedding, with the buffers the cache keeps for
+    /// steps. Once they are warm a step allocates nothing, except once every 512 positions
+    /// when the cache grows a block (and at the one step that rebuilds it with the long
+    /// rotary factors).
+    pub fn step<'c>(&self, id: u32, cache: &'c mut KvCache) -> std::result::Result<&'c [f32], DecoderError> {
+        let h = self.shape.hidden;
+        if id as usize >= self.shape.vocab {
+            return Err(DecoderError::TokenId { id, vocab: self.shape.vocab });
+        }
+        let mut row = std::mem::take(&mut cache.row);
+        row.resize(h, 0.0);
+        let id = id as usize;
+        match self.embed_tokens.dtype() {
+            DType::BF16 => with_elements(&self.embed_tokens, |t: &[bf16]| widen_into(&t[id * h..][..h], &mut row))?,
+            DType::F16 => with_elements(&self.embed_tokens, |t: &[f16]| widen_into(&t[id * h..][..h], &mut row))?,
+            _ => with_elements(&self.embed_tokens, |t: &[f32]| row.copy_from_slice(&t[id * h..][..h]))?,
+        }
+        let mut buffers = std::mem::take(&mut cache.step);
+        let result = self.run(&row, cache, &mut buffers);
+        (cache.step, cache.row) = (buffers, row);
+        result?;
+        Ok(&cache.step.logits)
+    }
+
+    /// The forward of `rows` `[n, H]` into `cache`, the last row's logits left in `b.logits`.
+    fn run(&self, rows: &[f32], cache: &mut KvCache, b: &mut Buffers) -> std::result::Result<(), DecoderError> {
+        let h = self.shape.hidden;
+        let n = rows.len() / h;
+        if n == 0 {
+            return Err(DecoderError::NoRows);
         }
         let total = cache.len + n;
         if total > self.max_positions {
             return Err(DecoderError::TooLong { len: total, max: self.max_positions });
         }
         let long = self.rope.is_long(total);
-        let rows = rows.to_dtype(DType::F32)?;
-        let rows = if long && !cache.long && !cache.is_empty() {
+        if long && !cache.long && !cache.is_empty() {
+            // Rebuild with the long factors, in buffers of its own (a prefill's worth).
             let mut all = std::mem::take(&mut cache.inputs);
-            all.push(rows);
-            cache.clear();
-            Tensor::cat(&all, 0)?
-        } else {
-            rows
-        };
+            all.extend_from_slice(rows);
+            (cache.layers, cache.len) = (Vec::new(), 0);
+            let mut rebuild = Buffers::default();
+            self.run(&all, cache, &mut rebuild)?;
+            b.logits.clone_from(&rebuild.logits);
+            return Ok(());
+        }
         if cache.layers.is_empty() {
-            cache.layers = self.layers.iter().map(|l| LayerCache::new(self.kv_dtype, l.kv_heads, l.head_dim)).collect();
+            let s = &self.shape;
+            cache.layers = self.layers.iter().map(|_| LayerCache::new(self.kv_dtype, s.kv_heads, s.head_dim)).collect();
         }
         cache.long = long;
-        let n = rows.dim(0)?;
-        let mut last = None;
-        for start in (0..n).step_by(PREFILL_CHUNK) {
-            let len = PREFILL_CHUNK.min(n - start);
-            let chunk = rows.narrow(0, start, len)?;
-            let (cos, sin) = self.rope.tables(cache.len, len, long, &self.device)?;
-            let mut x = chunk.clone();
-            for (layer, lc) in self.layers.iter().zip(cache.layers.iter_mut()) {
-                x = layer.forward(&x, &cos, &sin, lc)?;
+        if !long && self.rope.is_long(self.max_positions) {
+            // A later forward may cross to the long factors: keep the rows to rebuild from.
+            if cache.inputs.len() + rows.len() > cache.inputs.capacity() {
+                cache.inputs.reserve_exact((cache.inputs.len() + rows.len()).next_multiple_of(INPUT_BLOCK * h) - cache.inputs.len());
             }
-            cache.inputs.push(chunk);
-            cache.len += len;
-            last = Some(x.narrow(0, len - 1, 1)?);
+            cache.inputs.extend_from_slice(rows);
         }
-        let last = last.ok_or_else(|| candle_core::Error::Msg("forward over zero rows".into()))?;
-        let logits = self.lm_head.forward(&self.norm.forward(&last)?)?;
-        Ok(logits.squeeze(0)?)
+        let mut last = 0;
+        for chunk in rows.chunks(PREFILL_CHUNK * h) {
+            let len = chunk.len() / h;
+            b.size(&self.shape, len);
+            b.x.copy_from_slice(chunk);
+            self.rope.fill(cache.len, len, long, &mut b.cos, &mut b.sin);
+            for (layer, lc) in self.layers.iter().zip(cache.layers.iter_mut()) {
+                layer.forward(&self.shape, b, len, lc)?;
+            }
+            cache.len += len;
+            last = len - 1;
+        }
+        self.norm.forward(&b.x[last * h..][..h], &mut b.normed[..h]);
+        self.lm_head.forward_into(&b.normed[..h], 1, &mut b.logits, &mut b.linear)?;
+        Ok(())
     }
+}
+
+/// `out[i] = row[i]` widened to f32.
+fn widen_into<T: Widen>(row: &[T], out: &mut [f32]) {
+    out.iter_mut().zip(row).for_each(|(o, v)| *o = v.widen());
 }
 
 /// Index of the largest value of a `[vocab]` logits tensor.

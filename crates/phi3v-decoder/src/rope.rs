@@ -6,7 +6,6 @@
 //! s = max_position_embeddings / original_max_position_embeddings, for both lists.
 //! Without `rope_scaling` all factors are 1 and the attention factor is 1.
 
-use candle_core::{Device, Result, Tensor};
 use phi3v_checkpoint::Phi3VConfig;
 
 /// Rotary tables for one head width.
@@ -62,12 +61,12 @@ impl LongRope {
         self.attention_factor
     }
 
-    /// `(cos, sin)`, each `[n, head_dim/2]` f32, for positions `start..start + n`.
-    pub fn tables(&self, start: usize, n: usize, long: bool, device: &Device) -> Result<(Tensor, Tensor)> {
+    /// Writes `cos` and `sin`, each `[n, head_dim/2]`, for positions `start..start + n`
+    /// (allocating only when they grow).
+    pub fn fill(&self, start: usize, n: usize, long: bool, cos: &mut Vec<f32>, sin: &mut Vec<f32>) {
         let inv = if long { &self.long_inv_freq } else { &self.short_inv_freq };
-        let half = inv.len();
-        let mut cos = Vec::with_capacity(n * half);
-        let mut sin = Vec::with_capacity(n * half);
+        cos.clear();
+        sin.clear();
         for p in start..start + n {
             for f in inv {
                 let angle = p as f32 * f;
@@ -75,6 +74,17 @@ impl LongRope {
                 sin.push(angle.sin() * self.attention_factor);
             }
         }
-        Ok((Tensor::from_vec(cos, (n, half), device)?, Tensor::from_vec(sin, (n, half), device)?))
+    }
+
+    /// Rotates each head `[head_dim]` of `row` `[heads, head_dim]` by one position's `cos` and
+    /// `sin` `[head_dim/2]`: the two halves of a head are the pairs (as transformers'
+    /// `rotate_half`, not interleaved).
+    pub fn rotate(row: &mut [f32], cos: &[f32], sin: &[f32]) {
+        for head in row.chunks_exact_mut(2 * cos.len()) {
+            let (a, b) = head.split_at_mut(cos.len());
+            for (((x1, x2), c), s) in a.iter_mut().zip(b).zip(cos).zip(sin) {
+                (*x1, *x2) = (*x1 * c - *x2 * s, *x1 * s + *x2 * c);
+            }
+        }
     }
 }

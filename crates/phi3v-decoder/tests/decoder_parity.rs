@@ -1,7 +1,8 @@
 //! Decoder parity with transformers' `Phi3ForCausalLM` through the fixtures: the reference's
-//! prompt rows (text embeddings with its image rows written over the placeholders) go in, and
-//! the stored logits (prefill, first cached step, the steps around a LongRoPE re-prefill, the
-//! last step) and all 24 greedy tokens must match.
+//! prompt rows (text embeddings with its image rows written over the placeholders) go in
+//! ([`Decoder::forward`]), each greedy token is fed back ([`Decoder::step`]), and the stored
+//! logits (prefill, first cached step, the steps around a LongRoPE re-prefill, the last step)
+//! and all 24 greedy tokens must match.
 //!
 //! The weights run both as f32 and as stored (bf16, through the 16-bit mat-vec kernel): the
 //! fixtures are bf16, so both are the reference's arithmetic up to summation order. The KV
@@ -70,7 +71,8 @@ fn logits_and_greedy_tokens_match_reference() {
             for step in 0..golden.greedy_tokens.len() {
                 if step > 0 {
                     let token = *tokens.last().unwrap();
-                    logits = dec.forward(&dec.embed(&[token]).unwrap(), &mut cache).unwrap();
+                    let next = dec.step(token, &mut cache).unwrap();
+                    logits = Tensor::from_slice(next, next.len(), &Device::Cpu).unwrap();
                 }
                 if let Some(k) = golden.logits_steps.iter().position(|&s| s == step) {
                     let d = max_diff(&logits, &want_logits.get(k).unwrap());
@@ -102,7 +104,7 @@ fn rope_switch_happens_exactly_past_original_max() {
     let mut cache = KvCache::default();
     dec.forward(&rows, &mut cache).unwrap();
     assert!(!cache.is_long());
-    dec.forward(&dec.embed(&[7]).unwrap(), &mut cache).unwrap();
+    dec.step(7, &mut cache).unwrap();
     assert!(cache.is_long());
     assert_eq!(cache.len(), 1025);
     // The attention factor is applied for both factor sets: √(1 + ln 32 / ln 1024) = √1.5.
@@ -111,19 +113,29 @@ fn rope_switch_happens_exactly_past_original_max() {
 
 #[test]
 fn chunked_prefill_equals_token_by_token() {
-    // The same 300-row prompt fed whole (two prefill chunks) and one row at a time.
+    // The same 600-row prompt fed whole (three prefill chunks), one row at a time, and one
+    // token at a time through `step` (whose cache grows a block past 512).
     let (_, dec) = decoder("tiny-phi3v", WeightFormat::Bf16);
-    let ids: Vec<u32> = (0..300).map(|i| (i * 97 % 32000) as u32).collect();
+    let ids: Vec<u32> = (0..600).map(|i| (i * 97 % 32000) as u32).collect();
     let rows = dec.embed(&ids).unwrap();
     let mut whole = KvCache::default();
     let a = dec.forward(&rows, &mut whole).unwrap();
-    let mut steps = KvCache::default();
+    let mut rowwise = KvCache::default();
     let mut b = None;
     for i in 0..ids.len() {
-        b = Some(dec.forward(&rows.narrow(0, i, 1).unwrap(), &mut steps).unwrap());
+        b = Some(dec.forward(&rows.narrow(0, i, 1).unwrap(), &mut rowwise).unwrap());
     }
-    let d = max_diff(&a, &b.unwrap());
-    assert!(d <= 1e-4, "chunked vs stepwise differ by {d}");
+    let mut steps = KvCache::default();
+    let mut c = Vec::new();
+    for &id in &ids {
+        c = dec.step(id, &mut steps).unwrap().to_vec();
+    }
+    let c = Tensor::from_vec(c, a.dims(), &Device::Cpu).unwrap();
+    for (name, other) in [("row by row", b.unwrap()), ("step by step", c)] {
+        let d = max_diff(&a, &other);
+        assert!(d <= 1e-4, "chunked vs {name} differ by {d}");
+    }
+    assert_eq!((whole.len(), rowwise.len(), steps.len()), (600, 600, 600));
 }
 
 #[test]
@@ -138,6 +150,9 @@ fn bad_inputs_are_errors() {
     let wrong_width = Tensor::zeros((3, 7), DType::F32, &Device::Cpu).unwrap();
     assert!(matches!(dec.forward(&wrong_width, &mut cache), Err(DecoderError::Width { got: 7, expected: 32 })));
     assert!(matches!(dec.embed(&[32064]), Err(DecoderError::TokenId { id: 32064, vocab: 32064 })));
+    assert!(matches!(dec.step(32064, &mut cache), Err(DecoderError::TokenId { id: 32064, vocab: 32064 })));
+    let no_rows = Tensor::zeros((0, ckpt.config.hidden_size), DType::F32, &Device::Cpu).unwrap();
+    assert!(matches!(dec.forward(&no_rows, &mut cache), Err(DecoderError::NoRows)));
     assert!(cache.is_empty());
 }
 

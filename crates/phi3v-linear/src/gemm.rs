@@ -4,7 +4,7 @@
 //! The weights are widened to f32 one block of output rows at a time, into a small buffer
 //! that stays in cache, and each block goes through the `gemm` crate's f32 kernel (the one
 //! candle uses) on one thread, blocks spread over the rayon pool. No f32 copy of the whole
-//! matrix is ever made, and nothing large is allocated besides the output.
+//! matrix is ever made, and nothing is allocated but one block's buffer per thread.
 
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -15,11 +15,11 @@ use crate::SharedOut;
 /// Output rows widened at a time: 128 rows of 3 072 weights are 1.5 MiB of f32.
 const BLOCK_ROWS: usize = 128;
 
-/// `xs` `[m, k]` (row-major) against `w` `[n, k]` → `[m, n]`.
-pub fn matmul<T: Widen>(w: &[T], n: usize, k: usize, xs: &[f32], m: usize) -> Vec<f32> {
+/// `xs` `[m, k]` (row-major) against `w` `[n, k]` → `y` `[m, n]`.
+pub fn matmul_into<T: Widen>(w: &[T], n: usize, k: usize, xs: &[f32], m: usize, y: &mut [f32]) {
     assert_eq!(w.len(), n * k, "weights are not [{n}, {k}]");
     assert_eq!(xs.len(), m * k, "input is not [{m}, {k}]");
-    let mut y = vec![0f32; m * n];
+    assert_eq!(y.len(), m * n, "output is not [{m}, {n}]");
     let out = SharedOut(y.as_mut_ptr());
     (0..n.div_ceil(BLOCK_ROWS)).into_par_iter().for_each_init(Vec::new, |block_f32: &mut Vec<f32>, b| {
         let rows = b * BLOCK_ROWS..n.min((b + 1) * BLOCK_ROWS);
@@ -53,7 +53,6 @@ pub fn matmul<T: Widen>(w: &[T], n: usize, k: usize, xs: &[f32], m: usize) -> Ve
             );
         }
     });
-    y
 }
 
 #[cfg(test)]
@@ -66,7 +65,8 @@ mod tests {
         for (m, n, k) in [(5, 300, 70), (1, 129, 3), (17, 128, 256)] {
             let w: Vec<bf16> = (0..n * k).map(|i| bf16::from_f32(((i * 7919 % 1000) as f32 - 500.0) / 700.0)).collect();
             let xs: Vec<f32> = (0..m * k).map(|i| ((i * 104_729 % 997) as f32 - 498.0) / 300.0).collect();
-            let y = matmul(&w, n, k, &xs, m);
+            let mut y = vec![f32::NAN; m * n];
+            matmul_into(&w, n, k, &xs, m, &mut y);
             for i in 0..m {
                 for j in 0..n {
                     let r: f64 = (0..k).map(|t| w[j * k + t].to_f32() as f64 * xs[i * k + t] as f64).sum();

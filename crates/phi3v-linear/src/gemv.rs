@@ -12,6 +12,8 @@
 use half::{bf16, f16};
 use rayon::prelude::*;
 
+use crate::SharedOut;
+
 /// An element that widens exactly to f32: a 16-bit weight, an int8 or f32 cache value.
 pub trait Widen: Copy + Send + Sync + 'static {
     fn widen(self) -> f32;
@@ -53,44 +55,26 @@ impl<T: Widen> Kernels<T> {
 /// Output rows per parallel task: 32 rows of 3 072 bf16 weights are 192 KiB.
 const BLOCK_ROWS: usize = 32;
 
-/// `xs` `[m, k]` (row-major) against `w` `[n, k]` → `[m, n]`.
-pub fn gemv<T: Widen>(w: &[T], n: usize, k: usize, xs: &[f32], m: usize) -> Vec<f32> {
-    debug_assert_eq!(w.len(), n * k);
-    debug_assert_eq!(xs.len(), m * k);
+/// `xs` `[m, k]` (row-major) against `w` `[n, k]` → `out` `[m, n]`, allocating nothing.
+///
+/// Output rows go to the rayon pool in blocks of `BLOCK_ROWS`, so a block of weights stays in
+/// cache while every input row uses it.
+pub fn gemv_into<T: Widen>(w: &[T], n: usize, k: usize, xs: &[f32], m: usize, out: &mut [f32]) {
+    assert_eq!(w.len(), n * k, "weights are not [{n}, {k}]");
+    assert_eq!(xs.len(), m * k, "input is not [{m}, {k}]");
+    assert_eq!(out.len(), m * n, "output is not [{m}, {n}]");
     let kernels = T::kernels();
-    by_output_rows(n, m, |r, out| {
-        let wr = &w[r * k..(r + 1) * k];
-        for (o, x) in out.iter_mut().zip(xs.chunks_exact(k)) {
-            *o = kernels.dot(wr, x);
-        }
-    })
-}
-
-/// The `[m, n]` result of a mat-vec whose output row `r` (one value per input row) is filled
-/// by `row(r, out)` (`out`: `[m]`). Output rows go to the rayon pool in blocks of
-/// `BLOCK_ROWS`, so a block of weights stays in cache while every input row uses it.
-pub(crate) fn by_output_rows(n: usize, m: usize, row: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
-    // Blocks of output columns, each [rows, m], written in place afterwards.
-    let blocks: Vec<Vec<f32>> = (0..n.div_ceil(BLOCK_ROWS))
-        .into_par_iter()
-        .map(|b| {
-            let rows = (b * BLOCK_ROWS..n.min((b + 1) * BLOCK_ROWS)).len();
-            let mut out = vec![0f32; rows * m];
-            for (r, o) in out.chunks_exact_mut(m).enumerate() {
-                row(b * BLOCK_ROWS + r, o);
-            }
-            out
-        })
-        .collect();
-    let mut y = vec![0f32; m * n];
-    for (b, out) in blocks.iter().enumerate() {
-        for (r, o) in out.chunks_exact(m).enumerate() {
-            for (i, v) in o.iter().enumerate() {
-                y[i * n + b * BLOCK_ROWS + r] = *v;
+    let y = SharedOut(out.as_mut_ptr());
+    (0..n.div_ceil(BLOCK_ROWS)).into_par_iter().for_each(|b| {
+        for r in b * BLOCK_ROWS..n.min((b + 1) * BLOCK_ROWS) {
+            let wr = &w[r * k..(r + 1) * k];
+            for (i, x) in xs.chunks_exact(k).enumerate() {
+                // SAFETY: element (i, r) of the [m, n] output, in bounds (checked above);
+                // column r belongs to this task alone.
+                unsafe { *y.ptr().add(i * n + r) = kernels.dot(wr, x) };
             }
         }
-    }
-    y
+    });
 }
 
 fn dot_scalar<T: Widen>(w: &[T], x: &[f32]) -> f32 {
@@ -258,7 +242,8 @@ mod tests {
             let xs: Vec<f32> = (0..m * k).map(|i| ((i * 104_729 % 997) as f32 - 498.0) / 300.0).collect();
             let wf: Vec<f32> = w.iter().map(|v| v.widen()).collect();
             let want = reference(&wf, n, k, &xs, m);
-            let got = gemv(&w, n, k, &xs, m);
+            let mut got = vec![f32::NAN; m * n];
+            gemv_into(&w, n, k, &xs, m, &mut got);
             for (g, r) in got.iter().zip(&want) {
                 assert!((g - r).abs() <= 1e-4 * (1.0 + r.abs()), "{m}×{n}×{k}: {g} vs {r}");
             }

@@ -16,7 +16,8 @@ const TASK_ROWS: usize = 32;
 pub(crate) const INPUT_GROUP: usize = 4;
 
 /// One input row quantised to int8 per block of 256, `x ≈ d · p` (`|p| ≤ 127`), padded with
-/// zeros to whole blocks.
+/// zeros to whole blocks. Refilling one ([`QuantRow::fill`]) reuses its buffers.
+#[derive(Default)]
 pub(crate) struct QuantRow {
     /// `[blocks, 256]`.
     pub p: Vec<i8>,
@@ -29,19 +30,34 @@ pub(crate) struct QuantRow {
 }
 
 impl QuantRow {
+    #[cfg(test)]
     pub fn new(x: &[f32], blocks: usize) -> Self {
+        let mut row = Self::default();
+        row.fill(x, blocks);
+        row
+    }
+
+    /// Quantises `x` (at most `blocks · 256` values) into this row's buffers, which allocate
+    /// only when they grow.
+    pub fn fill(&mut self, x: &[f32], blocks: usize) {
         #[cfg(target_arch = "x86_64")]
         if avx2::available() {
             // SAFETY: the CPU features were checked.
-            return unsafe { avx2::quantize_row(x, blocks) };
+            return unsafe { avx2::quantize_row(self, x, blocks) };
         }
-        Self::quantize(x, blocks)
+        self.quantize(x, blocks)
     }
 
     /// Plain code, compiled once as is and once with AVX2 enabled (vectorised rounding).
     #[inline(always)]
-    pub fn quantize(x: &[f32], blocks: usize) -> Self {
-        let (mut p, mut d, mut offsets) = (vec![0i8; blocks * BLOCK], vec![0f32; blocks], vec![0i16; blocks * 16]);
+    pub fn quantize(&mut self, x: &[f32], blocks: usize) {
+        let Self { p, d, offsets } = self;
+        p.clear();
+        p.resize(blocks * BLOCK, 0);
+        d.clear();
+        d.resize(blocks, 0.0);
+        offsets.clear();
+        offsets.resize(blocks * 16, 0);
         for (b, block) in x.chunks(BLOCK).enumerate() {
             let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
             let scale = amax / 127.0;
@@ -58,7 +74,6 @@ impl QuantRow {
                 }
             }
         }
-        Self { p, d, offsets }
     }
 }
 
@@ -83,17 +98,25 @@ pub(crate) trait Int8Rows: Sync {
     fn dot_scalar(&self, r: usize, x: &QuantRow) -> f32;
 }
 
-/// `xs` `[m, k]` → `[m, n]` against `w`.
+/// `xs` `[m, k]` → `y` `[m, n]` against `w`, the input rows quantised into `inputs` (which
+/// allocates only when it grows: one row, as in decode, allocates nothing once warm).
 ///
 /// Output rows go to the rayon pool [`TASK_ROWS`] at a time. Within a task, the input rows
 /// pass over its weight rows [`INPUT_GROUP`] at a time, each weight row unpacked once per
 /// group: one row (decode) streams the matrix once, many rows (prefill) re-read the task's
 /// weights from L2 while a group's int8 inputs stay in L1.
-pub(crate) fn matmul(w: &impl Int8Rows, xs: &[f32], m: usize) -> Vec<f32> {
+pub(crate) fn matmul_into(w: &impl Int8Rows, xs: &[f32], m: usize, y: &mut [f32], inputs: &mut Vec<QuantRow>) {
     let (n, k) = w.shape();
     assert_eq!(xs.len(), m * k, "input is not [{m}, {k}]");
-    let inputs: Vec<QuantRow> = xs.par_chunks_exact(k).map(|x| QuantRow::new(x, w.blocks())).collect();
-    let mut y = vec![0f32; m * n];
+    assert_eq!(y.len(), m * n, "output is not [{m}, {n}]");
+    inputs.resize_with(m, QuantRow::default);
+    let blocks = w.blocks();
+    if m == 1 {
+        inputs[0].fill(xs, blocks);
+    } else {
+        inputs.par_iter_mut().zip(xs.par_chunks_exact(k)).for_each(|(row, x)| row.fill(x, blocks));
+    }
+    let inputs = &inputs[..];
     let out = SharedOut(y.as_mut_ptr());
     (0..n.div_ceil(TASK_ROWS)).into_par_iter().for_each(|t| {
         let task = t * TASK_ROWS..n.min((t + 1) * TASK_ROWS);
@@ -108,7 +131,6 @@ pub(crate) fn matmul(w: &impl Int8Rows, xs: &[f32], m: usize) -> Vec<f32> {
             }
         }
     });
-    y
 }
 
 /// Row `r` of `w` against up to [`INPUT_GROUP`] quantised input rows: element `j` is the
@@ -143,8 +165,8 @@ pub(crate) mod avx2 {
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn quantize_row(x: &[f32], blocks: usize) -> QuantRow {
-        QuantRow::quantize(x, blocks)
+    pub unsafe fn quantize_row(row: &mut QuantRow, x: &[f32], blocks: usize) {
+        row.quantize(x, blocks)
     }
 
     /// The sum of the eight lanes.
@@ -175,7 +197,8 @@ pub(crate) mod tests {
         for (m, n, k) in [(1, 70, 32), (3, 33, 320), (4, 129, 96), (2, 17, 40), (1, 40, 768), (9, 40, 64), (7, 65, 512)] {
             let (q, w) = quantize(&values(n * k, 1), n, k);
             let xs = values(m * k, 5);
-            let got = matmul(&q, &xs, m);
+            let mut got = vec![f32::NAN; m * n];
+            matmul_into(&q, &xs, m, &mut got, &mut Vec::new());
             for i in 0..m {
                 for j in 0..n {
                     let want: f64 = (0..k).map(|t| w[j * k + t] as f64 * xs[i * k + t] as f64).sum();
@@ -202,7 +225,8 @@ pub(crate) mod tests {
         let k = 2 * BLOCK + 40;
         let x: Vec<f32> = values(k, 3).iter().enumerate().map(|(i, v)| v * (1.0 + (i / BLOCK) as f32)).collect();
         let row = QuantRow::new(&x, 3);
-        let plain = QuantRow::quantize(&x, 3);
+        let mut plain = QuantRow::default();
+        plain.quantize(&x, 3);
         assert_eq!((&row.p, &row.d, &row.offsets), (&plain.p, &plain.d, &plain.offsets));
         assert_eq!(row.p.len(), 3 * BLOCK);
         assert!(row.p[k..].iter().all(|&p| p == 0), "padding is zero");

@@ -158,7 +158,7 @@ impl Linear {
 /// `f` applied to the elements of `t` in row-major order, borrowed from its CPU storage when it
 /// is contiguous (a loaded weight always is), so a matrix is not copied once more on its way to
 /// its own buffer.
-fn with_elements<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> Result<R> {
+pub fn with_elements<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> Result<R> {
     let (storage, layout) = t.storage_and_layout();
     if let (Storage::Cpu(cpu), Some((start, end))) = (&*storage, layout.contiguous_offsets()) {
         return Ok(f(&cpu.as_slice::<T>()?[start..end]));
@@ -167,17 +167,17 @@ fn with_elements<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> Resu
     Ok(f(&t.flatten_all()?.to_vec1::<T>()?))
 }
 
-/// Input rows at or below which 16-bit weights go through the mat-vec kernel instead of being
-/// widened for the GEMM.
+/// Input rows at or below which 16-bit (and f32) weights go through the mat-vec kernel instead
+/// of the GEMM.
 const GEMV_MAX_ROWS: usize = 4;
 
-/// `xs` `[m, k]` against 16-bit `w` `[n, k]` → `[m, n]`: the mat-vec for a few rows, the GEMM
-/// for more.
-fn widened<T: gemv::Widen>(w: &[T], n: usize, k: usize, xs: &[f32], m: usize) -> Vec<f32> {
+/// `xs` `[m, k]` against 16-bit `w` `[n, k]` → `y` `[m, n]`: the mat-vec for a few rows, the
+/// GEMM for more.
+fn widened<T: gemv::Widen>(w: &[T], n: usize, k: usize, xs: &[f32], m: usize, y: &mut [f32]) {
     if m <= GEMV_MAX_ROWS {
-        gemv::gemv(w, n, k, xs, m)
+        gemv::gemv_into(w, n, k, xs, m, y)
     } else {
-        gemm::matmul(w, n, k, xs, m)
+        gemm::matmul_into(w, n, k, xs, m, y)
     }
 }
 
@@ -195,35 +195,50 @@ impl SharedOut {
     }
 }
 
-impl Module for Linear {
-    /// `x` `[.., in]` (f32) → `[.., out]` (f32).
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims();
-        let m = x.elem_count() / self.in_dim;
-        let x2 = x.reshape((m, self.in_dim))?;
+/// What a product keeps between calls (the int8 copies of its input rows), so that a caller
+/// who passes the same one each time allocates nothing once it has seen its largest input.
+#[derive(Default)]
+pub struct Scratch {
+    inputs: Vec<int8::QuantRow>,
+}
+
+impl Linear {
+    /// `xs` `[m, in]` → `y` `[m, out]`, both f32 and row-major. With one row (decode) and a
+    /// warm `scratch` this allocates nothing, whatever the format.
+    pub fn forward_into(&self, xs: &[f32], m: usize, y: &mut [f32], scratch: &mut Scratch) -> Result<()> {
         let (k, n) = (self.in_dim, self.out_dim);
-        let y = match &self.weight {
-            Weight::F32(w) => x2.matmul(&w.t()?)?,
-            Weight::Bf16(w) => f32_rows(&x2, n, |xs, m| widened(w, n, k, xs, m))?,
-            Weight::F16(w) => f32_rows(&x2, n, |xs, m| widened(w, n, k, xs, m))?,
-            Weight::Q8(w) => f32_rows(&x2, n, |xs, m| w.matmul(xs, m))?,
-            Weight::Q4(w) => f32_rows(&x2, n, |xs, m| w.matmul(xs, m))?,
-        };
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
-        let mut out = dims.to_vec();
-        *out.last_mut().expect("at least one dim") = n;
-        y.reshape(out)
+        if xs.len() != m * k || y.len() != m * n {
+            candle_core::bail!("linear {k} → {n}: input of {} values, output of {} for {m} rows", xs.len(), y.len());
+        }
+        match &self.weight {
+            Weight::F32(w) if m <= GEMV_MAX_ROWS => with_elements(w, |w: &[f32]| gemv::gemv_into(w, n, k, xs, m, y))?,
+            Weight::F32(w) => {
+                let product = Tensor::from_slice(xs, (m, k), w.device())?.matmul(&w.t()?)?;
+                with_elements(&product, |p: &[f32]| y.copy_from_slice(p))?
+            }
+            Weight::Bf16(w) => widened(w, n, k, xs, m, y),
+            Weight::F16(w) => widened(w, n, k, xs, m, y),
+            Weight::Q8(w) => int8::matmul_into(w, xs, m, y, &mut scratch.inputs),
+            Weight::Q4(w) => int8::matmul_into(w, xs, m, y, &mut scratch.inputs),
+        }
+        if let Some(b) = &self.bias {
+            with_elements(b, |b: &[f32]| y.chunks_exact_mut(n).for_each(|row| row.iter_mut().zip(b).for_each(|(v, b)| *v += b)))?;
+        }
+        Ok(())
     }
 }
 
-/// `x` `[m, k]` → `[m, n]` through `product`, which takes the rows as f32 and `m`.
-fn f32_rows(x: &Tensor, n: usize, product: impl FnOnce(&[f32], usize) -> Vec<f32>) -> Result<Tensor> {
-    let m = x.dim(0)?;
-    let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    Tensor::from_vec(product(&xs, m), (m, n), x.device())
+impl Module for Linear {
+    /// `x` `[.., in]` (f32) → `[.., out]` (f32).
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let m = x.elem_count() / self.in_dim;
+        let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut y = vec![0f32; m * self.out_dim];
+        self.forward_into(&xs, m, &mut y, &mut Scratch::default())?;
+        let mut dims = x.dims().to_vec();
+        *dims.last_mut().expect("at least one dim") = self.out_dim;
+        Tensor::from_vec(y, dims, x.device())
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 //! alternating runs on 2 threads, 10 % on one).
 //!
 //! Products: each input row is quantised to int8 per block of 256 (`x ≈ d · p`, see
-//! [`int8`]), and a block's dot product is
+//! [`int8`](crate::int8)), and a block's dot product is
 //! `D · d · Σ_g s[g] · (Σ_{i in g} q[i]·p[i] − 8 · Σ_{i in g} p[i])`: integer up to one `D · d`,
 //! the second sum depending on the input alone (kept per register lane, `QuantRow::offsets`,
 //! and subtracted from the pair sums before the one `vpmaddwd` by the sub-scales). With many
@@ -25,7 +25,7 @@
 //! runs at about twice the f32 GEMM's rate on an AVX2 core.
 
 use crate::huge;
-use crate::int8::{self, Int8Rows, QuantRow, BLOCK};
+use crate::int8::{Int8Rows, QuantRow, BLOCK};
 
 /// Sub-scales per block; weight `i` of a block belongs to group `(i / 2) % GROUPS`.
 const GROUPS: usize = 8;
@@ -108,11 +108,6 @@ impl Q4Matrix {
         let (scales, rest) = bytes.split_at(4 * blocks);
         let (subs, quants) = rest.split_at(GROUPS * blocks);
         RowRef { scales, subs, quants }
-    }
-
-    /// `xs` `[m, k]` → `[m, n]` (see [`int8::matmul`]).
-    pub fn matmul(&self, xs: &[f32], m: usize) -> Vec<f32> {
-        int8::matmul(self, xs, m)
     }
 }
 
@@ -287,7 +282,7 @@ mod tests {
 
     #[test]
     fn products_match_the_dequantised_weights() {
-        int8::tests::assert_products_match(|w, n, k| {
+        crate::int8::tests::assert_products_match(|w, n, k| {
             let q = Q4Matrix::quantize(w, n, k);
             let w = dequantized(&q);
             (q, w)

@@ -7,13 +7,13 @@
 //! mat-vec). 260 bytes per 256 weights: 1.016 byte per weight.
 //!
 //! Products: each input row is quantised to int8 per block of 256 (`x ≈ d · p`, see
-//! [`int8`]), so a block's dot product is `D · d · Σ q[i]·p[i]`, integer up to one `D · d`. AVX2
+//! [`int8`](crate::int8)), so a block's dot product is `D · d · Σ q[i]·p[i]`, integer up to one `D · d`. AVX2
 //! multiplies signed by signed bytes with `vpmaddubsw` on `|q|` and `p` carrying the sign of `q`
 //! (`vpsignb`). With many input rows (prefill, CLIP), each weight run is loaded once for four
 //! of them at a time.
 
 use crate::huge;
-use crate::int8::{self, Int8Rows, QuantRow, BLOCK};
+use crate::int8::{Int8Rows, QuantRow, BLOCK};
 
 /// Bytes per block in a row: the f32 scale and the quants.
 const ROW_BYTES_PER_BLOCK: usize = 4 + BLOCK;
@@ -53,11 +53,6 @@ impl Q8Matrix {
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.data.len()
-    }
-
-    /// `xs` `[m, k]` → `[m, n]` (see [`int8::matmul`]).
-    pub fn matmul(&self, xs: &[f32], m: usize) -> Vec<f32> {
-        int8::matmul(self, xs, m)
     }
 
     /// Row `r`'s scales (f32, native byte order) and quants (i8).
@@ -187,7 +182,7 @@ mod tests {
 
     #[test]
     fn products_match_the_dequantised_weights() {
-        int8::tests::assert_products_match(|w, n, k| {
+        crate::int8::tests::assert_products_match(|w, n, k| {
             let q = Q8Matrix::quantize(w, n, k);
             let w = dequantized(&q);
             (q, w)

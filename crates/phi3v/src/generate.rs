@@ -107,8 +107,8 @@ pub(crate) fn run(
             text.push_str(&released);
         }
         let step = Instant::now();
-        let row = decoder.embed(&[token])?;
-        logits = pipeline.compute(|| decoder.forward(&row, cache))?.to_vec1::<f32>()?;
+        // The step's logits are copied into the same buffer: nothing is allocated per token.
+        pipeline.compute(|| decoder.step(token, cache).map(|next| logits.copy_from_slice(next)))?;
         timings.decode += step.elapsed();
         timings.decode_steps += 1;
         if matches!(stop, StopReason::StopString(_)) {

@@ -35,29 +35,40 @@ impl Default for GenerationParams {
 pub struct Sampler {
     params: GenerationParams,
     rng: StdRng,
+    /// The penalised logits and which were penalised (`[vocab]` each), reused from token to
+    /// token.
+    penalised: Vec<f32>,
+    done: Vec<bool>,
 }
 
 impl Sampler {
     pub fn new(params: &GenerationParams) -> Self {
-        Self { params: params.clone(), rng: StdRng::seed_from_u64(params.seed) }
+        Self { params: params.clone(), rng: StdRng::seed_from_u64(params.seed), penalised: Vec::new(), done: Vec::new() }
     }
 
     /// The next token for `logits` (`[vocab]`), given the ids seen so far (for the penalty).
+    /// Greedy decoding allocates nothing.
     pub fn next(&mut self, logits: &[f32], seen: &[u32]) -> u32 {
-        let mut logits = logits.to_vec();
         let penalty = self.params.repetition_penalty;
-        if penalty != 1.0 {
-            let mut done = vec![false; logits.len()];
+        let logits = if penalty != 1.0 {
+            let (penalised, done) = (&mut self.penalised, &mut self.done);
+            penalised.clear();
+            penalised.extend_from_slice(logits);
+            done.clear();
+            done.resize(logits.len(), false);
             for &id in seen {
                 let i = id as usize;
                 if i < logits.len() && !done[i] {
                     done[i] = true;
-                    logits[i] = if logits[i] > 0.0 { logits[i] / penalty } else { logits[i] * penalty };
+                    penalised[i] = if logits[i] > 0.0 { logits[i] / penalty } else { logits[i] * penalty };
                 }
             }
-        }
+            &self.penalised[..]
+        } else {
+            logits
+        };
         if self.params.temperature <= 0.0 {
-            return argmax(&logits);
+            return argmax(logits);
         }
         let mut order: Vec<usize> = (0..logits.len()).collect();
         order.sort_unstable_by(|&a, &b| logits[b].total_cmp(&logits[a]));
