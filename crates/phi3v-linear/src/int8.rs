@@ -94,6 +94,14 @@ pub(crate) trait Int8Rows: Sync {
     #[cfg(target_arch = "x86_64")]
     unsafe fn dots_avx2<const N: usize>(&self, r: usize, xs: [&QuantRow; N]) -> [f32; N];
 
+    /// The same with AVX-512 VNNI's `vpdpbusd` (on 256-bit registers), which multiplies and
+    /// sums four byte pairs into each i32 lane in one instruction. Exactly the same result.
+    ///
+    /// # Safety
+    /// The CPU must also have AVX512-VNNI and AVX512-VL.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dots_vnni<const N: usize>(&self, r: usize, xs: [&QuantRow; N]) -> [f32; N];
+
     /// Row `r` against `x`, in plain code.
     fn dot_scalar(&self, r: usize, x: &QuantRow) -> f32;
 }
@@ -117,12 +125,13 @@ pub(crate) fn matmul_into(w: &impl Int8Rows, xs: &[f32], m: usize, y: &mut [f32]
         inputs.par_iter_mut().zip(xs.par_chunks_exact(k)).for_each(|(row, x)| row.fill(x, blocks));
     }
     let inputs = &inputs[..];
+    let simd = Simd::best();
     let out = SharedOut(y.as_mut_ptr());
     (0..n.div_ceil(TASK_ROWS)).into_par_iter().for_each(|t| {
         let task = t * TASK_ROWS..n.min((t + 1) * TASK_ROWS);
         for (g, group) in inputs.chunks(INPUT_GROUP).enumerate() {
             for r in task.clone() {
-                let products = dots(w, r, group);
+                let products = dots(simd, w, r, group);
                 for (j, &v) in products[..group.len()].iter().enumerate() {
                     // SAFETY: element (g·INPUT_GROUP + j, r) of the [m, n] output, in bounds
                     // (j < group.len(), r < n); column r belongs to this task alone.
@@ -133,21 +142,62 @@ pub(crate) fn matmul_into(w: &impl Int8Rows, xs: &[f32], m: usize, y: &mut [f32]
     });
 }
 
-/// Row `r` of `w` against up to [`INPUT_GROUP`] quantised input rows: element `j` is the
-/// product with `xs[j]`, the rest 0.
-pub(crate) fn dots(w: &impl Int8Rows, r: usize, xs: &[QuantRow]) -> [f32; INPUT_GROUP] {
+/// The instructions a product runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Simd {
+    Scalar,
+    /// AVX2 and FMA.
+    Avx2,
+    /// AVX2, FMA, AVX512-VNNI and AVX512-VL.
+    Vnni,
+}
+
+impl Simd {
+    /// Every level this CPU runs, the best last.
+    pub fn available() -> Vec<Self> {
+        let mut levels = vec![Self::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        if avx2::available() {
+            levels.push(Self::Avx2);
+            if is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl") {
+                levels.push(Self::Vnni);
+            }
+        }
+        levels
+    }
+
+    pub fn best() -> Self {
+        *Self::available().last().expect("scalar is always there")
+    }
+}
+
+/// Row `r` of `w` against up to [`INPUT_GROUP`] quantised input rows with `simd` (which the CPU
+/// must have): element `j` is the product with `xs[j]`, the rest 0.
+pub(crate) fn dots(simd: Simd, w: &impl Int8Rows, r: usize, xs: &[QuantRow]) -> [f32; INPUT_GROUP] {
     #[cfg(target_arch = "x86_64")]
-    if avx2::available() {
+    if simd != Simd::Scalar {
         fn padded<const N: usize>(v: [f32; N]) -> [f32; INPUT_GROUP] {
             std::array::from_fn(|j| v.get(j).copied().unwrap_or(0.0))
         }
-        // SAFETY: the CPU features were checked; every input was quantised for this matrix.
+        /// # Safety
+        /// As [`Int8Rows::dots_vnni`] for `Simd::Vnni`, else [`Int8Rows::dots_avx2`].
+        unsafe fn run<const N: usize>(simd: Simd, w: &impl Int8Rows, r: usize, xs: [&QuantRow; N]) -> [f32; N] {
+            // SAFETY: as the caller promised.
+            unsafe {
+                match simd {
+                    Simd::Vnni => w.dots_vnni(r, xs),
+                    _ => w.dots_avx2(r, xs),
+                }
+            }
+        }
+        // SAFETY: the caller chose a level this CPU has; every input was quantised for this
+        // matrix.
         unsafe {
             match xs {
-                [a] => return padded(w.dots_avx2(r, [a])),
-                [a, b] => return padded(w.dots_avx2(r, [a, b])),
-                [a, b, c] => return padded(w.dots_avx2(r, [a, b, c])),
-                [a, b, c, d] => return w.dots_avx2(r, [a, b, c, d]),
+                [a] => return padded(run(simd, w, r, [a])),
+                [a, b] => return padded(run(simd, w, r, [a, b])),
+                [a, b, c] => return padded(run(simd, w, r, [a, b, c])),
+                [a, b, c, d] => return run(simd, w, r, [a, b, c, d]),
                 _ => {}
             }
         }
@@ -190,8 +240,8 @@ pub(crate) mod tests {
     /// Checks a format's products: `quantize(w, n, k)` gives the matrix and its weights as
     /// f32 `[n, k]`, dequantised from the layout's definition. Products are compared with f64
     /// products of those weights, which differ only by the int8 rounding of the input (≤ 1/254
-    /// of each block's largest value); the SIMD products of groups of every size with the
-    /// scalar ones. Widths below, at, and between multiples of 256; row counts that fill groups
+    /// of each block's largest value); the products of groups of every size at every SIMD level
+    /// this CPU has with the scalar ones. Widths below, at, and between multiples of 256; row counts that fill groups
     /// of four and leave 1–3 over.
     pub fn assert_products_match<M: Int8Rows>(quantize: impl Fn(&[f32], usize, usize) -> (M, Vec<f32>)) {
         for (m, n, k) in [(1, 70, 32), (3, 33, 320), (4, 129, 96), (2, 17, 40), (1, 40, 768), (9, 40, 64), (7, 65, 512)] {
@@ -207,12 +257,12 @@ pub(crate) mod tests {
                 }
             }
             let inputs: Vec<QuantRow> = xs.chunks_exact(k).map(|x| QuantRow::new(x, q.blocks())).collect();
-            for size in 1..=INPUT_GROUP.min(m) {
+            for (level, size) in Simd::available().into_iter().flat_map(|l| (1..=INPUT_GROUP.min(m)).map(move |s| (l, s))) {
                 for r in 0..n {
-                    let simd = dots(&q, r, &inputs[..size]);
+                    let simd = dots(level, &q, r, &inputs[..size]);
                     for (j, x) in inputs[..size].iter().enumerate() {
                         let scalar = q.dot_scalar(r, x);
-                        assert!((simd[j] - scalar).abs() <= 1e-5 * (1.0 + scalar.abs()), "{simd:?} vs {scalar} at {j}");
+                        assert!((simd[j] - scalar).abs() <= 1e-5 * (1.0 + scalar.abs()), "{level:?}: {simd:?} vs {scalar} at {j}");
                     }
                     assert!(simd[size..].iter().all(|&v| v == 0.0));
                 }

@@ -2,10 +2,11 @@
 //!
 //! Each row of a `[n, k]` matrix is cut into blocks of 256 weights (the last one padded with
 //! zeros). A block has one f32 scale `D` and eight int8 sub-scales `s[g]`, and its weights are
-//! `w[i] ≈ D · s[g] · (q[i] − 8)` with `q ∈ 0..=15` and `g = (i / 2) % 8`: the eight groups of
-//! 32 weights are interleaved by pairs, so that the pair sums `vpmaddubsw` makes land in lane
-//! `g` and `g + 8` of a register, and one `vpmaddwd` with the vector `[s[0..8], s[0..8]]`
-//! scales a whole block at once (the scheme of llama.cpp's Q4_K, with groups strided instead of
+//! `w[i] ≈ D · s[g] · (q[i] − 8)` with `q ∈ 0..=15` and `g = (i / 4) % 8`: the eight groups of
+//! 32 weights are interleaved by fours, so that in a register of 32 weights the pair sums
+//! `vpmaddubsw` makes land in i16 lanes `2g` and `2g + 1` (one `vpmaddwd` with the vector
+//! `[s0, s0, s1, s1, …, s7, s7]` scales a whole block at once) and the four-byte sums of VNNI's
+//! `vpdpbusd` in i32 lane `g` (the scheme of llama.cpp's Q4_K, with groups strided instead of
 //! contiguous). Each group's scale `D · s[g]` maps its largest-magnitude weight to `−8`; `D` is
 //! the largest group scale over 127. The quants of a block are 4 runs of 32 bytes: byte `b` of
 //! run `c` holds `q[64c + b]` in its low nibble and `q[64c + 32 + b]` in its high nibble.
@@ -27,7 +28,7 @@
 use crate::huge;
 use crate::int8::{Int8Rows, QuantRow, BLOCK};
 
-/// Sub-scales per block; weight `i` of a block belongs to group `(i / 2) % GROUPS`.
+/// Sub-scales per block; weight `i` of a block belongs to group `(i / 4) % GROUPS`.
 const GROUPS: usize = 8;
 /// Bytes of quants per block.
 const QBYTES: usize = BLOCK / 2;
@@ -46,7 +47,7 @@ pub struct Q4Matrix {
 
 /// The group (sub-scale index) of weight `i` of a block.
 fn group(i: usize) -> usize {
-    i / 2 % GROUPS
+    i / 4 % GROUPS
 }
 
 /// Where weight `i` of a block lives: byte offset in the block's quants and nibble shift.
@@ -122,6 +123,12 @@ impl Int8Rows for Q4Matrix {
         unsafe { avx2::dots(&self.row(r), xs) }
     }
 
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dots_vnni<const N: usize>(&self, r: usize, xs: [&QuantRow; N]) -> [f32; N] {
+        // SAFETY: as the caller promised.
+        unsafe { avx2::dots_vnni(&self.row(r), xs) }
+    }
+
     fn dot_scalar(&self, r: usize, x: &QuantRow) -> f32 {
         let w = self.row(r);
         let mut sum = 0f32;
@@ -132,9 +139,10 @@ impl Int8Rows for Q4Matrix {
                 let (byte, shift) = nibble(i);
                 per_group[group(i)] += (q[byte] >> shift & 15) as i32 * p as i32;
             }
+            // Group g's offset is in the lanes of its two pairs of each run.
             let offsets = &x.offsets[b * 16..][..16];
             let int: i32 = (0..GROUPS)
-                .map(|g| w.sub(b, g) as i32 * (per_group[g] - offsets[g] as i32 - offsets[g + 8] as i32))
+                .map(|g| w.sub(b, g) as i32 * (per_group[g] - offsets[2 * g] as i32 - offsets[2 * g + 1] as i32))
                 .sum();
             sum += w.scale(b) * d * int as f32;
         }
@@ -188,22 +196,12 @@ mod avx2 {
         let blocks = w.blocks();
         debug_assert!(w.quants.len() == blocks * QBYTES && w.subs.len() == blocks * GROUPS);
         debug_assert!(xs.iter().all(|x| x.p.len() == blocks * BLOCK && x.d.len() == blocks && x.offsets.len() == blocks * 16));
-        let mask = _mm256_set1_epi8(15);
         let mut acc = [_mm256_setzero_ps(); N];
         for b in 0..blocks {
-            let qp = w.quants.as_ptr().add(b * QBYTES);
-            // Prefetch never faults, so it may run past the end of the matrix.
-            _mm_prefetch(qp.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
-            _mm_prefetch(qp.wrapping_add(PREFETCH + 64) as *const i8, _MM_HINT_T0);
-            // Run c of 32 bytes holds weights 64c.. in its low nibbles, 64c + 32.. in its high.
-            let mut unpacked = [_mm256_setzero_si256(); 8];
-            for c in 0..4 {
-                let packed = _mm256_loadu_si256(qp.add(32 * c) as *const __m256i);
-                unpacked[2 * c] = _mm256_and_si256(packed, mask);
-                unpacked[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask);
-            }
+            let unpacked = unpack(w, b);
+            // [s0, s0, s1, s1, …, s7, s7]: i16 lanes 2g and 2g + 1 are group g's pairs.
             let s8 = _mm_loadl_epi64(w.subs.as_ptr().add(b * GROUPS) as *const __m128i);
-            let subs = _mm256_cvtepi8_epi16(_mm_unpacklo_epi64(s8, s8));
+            let subs = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s8, s8));
             let scale = w.scale(b);
             for (acc, x) in acc.iter_mut().zip(xs) {
                 let pp = x.p.as_ptr().add(b * BLOCK);
@@ -218,6 +216,56 @@ mod avx2 {
             }
         }
         acc.map(|a| hsum(a))
+    }
+
+    /// As [`dots`] with VNNI: per block and input row, eight `vpdpbusd` (u4 × i8, four at a
+    /// time into i32 lane `g` of group `g`, at most 32·15·127 per lane) in two chains, the
+    /// group offsets (`vpmaddwd` of the pair offsets by ones) subtracted, `vpmulld` by the
+    /// sub-scales, one f32 multiply-add by `D · d`. Integer throughout: the same result.
+    #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
+    pub unsafe fn dots_vnni<const N: usize>(w: &RowRef, xs: [&QuantRow; N]) -> [f32; N] {
+        let blocks = w.blocks();
+        debug_assert!(w.quants.len() == blocks * QBYTES && w.subs.len() == blocks * GROUPS);
+        debug_assert!(xs.iter().all(|x| x.p.len() == blocks * BLOCK && x.d.len() == blocks && x.offsets.len() == blocks * 16));
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_ps(); N];
+        for b in 0..blocks {
+            let unpacked = unpack(w, b);
+            let subs = _mm256_cvtepi8_epi32(_mm_loadl_epi64(w.subs.as_ptr().add(b * GROUPS) as *const __m128i));
+            let scale = w.scale(b);
+            for (acc, x) in acc.iter_mut().zip(xs) {
+                let pp = x.p.as_ptr().add(b * BLOCK);
+                let input = |t: usize| _mm256_loadu_si256(pp.add(32 * t) as *const __m256i);
+                let (mut even, mut odd) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+                for t in (0..8).step_by(2) {
+                    even = _mm256_dpbusd_epi32(even, unpacked[t], input(t));
+                    odd = _mm256_dpbusd_epi32(odd, unpacked[t + 1], input(t + 1));
+                }
+                let offsets = _mm256_madd_epi16(_mm256_loadu_si256(x.offsets.as_ptr().add(b * 16) as *const __m256i), ones);
+                let int = _mm256_mullo_epi32(_mm256_sub_epi32(_mm256_add_epi32(even, odd), offsets), subs);
+                *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int), _mm256_set1_ps(scale * x.d[b]), *acc);
+            }
+        }
+        acc.map(|a| hsum(a))
+    }
+
+    /// Block `b`'s quants as eight registers of 32 bytes `0..=15`: weights `32t..32t + 32` in
+    /// register `t`. Prefetches the matrix ahead (prefetch never faults, so it may run past the
+    /// end of the matrix).
+    #[inline(always)]
+    unsafe fn unpack(w: &RowRef, b: usize) -> [__m256i; 8] {
+        let qp = w.quants.as_ptr().add(b * QBYTES);
+        _mm_prefetch(qp.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
+        _mm_prefetch(qp.wrapping_add(PREFETCH + 64) as *const i8, _MM_HINT_T0);
+        // Run c of 32 bytes holds weights 64c.. in its low nibbles, 64c + 32.. in its high.
+        let mask = _mm256_set1_epi8(15);
+        let mut unpacked = [_mm256_setzero_si256(); 8];
+        for c in 0..4 {
+            let packed = _mm256_loadu_si256(qp.add(32 * c) as *const __m256i);
+            unpacked[2 * c] = _mm256_and_si256(packed, mask);
+            unpacked[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask);
+        }
+        unpacked
     }
 }
 
@@ -243,9 +291,9 @@ mod tests {
 
     #[test]
     fn levels_round_trip_and_each_weight_is_within_a_step() {
-        // A block that is exactly representable: every group (weights 16m + 2g, 16m + 2g + 1)
-        // has step 0.25 and every level −8..=7.
-        let w: Vec<f32> = (0..BLOCK).map(|i| 0.25 * ((i / 16) as f32 - 8.0)).collect();
+        // A block that is exactly representable: every group (weights 32m + 4g .. + 4) has
+        // step 0.25 and every level −8..=7.
+        let w: Vec<f32> = (0..BLOCK).map(|i| 0.25 * ((2 * (i / 32) + i % 4 / 2) as f32 - 8.0)).collect();
         let q = Q4Matrix::quantize(&w, 1, BLOCK);
         for (a, b) in w.iter().zip(dequantized(&q)) {
             assert!((a - b).abs() <= 1e-6, "{a} vs {b}");

@@ -82,6 +82,13 @@ impl Int8Rows for Q8Matrix {
         unsafe { avx2::dots(scales, quants, xs) }
     }
 
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dots_vnni<const N: usize>(&self, r: usize, xs: [&QuantRow; N]) -> [f32; N] {
+        let (scales, quants) = self.row(r);
+        // SAFETY: as the caller promised.
+        unsafe { avx2::dots_vnni(scales, quants, xs) }
+    }
+
     fn dot_scalar(&self, r: usize, x: &QuantRow) -> f32 {
         let (scales, quants) = self.row(r);
         let blocks = quants.chunks_exact(BLOCK).zip(x.p.chunks_exact(BLOCK));
@@ -110,10 +117,29 @@ mod avx2 {
     /// multiply-add by `D · d`. Each weight run is loaded once for all `N` rows.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dots<const N: usize>(scales: &[u8], quants: &[i8], xs: [&QuantRow; N]) -> [f32; N] {
+        let ones = _mm256_set1_epi16(1);
+        // SAFETY: as the caller promised.
+        unsafe { body(scales, quants, xs, |int, magnitude, signed| _mm256_add_epi32(int, _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, signed), ones))) }
+    }
+
+    /// As [`dots`], with one `vpdpbusd` for `vpmaddubsw`, `vpmaddwd` and the add.
+    #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
+    pub unsafe fn dots_vnni<const N: usize>(scales: &[u8], quants: &[i8], xs: [&QuantRow; N]) -> [f32; N] {
+        // SAFETY: as the caller promised.
+        unsafe { body(scales, quants, xs, |int, magnitude, signed| _mm256_dpbusd_epi32(int, magnitude, signed)) }
+    }
+
+    /// The loop of both: `product(int, |q|, ±p)` adds a run's 32 products into `int`'s lanes.
+    #[inline(always)]
+    unsafe fn body<const N: usize>(
+        scales: &[u8],
+        quants: &[i8],
+        xs: [&QuantRow; N],
+        product: impl Fn(__m256i, __m256i, __m256i) -> __m256i,
+    ) -> [f32; N] {
         let blocks = scales.len() / 4;
         debug_assert!(quants.len() == blocks * BLOCK);
         debug_assert!(xs.iter().all(|x| x.p.len() == blocks * BLOCK && x.d.len() == blocks));
-        let ones = _mm256_set1_epi16(1);
         let mut acc = [_mm256_setzero_ps(); N];
         for b in 0..blocks {
             let qp = quants.as_ptr().add(b * BLOCK);
@@ -127,8 +153,7 @@ mod avx2 {
                 let magnitude = _mm256_sign_epi8(q, q);
                 for (int, x) in ints.iter_mut().zip(xs) {
                     let p = _mm256_loadu_si256(x.p.as_ptr().add(b * BLOCK + 32 * run) as *const __m256i);
-                    let pairs = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(p, q));
-                    *int = _mm256_add_epi32(*int, _mm256_madd_epi16(pairs, ones));
+                    *int = product(*int, magnitude, _mm256_sign_epi8(p, q));
                 }
             }
             let d = scale(scales, b);
