@@ -153,21 +153,24 @@ pub(crate) enum Simd {
 }
 
 impl Simd {
-    /// Every level this CPU runs, the best last.
-    pub fn available() -> Vec<Self> {
-        let mut levels = vec![Self::Scalar];
+    /// The best level this CPU runs (the features are detected once; this allocates nothing).
+    pub fn best() -> Self {
         #[cfg(target_arch = "x86_64")]
         if avx2::available() {
-            levels.push(Self::Avx2);
             if is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl") {
-                levels.push(Self::Vnni);
+                return Self::Vnni;
             }
+            return Self::Avx2;
         }
-        levels
+        Self::Scalar
     }
 
-    pub fn best() -> Self {
-        *Self::available().last().expect("scalar is always there")
+    /// Every level this CPU runs (each includes the ones before it).
+    #[cfg(test)]
+    pub fn available() -> Vec<Self> {
+        let all = [Self::Scalar, Self::Avx2, Self::Vnni];
+        let best = all.iter().position(|&l| l == Self::best()).expect("one of them");
+        all[..=best].to_vec()
     }
 }
 
