@@ -12,6 +12,13 @@ pub fn with_capacity<T>(len: usize) -> Vec<T> {
     v
 }
 
+/// `len` copies of `value` in a vector from [`with_capacity`].
+pub fn filled<T: Clone>(len: usize, value: T) -> Vec<T> {
+    let mut v = with_capacity(len);
+    v.resize(len, value);
+    v
+}
+
 /// `values` copied into a vector from [`with_capacity`].
 pub fn copied<T: Copy>(values: &[T]) -> Vec<T> {
     let mut v = with_capacity(values.len());

@@ -61,8 +61,7 @@ impl Q4Matrix {
         assert_eq!(w.len(), n * k, "int4 weights need [{n}, {k}]");
         let blocks = k.div_ceil(BLOCK);
         let stride = blocks * ROW_BYTES_PER_BLOCK;
-        let mut data = huge::with_capacity(n * stride);
-        data.resize(n * stride, 0u8);
+        let mut data = huge::filled(n * stride, 0u8);
         let mut padded = [0f32; BLOCK];
         for (row, bytes) in w.chunks_exact(k).zip(data.chunks_exact_mut(stride)) {
             let (scales, rest) = bytes.split_at_mut(4 * blocks);

@@ -34,8 +34,7 @@ impl Q8Matrix {
         assert_eq!(w.len(), n * k, "int8 weights need [{n}, {k}]");
         let blocks = k.div_ceil(BLOCK);
         let stride = blocks * ROW_BYTES_PER_BLOCK;
-        let mut data = huge::with_capacity(n * stride);
-        data.resize(n * stride, 0u8);
+        let mut data = huge::filled(n * stride, 0u8);
         for (row, bytes) in w.chunks_exact(k).zip(data.chunks_exact_mut(stride)) {
             let (scales, quants) = bytes.split_at_mut(4 * blocks);
             for (b, part) in row.chunks(BLOCK).enumerate() {
