@@ -1,7 +1,7 @@
 //! What the integer formats ([`q8`](crate::q8), [`q4`](crate::q4)) share: the input rows
 //! quantised to int8 per block of 256 ([`QuantRow`]) and the parallel product that passes them
 //! over a matrix's rows ([`matmul`]). Each format supplies one weight row's dot products with
-//! up to [`INPUT_GROUP`] input rows ([`Int8Rows`]).
+//! up to [`INPUT_GROUP`] input rows ([`Int8Rows`]), and with VNNI two weight rows at a time.
 
 use rayon::prelude::*;
 
@@ -14,6 +14,8 @@ pub const BLOCK: usize = 256;
 const TASK_ROWS: usize = 32;
 /// Input rows multiplied together against each unpacked weight row.
 pub(crate) const INPUT_GROUP: usize = 4;
+/// Weight rows multiplied together against a group of input rows (with VNNI; one otherwise).
+pub(crate) const ROW_GROUP: usize = 2;
 
 /// One input row quantised to int8 per block of 256, `x ≈ d · p` (`|p| ≤ 127`), padded with
 /// zeros to whole blocks. Refilling one ([`QuantRow::fill`]) reuses its buffers.
@@ -27,6 +29,10 @@ pub(crate) struct QuantRow {
     /// block's eight runs `c` of 32 (at most `8 · 16 · 127`, an i16). q4 subtracts it to centre
     /// its unsigned quants (see [`crate::q4`]).
     pub offsets: Vec<i16>,
+    /// `[blocks, 8]`: lane `l` holds `Σ p[i]` over the block's `i` with `(i / 4) % 8 = l`, the
+    /// bytes that `vpdpbusd` sums into i32 lane `l` of a run of 32. The VNNI kernels subtract
+    /// it times the offset of their unsigned weights (8 for q4, 128 for q8).
+    pub sums: Vec<i32>,
 }
 
 impl QuantRow {
@@ -51,13 +57,15 @@ impl QuantRow {
     /// Plain code, compiled once as is and once with AVX2 enabled (vectorised rounding).
     #[inline(always)]
     pub fn quantize(&mut self, x: &[f32], blocks: usize) {
-        let Self { p, d, offsets } = self;
+        let Self { p, d, offsets, sums } = self;
         p.clear();
         p.resize(blocks * BLOCK, 0);
         d.clear();
         d.resize(blocks, 0.0);
         offsets.clear();
         offsets.resize(blocks * 16, 0);
+        sums.clear();
+        sums.resize(blocks * 8, 0);
         for (b, block) in x.chunks(BLOCK).enumerate() {
             let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
             let scale = amax / 127.0;
@@ -71,6 +79,9 @@ impl QuantRow {
             for run in p[b * BLOCK..][..BLOCK].chunks_exact(32) {
                 for (o, pair) in ob.iter_mut().zip(run.chunks_exact(2)) {
                     *o += 8 * (pair[0] as i16 + pair[1] as i16);
+                }
+                for (s, four) in sums[b * 8..][..8].iter_mut().zip(run.chunks_exact(4)) {
+                    *s += four.iter().map(|&v| v as i32).sum::<i32>();
                 }
             }
         }
@@ -94,13 +105,15 @@ pub(crate) trait Int8Rows: Sync {
     #[cfg(target_arch = "x86_64")]
     unsafe fn dots_avx2<const N: usize>(&self, r: usize, xs: [&QuantRow; N]) -> [f32; N];
 
-    /// The same with AVX-512 VNNI's `vpdpbusd` (on 256-bit registers), which multiplies and
-    /// sums four byte pairs into each i32 lane in one instruction. Exactly the same result.
+    /// Rows `r .. r + R` against each of `xs` with AVX-512 VNNI's `vpdpbusd` (on 256-bit
+    /// registers), which multiplies and sums four byte pairs into each i32 lane in one
+    /// instruction: element `[h][j]` is row `r + h` with `xs[j]`. The same integer sums as
+    /// [`Int8Rows::dots_avx2`], scaled in f32 in another order.
     ///
     /// # Safety
-    /// The CPU must also have AVX512-VNNI and AVX512-VL.
+    /// The CPU must also have AVX512-VNNI and AVX512-VL; rows `r .. r + R` exist.
     #[cfg(target_arch = "x86_64")]
-    unsafe fn dots_vnni<const N: usize>(&self, r: usize, xs: [&QuantRow; N]) -> [f32; N];
+    unsafe fn dots_vnni<const R: usize, const N: usize>(&self, r: usize, xs: [&QuantRow; N]) -> [[f32; N]; R];
 
     /// Row `r` against `x`, in plain code.
     fn dot_scalar(&self, r: usize, x: &QuantRow) -> f32;
@@ -111,8 +124,10 @@ pub(crate) trait Int8Rows: Sync {
 ///
 /// Output rows go to the rayon pool [`TASK_ROWS`] at a time. Within a task, the input rows
 /// pass over its weight rows [`INPUT_GROUP`] at a time, each weight row unpacked once per
-/// group: one row (decode) streams the matrix once, many rows (prefill) re-read the task's
-/// weights from L2 while a group's int8 inputs stay in L1.
+/// group (and with VNNI, [`ROW_GROUP`] weight rows at a time, so that each input register
+/// feeds two products and eight independent sums are in flight): one row (decode) streams the
+/// matrix once, many rows (prefill) re-read the task's weights from L2 while a group's int8
+/// inputs stay in L1.
 pub(crate) fn matmul_into(w: &impl Int8Rows, xs: &[f32], m: usize, y: &mut [f32], inputs: &mut Vec<QuantRow>) {
     let (n, k) = w.shape();
     assert_eq!(xs.len(), m * k, "input is not [{m}, {k}]");
@@ -126,16 +141,22 @@ pub(crate) fn matmul_into(w: &impl Int8Rows, xs: &[f32], m: usize, y: &mut [f32]
     }
     let inputs = &inputs[..];
     let simd = Simd::best();
+    // One input row reads the matrix as one stream, a row at a time.
+    let row_group = if m == 1 { 1 } else { ROW_GROUP };
     let out = SharedOut(y.as_mut_ptr());
     (0..n.div_ceil(TASK_ROWS)).into_par_iter().for_each(|t| {
         let task = t * TASK_ROWS..n.min((t + 1) * TASK_ROWS);
         for (g, group) in inputs.chunks(INPUT_GROUP).enumerate() {
-            for r in task.clone() {
-                let products = dots(simd, w, r, group);
-                for (j, &v) in products[..group.len()].iter().enumerate() {
-                    // SAFETY: element (g·INPUT_GROUP + j, r) of the [m, n] output, in bounds
-                    // (j < group.len(), r < n); column r belongs to this task alone.
-                    unsafe { *out.ptr().add((g * INPUT_GROUP + j) * n + r) = v };
+            for r in task.clone().step_by(row_group) {
+                let rows = row_group.min(task.end - r);
+                let products = dots(simd, w, r, rows, group);
+                for (h, row) in products[..rows].iter().enumerate() {
+                    for (j, &v) in row[..group.len()].iter().enumerate() {
+                        // SAFETY: element (g·INPUT_GROUP + j, r + h) of the [m, n] output, in
+                        // bounds (j < group.len(), r + h < task.end ≤ n); column r + h belongs
+                        // to this task alone.
+                        unsafe { *out.ptr().add((g * INPUT_GROUP + j) * n + r + h) = v };
+                    }
                 }
             }
         }
@@ -174,39 +195,52 @@ impl Simd {
     }
 }
 
-/// Row `r` of `w` against up to [`INPUT_GROUP`] quantised input rows with `simd` (which the CPU
-/// must have): element `j` is the product with `xs[j]`, the rest 0.
-pub(crate) fn dots(simd: Simd, w: &impl Int8Rows, r: usize, xs: &[QuantRow]) -> [f32; INPUT_GROUP] {
+/// Rows `r .. r + rows` (`rows` ≤ [`ROW_GROUP`]) of `w` against up to [`INPUT_GROUP`]
+/// quantised input rows with `simd` (which the CPU must have): element `[h][j]` is the product
+/// of row `r + h` with `xs[j]`, the rest 0.
+pub(crate) fn dots(simd: Simd, w: &impl Int8Rows, r: usize, rows: usize, xs: &[QuantRow]) -> Products {
+    assert!(rows <= ROW_GROUP && r + rows <= w.shape().0, "rows {r}..{} of {}", r + rows, w.shape().0);
     #[cfg(target_arch = "x86_64")]
     if simd != Simd::Scalar {
-        fn padded<const N: usize>(v: [f32; N]) -> [f32; INPUT_GROUP] {
-            std::array::from_fn(|j| v.get(j).copied().unwrap_or(0.0))
-        }
         /// # Safety
         /// As [`Int8Rows::dots_vnni`] for `Simd::Vnni`, else [`Int8Rows::dots_avx2`].
-        unsafe fn run<const N: usize>(simd: Simd, w: &impl Int8Rows, r: usize, xs: [&QuantRow; N]) -> [f32; N] {
+        unsafe fn run<const N: usize>(simd: Simd, w: &impl Int8Rows, r: usize, rows: usize, xs: [&QuantRow; N]) -> Products {
+            let mut out = [[0.0; INPUT_GROUP]; ROW_GROUP];
             // SAFETY: as the caller promised.
             unsafe {
-                match simd {
-                    Simd::Vnni => w.dots_vnni(r, xs),
-                    _ => w.dots_avx2(r, xs),
+                match (simd, rows) {
+                    (Simd::Vnni, 2) => {
+                        for (o, v) in out.iter_mut().zip(w.dots_vnni::<2, N>(r, xs)) {
+                            o[..N].copy_from_slice(&v);
+                        }
+                    }
+                    (Simd::Vnni, _) => out[0][..N].copy_from_slice(&w.dots_vnni::<1, N>(r, xs)[0]),
+                    _ => {
+                        for (h, o) in out[..rows].iter_mut().enumerate() {
+                            o[..N].copy_from_slice(&w.dots_avx2(r + h, xs));
+                        }
+                    }
                 }
             }
+            out
         }
         // SAFETY: the caller chose a level this CPU has; every input was quantised for this
-        // matrix.
+        // matrix; the rows exist (asserted).
         unsafe {
             match xs {
-                [a] => return padded(run(simd, w, r, [a])),
-                [a, b] => return padded(run(simd, w, r, [a, b])),
-                [a, b, c] => return padded(run(simd, w, r, [a, b, c])),
-                [a, b, c, d] => return run(simd, w, r, [a, b, c, d]),
+                [a] => return run(simd, w, r, rows, [a]),
+                [a, b] => return run(simd, w, r, rows, [a, b]),
+                [a, b, c] => return run(simd, w, r, rows, [a, b, c]),
+                [a, b, c, d] => return run(simd, w, r, rows, [a, b, c, d]),
                 _ => {}
             }
         }
     }
-    std::array::from_fn(|j| xs.get(j).map_or(0.0, |x| w.dot_scalar(r, x)))
+    std::array::from_fn(|h| std::array::from_fn(|j| if h < rows { xs.get(j).map_or(0.0, |x| w.dot_scalar(r + h, x)) } else { 0.0 }))
 }
+
+/// What [`dots`] returns: `[ROW_GROUP][INPUT_GROUP]` products.
+pub(crate) type Products = [[f32; INPUT_GROUP]; ROW_GROUP];
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2 {
@@ -261,13 +295,18 @@ pub(crate) mod tests {
             }
             let inputs: Vec<QuantRow> = xs.chunks_exact(k).map(|x| QuantRow::new(x, q.blocks())).collect();
             for (level, size) in Simd::available().into_iter().flat_map(|l| (1..=INPUT_GROUP.min(m)).map(move |s| (l, s))) {
-                for r in 0..n {
-                    let simd = dots(level, &q, r, &inputs[..size]);
-                    for (j, x) in inputs[..size].iter().enumerate() {
-                        let scalar = q.dot_scalar(r, x);
-                        assert!((simd[j] - scalar).abs() <= 1e-5 * (1.0 + scalar.abs()), "{level:?}: {simd:?} vs {scalar} at {j}");
+                for (r, rows) in (0..n).flat_map(|r| (1..=ROW_GROUP.min(n - r)).map(move |rows| (r, rows))) {
+                    let simd = dots(level, &q, r, rows, &inputs[..size]);
+                    for (h, row) in simd.iter().enumerate() {
+                        for (j, &got) in row.iter().enumerate() {
+                            if h >= rows || j >= size {
+                                assert_eq!(got, 0.0, "{level:?}: unused [{h}][{j}]");
+                                continue;
+                            }
+                            let scalar = q.dot_scalar(r + h, &inputs[j]);
+                            assert!((got - scalar).abs() <= 1e-5 * (1.0 + scalar.abs()), "{level:?}: {got} vs {scalar} at [{h}][{j}]");
+                        }
                     }
-                    assert!(simd[size..].iter().all(|&v| v == 0.0));
                 }
             }
         }
@@ -280,7 +319,7 @@ pub(crate) mod tests {
         let row = QuantRow::new(&x, 3);
         let mut plain = QuantRow::default();
         plain.quantize(&x, 3);
-        assert_eq!((&row.p, &row.d, &row.offsets), (&plain.p, &plain.d, &plain.offsets));
+        assert_eq!((&row.p, &row.d, &row.offsets, &row.sums), (&plain.p, &plain.d, &plain.offsets, &plain.sums));
         assert_eq!(row.p.len(), 3 * BLOCK);
         assert!(row.p[k..].iter().all(|&p| p == 0), "padding is zero");
         for (i, &v) in x.iter().enumerate() {
@@ -292,6 +331,11 @@ pub(crate) mod tests {
         for b in 0..3 {
             for l in 0..16 {
                 assert_eq!(row.offsets[b * 16 + l], lane(b, l));
+            }
+            // Lane l of a block's sums: the sum of its bytes 4l .. 4l + 4 of each run of 32.
+            for l in 0..8 {
+                let sum: i32 = (0..BLOCK).filter(|i| i / 4 % 8 == l).map(|i| row.p[b * BLOCK + i] as i32).sum();
+                assert_eq!(row.sums[b * 8 + l], sum);
             }
         }
     }

@@ -123,9 +123,9 @@ impl Int8Rows for Q4Matrix {
     }
 
     #[cfg(target_arch = "x86_64")]
-    unsafe fn dots_vnni<const N: usize>(&self, r: usize, xs: [&QuantRow; N]) -> [f32; N] {
+    unsafe fn dots_vnni<const R: usize, const N: usize>(&self, r: usize, xs: [&QuantRow; N]) -> [[f32; N]; R] {
         // SAFETY: as the caller promised.
-        unsafe { avx2::dots_vnni(&self.row(r), xs) }
+        unsafe { avx2::dots_vnni(std::array::from_fn(|h| self.row(r + h)), xs) }
     }
 
     fn dot_scalar(&self, r: usize, x: &QuantRow) -> f32 {
@@ -217,35 +217,50 @@ mod avx2 {
         acc.map(|a| hsum(a))
     }
 
-    /// As [`dots`] with VNNI: per block and input row, eight `vpdpbusd` (u4 × i8, four at a
-    /// time into i32 lane `g` of group `g`, at most 32·15·127 per lane) in two chains, the
-    /// group offsets (`vpmaddwd` of the pair offsets by ones) subtracted, `vpmulld` by the
-    /// sub-scales, one f32 multiply-add by `D · d`. Integer throughout: the same result.
+    /// As [`dots`] with VNNI, for `R` weight rows at once: per block, row and input row, eight
+    /// `vpdpbusd` (u4 × i8, four at a time into i32 lane `g` of group `g`, at most 32·15·127
+    /// per lane) onto a start of `−8 · Σ p` over the group (so each lane is `Σ (q − 8)·p`),
+    /// then one f32 multiply-add by `D · s[g] · d`. The runs go round the inputs and rows
+    /// innermost, so that `R · N` sums are in flight (`vpdpbusd` takes four cycles and two
+    /// issue per cycle) and each input register feeds `R` products.
     #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
-    pub unsafe fn dots_vnni<const N: usize>(w: &RowRef, xs: [&QuantRow; N]) -> [f32; N] {
-        let blocks = w.blocks();
-        debug_assert!(w.quants.len() == blocks * QBYTES && w.subs.len() == blocks * GROUPS);
-        debug_assert!(xs.iter().all(|x| x.p.len() == blocks * BLOCK && x.d.len() == blocks && x.offsets.len() == blocks * 16));
-        let ones = _mm256_set1_epi16(1);
-        let mut acc = [_mm256_setzero_ps(); N];
+    pub unsafe fn dots_vnni<const R: usize, const N: usize>(w: [RowRef; R], xs: [&QuantRow; N]) -> [[f32; N]; R] {
+        let blocks = w[0].blocks();
+        debug_assert!(w.iter().all(|w| w.quants.len() == blocks * QBYTES && w.subs.len() == blocks * GROUPS));
+        debug_assert!(xs.iter().all(|x| x.p.len() == blocks * BLOCK && x.d.len() == blocks && x.sums.len() == blocks * 8));
+        let mut acc = [[_mm256_setzero_ps(); N]; R];
         for b in 0..blocks {
-            let unpacked = unpack(w, b);
-            let subs = _mm256_cvtepi8_epi32(_mm_loadl_epi64(w.subs.as_ptr().add(b * GROUPS) as *const __m128i));
-            let scale = w.scale(b);
-            for (acc, x) in acc.iter_mut().zip(xs) {
-                let pp = x.p.as_ptr().add(b * BLOCK);
-                let input = |t: usize| _mm256_loadu_si256(pp.add(32 * t) as *const __m256i);
-                let (mut even, mut odd) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-                for t in (0..8).step_by(2) {
-                    even = _mm256_dpbusd_epi32(even, unpacked[t], input(t));
-                    odd = _mm256_dpbusd_epi32(odd, unpacked[t + 1], input(t + 1));
+            // (Loops rather than closures: a closure does not inherit the target features.)
+            let mut unpacked = [[_mm256_setzero_si256(); 8]; R];
+            // D · s[g] in lane g.
+            let mut steps = [_mm256_setzero_ps(); R];
+            for ((u, step), w) in unpacked.iter_mut().zip(&mut steps).zip(&w) {
+                *u = unpack(w, b);
+                let subs = _mm256_cvtepi8_epi32(_mm_loadl_epi64(w.subs.as_ptr().add(b * GROUPS) as *const __m128i));
+                *step = _mm256_mul_ps(_mm256_cvtepi32_ps(subs), _mm256_set1_ps(w.scale(b)));
+            }
+            let mut starts = [_mm256_setzero_si256(); N];
+            for (start, x) in starts.iter_mut().zip(xs) {
+                let sums = _mm256_loadu_si256(x.sums.as_ptr().add(b * GROUPS) as *const __m256i);
+                *start = _mm256_sub_epi32(*start, _mm256_slli_epi32(sums, 3));
+            }
+            let mut ints = [starts; R];
+            for t in 0..8 {
+                for (j, x) in xs.iter().enumerate() {
+                    let p = _mm256_loadu_si256(x.p.as_ptr().add(b * BLOCK + 32 * t) as *const __m256i);
+                    for (int, u) in ints.iter_mut().zip(&unpacked) {
+                        int[j] = _mm256_dpbusd_epi32(int[j], u[t], p);
+                    }
                 }
-                let offsets = _mm256_madd_epi16(_mm256_loadu_si256(x.offsets.as_ptr().add(b * 16) as *const __m256i), ones);
-                let int = _mm256_mullo_epi32(_mm256_sub_epi32(_mm256_add_epi32(even, odd), offsets), subs);
-                *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int), _mm256_set1_ps(scale * x.d[b]), *acc);
+            }
+            for (j, x) in xs.iter().enumerate() {
+                let d = _mm256_set1_ps(x.d[b]);
+                for ((acc, int), step) in acc.iter_mut().zip(&ints).zip(&steps) {
+                    acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int[j]), _mm256_mul_ps(*step, d), acc[j]);
+                }
             }
         }
-        acc.map(|a| hsum(a))
+        acc.map(|a| a.map(|a| hsum(a)))
     }
 
     /// Block `b`'s quants as eight registers of 32 bytes `0..=15`: weights `32t..32t + 32` in

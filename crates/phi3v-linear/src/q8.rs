@@ -2,15 +2,18 @@
 //!
 //! Each row of a `[n, k]` matrix is cut into blocks of 256 weights (the last one padded with
 //! zeros); a block's weights are `w[i] ≈ D · q[i]` with `q ∈ −127..=127`, `D` mapping the
-//! block's largest magnitude to 127. A row is stored as one run of bytes, `[blocks × D (f32)]
-//! [blocks × 256 quants]`, the rows one after another (one sequential stream per thread in a
-//! mat-vec). 260 bytes per 256 weights: 1.016 byte per weight.
+//! block's largest magnitude to 127. Quants are stored offset by 128, as unsigned bytes
+//! `u = q + 128`. A row is stored as one run of bytes, `[blocks × D (f32)][blocks × 256
+//! quants]`, the rows one after another (one sequential stream per thread in a mat-vec). 260
+//! bytes per 256 weights: 1.016 byte per weight.
 //!
 //! Products: each input row is quantised to int8 per block of 256 (`x ≈ d · p`, see
-//! [`int8`](crate::int8)), so a block's dot product is `D · d · Σ q[i]·p[i]`, integer up to one `D · d`. AVX2
-//! multiplies signed by signed bytes with `vpmaddubsw` on `|q|` and `p` carrying the sign of `q`
-//! (`vpsignb`). With many input rows (prefill, CLIP), each weight run is loaded once for four
-//! of them at a time.
+//! [`int8`](crate::int8)), so a block's dot product is `D · d · Σ q[i]·p[i]`, integer up to one
+//! `D · d`. VNNI's `vpdpbusd` multiplies the unsigned `u` by the signed `p` directly, from a
+//! start of `−128 · Σ p`; AVX2 multiplies signed by signed bytes with `vpmaddubsw` on `|q|` and
+//! `p` carrying the sign of `q` (`vpsignb`). With many input rows (prefill, CLIP), each weight
+//! run is loaded once for four of them at a time (and with VNNI, each input run for two weight
+//! rows).
 
 use crate::huge;
 use crate::int8::{Int8Rows, QuantRow, BLOCK};
@@ -40,11 +43,13 @@ impl Q8Matrix {
             for (b, part) in row.chunks(BLOCK).enumerate() {
                 let d = part.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
                 let inv = if d == 0.0 { 0.0 } else { 1.0 / d };
-                for (q, v) in quants[b * BLOCK..].iter_mut().zip(part) {
-                    *q = (v * inv).round().clamp(-127.0, 127.0) as i8 as u8;
+                for (u, v) in quants[b * BLOCK..].iter_mut().zip(part) {
+                    *u = ((v * inv).round().clamp(-127.0, 127.0) + 128.0) as u8;
                 }
                 scales[4 * b..][..4].copy_from_slice(&d.to_ne_bytes());
             }
+            // Padding is the level 0 too.
+            quants[k..].fill(128);
         }
         Self { n, k, blocks, data }
     }
@@ -54,14 +59,16 @@ impl Q8Matrix {
         self.data.len()
     }
 
-    /// Row `r`'s scales (f32, native byte order) and quants (i8).
-    fn row(&self, r: usize) -> (&[u8], &[i8]) {
+    /// Row `r`'s scales (f32, native byte order) and quants (`q + 128`).
+    fn row(&self, r: usize) -> (&[u8], &[u8]) {
         let stride = self.blocks * ROW_BYTES_PER_BLOCK;
-        let (scales, quants) = self.data[r * stride..][..stride].split_at(4 * self.blocks);
-        // SAFETY: u8 and i8 have the same size and alignment.
-        let quants = unsafe { std::slice::from_raw_parts(quants.as_ptr() as *const i8, quants.len()) };
-        (scales, quants)
+        self.data[r * stride..][..stride].split_at(4 * self.blocks)
     }
+}
+
+/// The level `q` of a stored quant.
+fn level(u: u8) -> i32 {
+    u as i32 - 128
 }
 
 /// `D` of block `b` of a row's scales.
@@ -82,10 +89,9 @@ impl Int8Rows for Q8Matrix {
     }
 
     #[cfg(target_arch = "x86_64")]
-    unsafe fn dots_vnni<const N: usize>(&self, r: usize, xs: [&QuantRow; N]) -> [f32; N] {
-        let (scales, quants) = self.row(r);
+    unsafe fn dots_vnni<const R: usize, const N: usize>(&self, r: usize, xs: [&QuantRow; N]) -> [[f32; N]; R] {
         // SAFETY: as the caller promised.
-        unsafe { avx2::dots_vnni(scales, quants, xs) }
+        unsafe { avx2::dots_vnni(std::array::from_fn(|h| self.row(r + h)), xs) }
     }
 
     fn dot_scalar(&self, r: usize, x: &QuantRow) -> f32 {
@@ -94,7 +100,7 @@ impl Int8Rows for Q8Matrix {
         blocks
             .enumerate()
             .map(|(b, (q, p))| {
-                let int: i32 = q.iter().zip(p).map(|(&q, &p)| q as i32 * p as i32).sum();
+                let int: i32 = q.iter().zip(p).map(|(&u, &p)| level(u) * p as i32).sum();
                 scale(scales, b) * x.d[b] * int as f32
             })
             .sum()
@@ -113,46 +119,26 @@ mod avx2 {
 
     /// Per run of 32 weights and input row: `vpsignb`, `vpmaddubsw` (`|q| · ±p` pairs, at most
     /// 2·127·127 = 32 258: no overflow), `vpmaddwd` by ones into i32; per block one f32
-    /// multiply-add by `D · d`. Each weight run is loaded once for all `N` rows.
+    /// multiply-add by `D · d`. Each weight run is loaded (and its offset of 128 taken off) once
+    /// for all `N` rows.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dots<const N: usize>(scales: &[u8], quants: &[i8], xs: [&QuantRow; N]) -> [f32; N] {
-        let ones = _mm256_set1_epi16(1);
-        // SAFETY: as the caller promised.
-        unsafe { body(scales, quants, xs, |int, magnitude, signed| _mm256_add_epi32(int, _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, signed), ones))) }
-    }
-
-    /// As [`dots`], with one `vpdpbusd` for `vpmaddubsw`, `vpmaddwd` and the add.
-    #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
-    pub unsafe fn dots_vnni<const N: usize>(scales: &[u8], quants: &[i8], xs: [&QuantRow; N]) -> [f32; N] {
-        // SAFETY: as the caller promised.
-        unsafe { body(scales, quants, xs, |int, magnitude, signed| _mm256_dpbusd_epi32(int, magnitude, signed)) }
-    }
-
-    /// The loop of both: `product(int, |q|, ±p)` adds a run's 32 products into `int`'s lanes.
-    #[inline(always)]
-    unsafe fn body<const N: usize>(
-        scales: &[u8],
-        quants: &[i8],
-        xs: [&QuantRow; N],
-        product: impl Fn(__m256i, __m256i, __m256i) -> __m256i,
-    ) -> [f32; N] {
+    pub unsafe fn dots<const N: usize>(scales: &[u8], quants: &[u8], xs: [&QuantRow; N]) -> [f32; N] {
         let blocks = scales.len() / 4;
         debug_assert!(quants.len() == blocks * BLOCK);
         debug_assert!(xs.iter().all(|x| x.p.len() == blocks * BLOCK && x.d.len() == blocks));
+        let (ones, offset) = (_mm256_set1_epi16(1), _mm256_set1_epi8(-128));
         let mut acc = [_mm256_setzero_ps(); N];
         for b in 0..blocks {
             let qp = quants.as_ptr().add(b * BLOCK);
-            for line in 0..4 {
-                // Prefetch never faults, so it may run past the end of the matrix.
-                _mm_prefetch(qp.wrapping_add(PREFETCH + 64 * line), _MM_HINT_T0);
-            }
+            prefetch(qp);
             let mut ints = [_mm256_setzero_si256(); N];
             for run in 0..BLOCK / 32 {
-                let q = _mm256_loadu_si256(qp.add(32 * run) as *const __m256i);
+                let q = _mm256_xor_si256(_mm256_loadu_si256(qp.add(32 * run) as *const __m256i), offset);
                 let magnitude = _mm256_sign_epi8(q, q);
                 for (int, x) in ints.iter_mut().zip(xs) {
                     let p = _mm256_loadu_si256(x.p.as_ptr().add(b * BLOCK + 32 * run) as *const __m256i);
-                    *int = product(*int, magnitude, _mm256_sign_epi8(p, q));
+                    let pairs = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(p, q));
+                    *int = _mm256_add_epi32(*int, _mm256_madd_epi16(pairs, ones));
                 }
             }
             let d = scale(scales, b);
@@ -161,6 +147,60 @@ mod avx2 {
             }
         }
         acc.map(|a| hsum(a))
+    }
+
+    /// As [`dots`] with VNNI, for `R` weight rows at once: per block, row and input row, eight
+    /// `vpdpbusd` of the stored `q + 128` by `p` (at most 8·4·255·127 per lane) onto a start of
+    /// `−128 · Σ p` (see [`QuantRow::sums`]), then one f32 multiply-add by `D · d`. The runs go
+    /// round the inputs and rows innermost, as in q4, so that `R · N` sums are in flight.
+    #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
+    pub unsafe fn dots_vnni<const R: usize, const N: usize>(rows: [(&[u8], &[u8]); R], xs: [&QuantRow; N]) -> [[f32; N]; R] {
+        let blocks = rows[0].0.len() / 4;
+        debug_assert!(rows.iter().all(|(_, quants)| quants.len() == blocks * BLOCK));
+        debug_assert!(xs.iter().all(|x| x.p.len() == blocks * BLOCK && x.d.len() == blocks && x.sums.len() == blocks * 8));
+        let mut acc = [[_mm256_setzero_ps(); N]; R];
+        for b in 0..blocks {
+            // (Loops rather than closures: a closure does not inherit the target features.)
+            let mut qps = [std::ptr::null(); R];
+            for (qp, (_, quants)) in qps.iter_mut().zip(&rows) {
+                *qp = quants.as_ptr().add(b * BLOCK);
+                prefetch(*qp);
+            }
+            let mut starts = [_mm256_setzero_si256(); N];
+            for (start, x) in starts.iter_mut().zip(xs) {
+                let sums = _mm256_loadu_si256(x.sums.as_ptr().add(b * 8) as *const __m256i);
+                *start = _mm256_sub_epi32(*start, _mm256_slli_epi32(sums, 7));
+            }
+            let mut ints = [starts; R];
+            for run in (0..BLOCK).step_by(32) {
+                let mut u = [_mm256_setzero_si256(); R];
+                for (u, qp) in u.iter_mut().zip(qps) {
+                    *u = _mm256_loadu_si256(qp.add(run) as *const __m256i);
+                }
+                for (j, x) in xs.iter().enumerate() {
+                    let p = _mm256_loadu_si256(x.p.as_ptr().add(b * BLOCK + run) as *const __m256i);
+                    for (int, u) in ints.iter_mut().zip(u) {
+                        int[j] = _mm256_dpbusd_epi32(int[j], u, p);
+                    }
+                }
+            }
+            for (j, x) in xs.iter().enumerate() {
+                for ((acc, int), (scales, _)) in acc.iter_mut().zip(&ints).zip(&rows) {
+                    let d = scale(scales, b);
+                    acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int[j]), _mm256_set1_ps(d * x.d[b]), acc[j]);
+                }
+            }
+        }
+        acc.map(|a| a.map(|a| hsum(a)))
+    }
+
+    /// Prefetches the four lines [`PREFETCH`] bytes past `qp` (prefetch never faults, so it
+    /// may run past the end of the matrix).
+    #[inline(always)]
+    unsafe fn prefetch(qp: *const u8) {
+        for line in 0..4 {
+            _mm_prefetch(qp.wrapping_add(PREFETCH + 64 * line) as *const i8, _MM_HINT_T0);
+        }
     }
 }
 
@@ -174,7 +214,7 @@ mod tests {
         (0..q.n)
             .flat_map(|r| {
                 let (scales, quants) = q.row(r);
-                (0..q.k).map(move |col| scale(scales, col / BLOCK) * quants[col] as f32)
+                (0..q.k).map(move |col| scale(scales, col / BLOCK) * level(quants[col]) as f32)
             })
             .collect()
     }
@@ -192,13 +232,13 @@ mod tests {
             assert!((a - b).abs() <= d / 2.0 * (1.0 + 1e-5), "weight {i}: {a} vs {b} (step {d})");
         }
         let (_, quants) = q.row(1);
-        assert!(quants[k..].iter().all(|&q| q == 0), "padding is zero");
+        assert!(quants[k..].iter().all(|&u| level(u) == 0), "padding is zero");
         // A block's largest magnitude is exactly ±127 steps.
         for (r, row) in w.chunks(k).enumerate() {
             let (scales, quants) = q.row(r);
             for (b, block) in row.chunks(BLOCK).enumerate() {
                 let j = (0..block.len()).max_by(|&a, &c| block[a].abs().total_cmp(&block[c].abs())).unwrap();
-                assert_eq!(quants[b * BLOCK + j].unsigned_abs(), 127);
+                assert_eq!(level(quants[b * BLOCK + j]).abs(), 127);
                 assert!((scale(scales, b) * 127.0 - block[j].abs()).abs() <= block[j].abs() * 1e-6);
             }
         }
