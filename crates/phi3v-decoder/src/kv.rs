@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use candle_core::{Device, Result, Tensor};
 use half::f16;
+use phi3v_linear::act::softmax;
 use phi3v_linear::gemv::Widen;
 use rayon::prelude::*;
 
@@ -207,14 +208,9 @@ impl<T: Cached> Store for Pair<T> {
             for (s, i) in scores.iter_mut().zip(rows.clone()) {
                 *s = kernels.dot(self.k.row(i, hd), q) * self.k.scale(i) * scale;
             }
-            let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-            let mut sum = 0.0;
-            for s in scores.iter_mut() {
-                *s = (*s - max).exp();
-                sum += *s;
-            }
+            softmax(scores, 1.0);
             for (p, i) in scores.iter().zip(rows) {
-                kernels.axpy(p / sum * self.v.scale(i), self.v.row(i, hd), out);
+                kernels.axpy(p * self.v.scale(i), self.v.row(i, hd), out);
             }
         });
     }

@@ -14,9 +14,12 @@
 //! scale per block, [`q4::Q4Matrix`] one f32 scale and eight int8 sub-scales. Their products
 //! quantise the input rows to int8 per block of 256 too ([`int8`]), so a block's dot product is
 //! integer arithmetic.
+//! [`act`] has the elementwise work around the products (softmax, activations), vectorised.
+//!
 //! `auto` keeps each matrix in the dtype the checkpoint stores it in (bf16 for the official
 //! ones), which costs no accuracy: bf16 widens to f32 exactly and the sums run in f32.
 
+pub mod act;
 pub mod gemm;
 pub mod gemv;
 pub mod huge;
@@ -24,6 +27,7 @@ mod int8;
 pub mod q4;
 pub mod q8;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -141,6 +145,34 @@ impl Linear {
         };
         let bias = if bias { Some(vb.get_with_hints_dtype(out_dim, "bias", Init::Const(0.0), DType::F32)?) } else { None };
         Ok(Self { weight, bias, in_dim, out_dim })
+    }
+
+    /// Loads layers that share their input as one (CLIP's query, key and value projections),
+    /// their outputs side by side in the order given: `parts` holds each one's `out_dim` and
+    /// `VarBuilder` (with `weight` `[out_dim, in_dim]` and, when `bias`, `bias` `[out_dim]`).
+    pub fn load_stacked(in_dim: usize, parts: &[(usize, VarBuilder)], bias: bool, format: WeightFormat) -> Result<Self> {
+        let dtype = match format {
+            WeightFormat::Bf16 => DType::BF16,
+            WeightFormat::F16 => DType::F16,
+            _ => DType::F32,
+        };
+        let stacked = |name: &str, dtype, with_in: bool| -> Result<Tensor> {
+            let parts = parts
+                .iter()
+                .map(|(out, vb)| {
+                    let shape = if with_in { vec![*out, in_dim] } else { vec![*out] };
+                    vb.get_with_hints_dtype(shape, name, Init::Const(0.0), dtype)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Tensor::cat(&parts, 0)
+        };
+        let mut tensors = HashMap::from([("weight".to_string(), stacked("weight", dtype, true)?)]);
+        if bias {
+            tensors.insert("bias".to_string(), stacked("bias", DType::F32, false)?);
+        }
+        let out_dim = parts.iter().map(|(out, _)| out).sum();
+        let device = tensors["weight"].device().clone();
+        Self::load(in_dim, out_dim, bias, format, VarBuilder::from_tensors(tensors, dtype, &device))
     }
 
     /// Bytes held by the weight matrix.

@@ -10,21 +10,24 @@
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{layer_norm, LayerNorm, LayerNormConfig, VarBuilder};
 use phi3v_checkpoint::VisionConfig;
+use phi3v_linear::act::{quick_gelu, softmax};
 use phi3v_linear::{Linear, WeightFormat};
 use rayon::prelude::*;
 
 /// Prefix of the tower's tensors in a Phi-3-vision checkpoint.
 pub const CLIP_PREFIX: &str = "model.vision_embed_tokens.img_processor.vision_model";
 
-fn quick_gelu(x: &Tensor) -> Result<Tensor> {
-    x * candle_nn::ops::sigmoid(&(x * 1.702)?)?
+/// `f` on each row of `x` `[.., w]` (in parallel), in place.
+fn rows_in_place(x: &Tensor, w: usize, f: impl Fn(&mut [f32]) + Sync + Send) -> Result<Tensor> {
+    let mut values = x.flatten_all()?.to_vec1::<f32>()?;
+    values.par_chunks_mut(w).for_each(f);
+    Tensor::from_vec(values, x.shape(), x.device())
 }
 
 struct EncoderLayer {
     layer_norm1: LayerNorm,
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
+    /// `q_proj`, `k_proj` and `v_proj` as one `[3C, C]` product.
+    qkv_proj: Linear,
     out_proj: Linear,
     layer_norm2: LayerNorm,
     fc1: Linear,
@@ -38,9 +41,7 @@ impl EncoderLayer {
         let attn = vb.pp("self_attn");
         Ok(Self {
             layer_norm1: layer_norm(c, ln, vb.pp("layer_norm1"))?,
-            q_proj: Linear::load(c, c, true, format, attn.pp("q_proj"))?,
-            k_proj: Linear::load(c, c, true, format, attn.pp("k_proj"))?,
-            v_proj: Linear::load(c, c, true, format, attn.pp("v_proj"))?,
+            qkv_proj: Linear::load_stacked(c, &["q_proj", "k_proj", "v_proj"].map(|p| (c, attn.pp(p))), true, format)?,
             out_proj: Linear::load(c, c, true, format, attn.pp("out_proj"))?,
             layer_norm2: layer_norm(c, ln, vb.pp("layer_norm2"))?,
             fc1: Linear::load(c, cfg.intermediate_size, true, format, vb.pp("mlp").pp("fc1"))?,
@@ -53,17 +54,17 @@ impl EncoderLayer {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (n, l, c) = x.dims3()?;
         let hd = c / self.heads;
-        let h = self.layer_norm1.forward(x)?;
-        let split = |t: Tensor| t.reshape((n, l, self.heads, hd))?.transpose(1, 2)?.contiguous();
-        let q = split((self.q_proj.forward(&h)? * (hd as f64).powf(-0.5))?)?;
-        let k = split(self.k_proj.forward(&h)?)?;
-        let v = split(self.v_proj.forward(&h)?)?;
-        let scores = q.matmul(&k.t()?)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let qkv = self.qkv_proj.forward(&self.layer_norm1.forward(x)?)?; // [N, L, 3C]
+        let split = |i: usize| qkv.narrow(2, i * c, c)?.reshape((n, l, self.heads, hd))?.transpose(1, 2)?.contiguous();
+        let (q, k, v) = (split(0)?, split(1)?, split(2)?); // [N, heads, L, hd]
+        let scale = (hd as f64).powf(-0.5) as f32;
+        let probs = rows_in_place(&q.matmul(&k.t()?)?, l, |row| softmax(row, scale))?;
         let attn = probs.matmul(&v)?.transpose(1, 2)?.reshape((n, l, c))?;
         let x = (x + self.out_proj.forward(&attn)?)?;
-        let h = self.fc2.forward(&quick_gelu(&self.fc1.forward(&self.layer_norm2.forward(&x)?)?)?)?;
-        x + h
+        let hidden = self.fc1.forward(&self.layer_norm2.forward(&x)?)?;
+        let w = hidden.dim(2)?;
+        let hidden = rows_in_place(&hidden, w, quick_gelu)?;
+        x + self.fc2.forward(&hidden)?
     }
 }
 
