@@ -3,7 +3,6 @@
 
 use std::str::FromStr;
 
-use candle_core::{Device, Result, Tensor};
 use half::f16;
 use phi3v_linear::act::softmax;
 use phi3v_linear::gemv::Widen;
@@ -155,16 +154,14 @@ impl<T: Cached> Rows<T> {
         }
     }
 
-    /// The filled positions of head `h`, widened and scaled to f32: `[len, head_dim]`.
-    fn widened(&self, h: usize, d: Dims, device: &Device) -> Result<Tensor> {
+    /// The filled positions of head `h`, widened and scaled to f32 into `out`: `[len, head_dim]`.
+    fn widen_into(&self, h: usize, d: Dims, out: &mut Vec<f32>) {
         let (hd, len, cap) = (d.head_dim, d.len, d.capacity);
-        let rows: Vec<f32> = (h * cap..h * cap + len)
-            .flat_map(|i| {
-                let scale = self.scale(i);
-                self.row(i, hd).iter().map(move |v| v.widen() * scale)
-            })
-            .collect();
-        Tensor::from_vec(rows, (len, hd), device)
+        out.clear();
+        out.extend((h * cap..h * cap + len).flat_map(|i| {
+            let scale = self.scale(i);
+            self.row(i, hd).iter().map(move |v| v.widen() * scale)
+        }));
     }
 }
 
@@ -172,7 +169,7 @@ impl<T: Cached> Rows<T> {
 trait Store: Send + Sync {
     fn grow(&mut self, d: Dims, cap: usize);
     fn put(&mut self, k: &[f32], v: &[f32], d: Dims);
-    fn head(&self, h: usize, d: Dims, device: &Device) -> Result<(Tensor, Tensor)>;
+    fn head_into(&self, h: usize, d: Dims, k: &mut Vec<f32>, v: &mut Vec<f32>);
     fn attend(&self, q: &[f32], heads: usize, scale: f32, d: Dims, out: &mut [f32], scores: &mut [f32]);
 }
 
@@ -193,8 +190,9 @@ impl<T: Cached> Store for Pair<T> {
         self.v.put(v, d);
     }
 
-    fn head(&self, h: usize, d: Dims, device: &Device) -> Result<(Tensor, Tensor)> {
-        Ok((self.k.widened(h, d, device)?, self.v.widened(h, d, device)?))
+    fn head_into(&self, h: usize, d: Dims, k: &mut Vec<f32>, v: &mut Vec<f32>) {
+        self.k.widen_into(h, d, k);
+        self.v.widen_into(h, d, v);
     }
 
     fn attend(&self, q: &[f32], heads: usize, scale: f32, d: Dims, out: &mut [f32], scores: &mut [f32]) {
@@ -254,11 +252,10 @@ impl LayerCache {
         self.dims.len
     }
 
-    /// Keys and values of kv head `head` at the filled positions as f32 tensors
-    /// `[len, head_dim]`, for attention of many rows at once (prefill), one head at a time so
-    /// that no more than one head's scores and widened cache exist at once.
-    pub fn head(&self, head: usize, device: &Device) -> Result<(Tensor, Tensor)> {
-        self.store.head(head, self.dims, device)
+    /// Keys and values of kv head `head` at the filled positions, widened to f32 into `k`
+    /// and `v` (`[len, head_dim]` each), for attention of many rows at once (prefill).
+    pub fn head_into(&self, head: usize, k: &mut Vec<f32>, v: &mut Vec<f32>) {
+        self.store.head_into(head, self.dims, k, v)
     }
 
     /// Softmax attention of one query row per head over every filled position, into `out`.
@@ -279,6 +276,7 @@ impl LayerCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::{Device, Tensor};
 
     fn values(len: usize, seed: usize) -> Vec<f32> {
         (0..len).map(|i| (((i + seed) * 7919 % 1000) as f32 - 500.0) / 300.0).collect()
@@ -315,7 +313,14 @@ mod tests {
             }
             assert_eq!((cache.dims.len, cache.dims.capacity), (558, 1024));
             let (k, v) = (Tensor::cat(&all_k, 1).unwrap(), Tensor::cat(&all_v, 1).unwrap());
-            let (ck, cv): (Vec<Tensor>, Vec<Tensor>) = (0..kvh).map(|h| cache.head(h, &Device::Cpu).unwrap()).unzip();
+            let (ck, cv): (Vec<Tensor>, Vec<Tensor>) = (0..kvh)
+                .map(|h| {
+                    let (mut k, mut v) = (Vec::new(), Vec::new());
+                    cache.head_into(h, &mut k, &mut v);
+                    let tensor = |x: Vec<f32>| Tensor::from_vec(x, (558, hd), &Device::Cpu).unwrap();
+                    (tensor(k), tensor(v))
+                })
+                .unzip();
             let (ck, cv) = (Tensor::stack(&ck, 0).unwrap(), Tensor::stack(&cv, 0).unwrap());
             assert_eq!((cache.len(), ck.dims()), (558, [kvh, 558, hd].as_slice()));
             let diff = |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();

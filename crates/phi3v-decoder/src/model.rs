@@ -10,7 +10,8 @@ use candle_nn::VarBuilder;
 use half::{bf16, f16};
 use phi3v_checkpoint::Phi3VConfig;
 use phi3v_linear::gemv::Widen;
-use phi3v_linear::act::{silu_mul, softmax};
+use phi3v_linear::act::silu_mul;
+use phi3v_linear::attention::{attend, gather_heads, Rows};
 use phi3v_linear::{with_elements, Linear, Scratch, WeightFormat};
 use rayon::prelude::*;
 
@@ -153,7 +154,7 @@ impl Layer {
         if n == 1 {
             cache.attend_one(&b.qkv[..heads * hd], heads, scale, &mut b.attn, &mut b.scores);
         } else {
-            attend_rows(s, &b.qkv, n, cache, scale, &mut b.attn)?;
+            attend_rows(s, &b.qkv, n, cache, scale, &mut b.attn);
         }
         self.o_proj.forward_into(&b.attn, n, &mut b.proj, &mut b.linear)?;
         add(&mut b.x, &b.proj);
@@ -171,34 +172,33 @@ impl Layer {
     }
 }
 
-/// Causal attention of `n` rows (the last `n` positions of `cache`) with candle matmuls, one kv
-/// head at a time: `qkv` `[n, qkv width]` (queries after RoPE) → `out` `[n, heads · head_dim]`.
-fn attend_rows(s: &Shape, qkv: &[f32], n: usize, cache: &LayerCache, scale: f32, out: &mut [f32]) -> Result<()> {
+/// Causal attention of `n` rows (the last `n` positions of `cache`), one kv head per task on
+/// the rayon pool (its keys and values widened once for the query heads it serves): `qkv`
+/// `[n, qkv width]` (queries after RoPE) → `out` `[n, heads · head_dim]`.
+fn attend_rows(s: &Shape, qkv: &[f32], n: usize, cache: &LayerCache, scale: f32, out: &mut [f32]) {
     let (hd, heads, kvh) = (s.head_dim, s.heads, s.kv_heads);
-    let dev = &Device::Cpu;
-    let total = cache.len();
-    let past = total - n;
-    // Grouped heads: each kv head serves heads/kvh query heads. [n, heads, hd] → [kvh, group·n, hd].
-    let group = heads / kvh;
-    let q = Tensor::from_slice(qkv, (n, s.qkv()), dev)?.narrow(1, 0, heads * hd)?.reshape((n, heads, hd))?;
-    let q = q.transpose(0, 1)?.contiguous()?.reshape((kvh, group * n, hd))?;
-    // One kv head at a time: its scores are [group·n, total] (2 MB for 256 rows of a
-    // 1 941-token prompt, where all heads at once would be 64 MB, three times over).
-    let per_head = (0..kvh)
-        .map(|h| {
-            let (k, v) = cache.head(h, dev)?; // [total, hd]
-            let mut scores = q.get(h)?.matmul(&k.t()?)?.flatten_all()?.to_vec1::<f32>()?;
-            // Row i of each query head sees positions ≤ past + i.
-            scores.par_chunks_exact_mut(total).enumerate().for_each(|(r, row)| {
-                let seen = past + r % n + 1;
-                softmax(&mut row[..seen], scale);
-                row[seen..].fill(0.0);
-            });
-            Tensor::from_vec(scores, (group * n, total), dev)?.matmul(&v) // [group·n, hd]
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let rows = Tensor::stack(&per_head, 0)?.reshape((heads, n, hd))?.transpose(0, 1)?.contiguous()?;
-    with_elements(&rows, |rows: &[f32]| out.copy_from_slice(rows))
+    let (group, past) = (heads / kvh, cache.len() - n);
+    // [heads][n, hd], gathered into rows after.
+    let per_head: Vec<Vec<f32>> = (0..kvh)
+        .into_par_iter()
+        .map_init(
+            || (Vec::new(), Vec::new(), Vec::new()),
+            |(k, v, scores), kv_head| {
+                cache.head_into(kv_head, k, v);
+                let (k, v) = (Rows { data: k, stride: hd }, Rows { data: v, stride: hd });
+                (kv_head * group..(kv_head + 1) * group)
+                    .map(|head| {
+                        let mut o = vec![0f32; n * hd];
+                        let q = Rows::columns(qkv, s.qkv(), head * hd);
+                        attend(q, k, v, (n, past + n, hd), scale, Some(past), scores, &mut o);
+                        o
+                    })
+                    .collect::<Vec<_>>()
+            },
+        )
+        .flatten()
+        .collect();
+    gather_heads(&per_head, hd, out);
 }
 
 /// What the decoder has seen of one sequence: per-layer keys/values, the input rows while a

@@ -14,12 +14,14 @@
 //! scale per block, [`q4::Q4Matrix`] one f32 scale and eight int8 sub-scales. Their products
 //! quantise the input rows to int8 per block of 256 too ([`int8`]), so a block's dot product is
 //! integer arithmetic.
-//! [`act`] has the elementwise work around the products (softmax, activations), vectorised.
+//! [`act`] has the elementwise work around the products (softmax, activations), vectorised,
+//! and [`attention`] one head's attention over many rows.
 //!
 //! `auto` keeps each matrix in the dtype the checkpoint stores it in (bf16 for the official
 //! ones), which costs no accuracy: bf16 widens to f32 exactly and the sums run in f32.
 
 pub mod act;
+pub mod attention;
 pub mod gemm;
 pub mod gemv;
 pub mod huge;

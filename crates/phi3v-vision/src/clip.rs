@@ -10,7 +10,8 @@
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{layer_norm, LayerNorm, LayerNormConfig, VarBuilder};
 use phi3v_checkpoint::VisionConfig;
-use phi3v_linear::act::{quick_gelu, softmax};
+use phi3v_linear::act::quick_gelu;
+use phi3v_linear::attention::{attend, gather_heads, Rows};
 use phi3v_linear::{Linear, WeightFormat};
 use rayon::prelude::*;
 
@@ -54,12 +55,25 @@ impl EncoderLayer {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (n, l, c) = x.dims3()?;
         let hd = c / self.heads;
-        let qkv = self.qkv_proj.forward(&self.layer_norm1.forward(x)?)?; // [N, L, 3C]
-        let split = |i: usize| qkv.narrow(2, i * c, c)?.reshape((n, l, self.heads, hd))?.transpose(1, 2)?.contiguous();
-        let (q, k, v) = (split(0)?, split(1)?, split(2)?); // [N, heads, L, hd]
+        let qkv = self.qkv_proj.forward(&self.layer_norm1.forward(x)?)?.flatten_all()?.to_vec1::<f32>()?; // [N, L, 3C]
         let scale = (hd as f64).powf(-0.5) as f32;
-        let probs = rows_in_place(&q.matmul(&k.t()?)?, l, |row| softmax(row, scale))?;
-        let attn = probs.matmul(&v)?.transpose(1, 2)?.reshape((n, l, c))?;
+        // Each crop's heads in parallel, read in place from its rows of q | k | v.
+        let per_head: Vec<Vec<f32>> = (0..n * self.heads)
+            .into_par_iter()
+            .map_init(Vec::new, |scores, i| {
+                let (crop, head) = (i / self.heads, i % self.heads);
+                let rows = &qkv[crop * l * 3 * c..][..l * 3 * c];
+                let part = |p: usize| Rows::columns(rows, 3 * c, p * c + head * hd);
+                let mut out = vec![0f32; l * hd];
+                attend(part(0), part(1), part(2), (l, l, hd), scale, None, scores, &mut out);
+                out
+            })
+            .collect();
+        let mut attn = vec![0f32; n * l * c];
+        for (crop, out) in attn.chunks_exact_mut(l * c).enumerate() {
+            gather_heads(&per_head[crop * self.heads..][..self.heads], hd, out);
+        }
+        let attn = Tensor::from_vec(attn, (n, l, c), x.device())?;
         let x = (x + self.out_proj.forward(&attn)?)?;
         let hidden = self.fc1.forward(&self.layer_norm2.forward(&x)?)?;
         let w = hidden.dim(2)?;
