@@ -8,11 +8,25 @@
 /// `row` ← `softmax(scale · row)` for `scale > 0` (the largest value subtracted first; `−∞`
 /// gives 0). An empty row stays empty.
 pub fn softmax(row: &mut [f32], scale: f32) {
-    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let max = lanes(row, f32::NEG_INFINITY, f32::max);
     exp_shifted(row, -max, scale);
-    let sum: f32 = row.iter().sum();
-    let inv = 1.0 / sum;
+    let inv = 1.0 / lanes(row, 0.0, |a, b| a + b);
     row.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// `row` folded with `f` in eight independent lanes (which the compiler turns into vector
+/// instructions; one running value would keep it scalar), then across the lanes.
+#[inline(always)]
+fn lanes(row: &[f32], start: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [start; 8];
+    let chunks = row.chunks_exact(8);
+    let rest = chunks.remainder().iter().fold(start, |a, &v| f(a, v));
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a = f(*a, v);
+        }
+    }
+    acc.into_iter().fold(rest, f)
 }
 
 /// `out[i] = up[i] · silu(gate[i])`, `silu(g) = g · σ(g)`: Phi-3's MLP activation.

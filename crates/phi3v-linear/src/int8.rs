@@ -1,7 +1,7 @@
 //! What the integer formats ([`q8`](crate::q8), [`q4`](crate::q4)) share: the input rows
 //! quantised to int8 per block of 256 ([`QuantRow`]) and the parallel product that passes them
 //! over a matrix's rows ([`matmul`]). Each format supplies one weight row's dot products with
-//! up to [`INPUT_GROUP`] input rows ([`Int8Rows`]), and with VNNI two weight rows at a time.
+//! up to [`INPUT_GROUP`] input rows ([`Int8Rows`]), and with VNNI several weight rows at a time.
 
 use rayon::prelude::*;
 
@@ -14,8 +14,9 @@ pub const BLOCK: usize = 256;
 const TASK_ROWS: usize = 32;
 /// Input rows multiplied together against each unpacked weight row.
 pub(crate) const INPUT_GROUP: usize = 4;
-/// Weight rows multiplied together against a group of input rows (with VNNI; one otherwise).
-pub(crate) const ROW_GROUP: usize = 2;
+/// The most weight rows multiplied together against a group of input rows (with VNNI; one
+/// otherwise): see [`Int8Rows::VNNI_ROWS`].
+pub(crate) const ROW_GROUP: usize = 4;
 
 /// One input row quantised to int8 per block of 256, `x ≈ d · p` (`|p| ≤ 127`), padded with
 /// zeros to whole blocks. Refilling one ([`QuantRow::fill`]) reuses its buffers.
@@ -93,6 +94,10 @@ pub(crate) trait Int8Rows: Sync {
     /// `(n, k)`.
     fn shape(&self) -> (usize, usize);
 
+    /// Weight rows per [`Int8Rows::dots_vnni`] call in a product of many input rows, at most
+    /// [`ROW_GROUP`]: as many as the format's unpacked weights leave registers for.
+    const VNNI_ROWS: usize;
+
     /// Blocks per row (`k / 256` rounded up).
     fn blocks(&self) -> usize {
         self.shape().1.div_ceil(BLOCK)
@@ -124,11 +129,11 @@ pub(crate) trait Int8Rows: Sync {
 ///
 /// Output rows go to the rayon pool [`TASK_ROWS`] at a time. Within a task, the input rows
 /// pass over its weight rows [`INPUT_GROUP`] at a time, each weight row unpacked once per
-/// group (and with VNNI, [`ROW_GROUP`] weight rows at a time, so that each input register
-/// feeds two products and eight independent sums are in flight): one row (decode) streams the
+/// group (and with VNNI, [`Int8Rows::VNNI_ROWS`] weight rows at a time, so that each input
+/// register feeds as many products and that many times four sums are in flight): one row (decode) streams the
 /// matrix once, many rows (prefill) re-read the task's weights from L2 while a group's int8
 /// inputs stay in L1.
-pub(crate) fn matmul_into(w: &impl Int8Rows, xs: &[f32], m: usize, y: &mut [f32], inputs: &mut Vec<QuantRow>) {
+pub(crate) fn matmul_into<W: Int8Rows>(w: &W, xs: &[f32], m: usize, y: &mut [f32], inputs: &mut Vec<QuantRow>) {
     let (n, k) = w.shape();
     assert_eq!(xs.len(), m * k, "input is not [{m}, {k}]");
     assert_eq!(y.len(), m * n, "output is not [{m}, {n}]");
@@ -142,7 +147,7 @@ pub(crate) fn matmul_into(w: &impl Int8Rows, xs: &[f32], m: usize, y: &mut [f32]
     let inputs = &inputs[..];
     let simd = Simd::best();
     // One input row reads the matrix as one stream, a row at a time.
-    let row_group = if m == 1 { 1 } else { ROW_GROUP };
+    let row_group = if m == 1 || simd != Simd::Vnni { 1 } else { W::VNNI_ROWS };
     let out = SharedOut(y.as_mut_ptr());
     (0..n.div_ceil(TASK_ROWS)).into_par_iter().for_each(|t| {
         let task = t * TASK_ROWS..n.min((t + 1) * TASK_ROWS);
@@ -208,13 +213,16 @@ pub(crate) fn dots(simd: Simd, w: &impl Int8Rows, r: usize, rows: usize, xs: &[Q
             let mut out = [[0.0; INPUT_GROUP]; ROW_GROUP];
             // SAFETY: as the caller promised.
             unsafe {
-                match (simd, rows) {
-                    (Simd::Vnni, 2) => {
-                        for (o, v) in out.iter_mut().zip(w.dots_vnni::<2, N>(r, xs)) {
-                            o[..N].copy_from_slice(&v);
-                        }
+                fn fill<const R: usize, const N: usize>(out: &mut Products, products: [[f32; N]; R]) {
+                    for (o, v) in out.iter_mut().zip(products) {
+                        o[..N].copy_from_slice(&v);
                     }
-                    (Simd::Vnni, _) => out[0][..N].copy_from_slice(&w.dots_vnni::<1, N>(r, xs)[0]),
+                }
+                match (simd, rows) {
+                    (Simd::Vnni, 4) => fill(&mut out, w.dots_vnni::<4, N>(r, xs)),
+                    (Simd::Vnni, 3) => fill(&mut out, w.dots_vnni::<3, N>(r, xs)),
+                    (Simd::Vnni, 2) => fill(&mut out, w.dots_vnni::<2, N>(r, xs)),
+                    (Simd::Vnni, _) => fill(&mut out, w.dots_vnni::<1, N>(r, xs)),
                     _ => {
                         for (h, o) in out[..rows].iter_mut().enumerate() {
                             o[..N].copy_from_slice(&w.dots_avx2(r + h, xs));

@@ -116,6 +116,9 @@ impl Int8Rows for Q4Matrix {
         (self.n, self.k)
     }
 
+    /// The eight unpacked registers of a row's block leave room for two rows.
+    const VNNI_ROWS: usize = 2;
+
     #[cfg(target_arch = "x86_64")]
     unsafe fn dots_avx2<const N: usize>(&self, r: usize, xs: [&QuantRow; N]) -> [f32; N] {
         // SAFETY: as the caller promised.
