@@ -10,7 +10,7 @@ use candle_nn::VarBuilder;
 use half::{bf16, f16};
 use phi3v_checkpoint::Phi3VConfig;
 use phi3v_linear::gemv::Widen;
-use phi3v_linear::act::silu_mul;
+use phi3v_linear::act::{each_row, silu_mul};
 use phi3v_linear::attention::{attend, gather_heads, Rows};
 use phi3v_linear::{with_elements, Linear, Scratch, WeightFormat};
 use rayon::prelude::*;
@@ -115,17 +115,6 @@ impl Buffers {
 /// `x[i] += y[i]`, `x` and `y` `[n, H]`.
 fn add(x: &mut [f32], y: &[f32], h: usize) {
     each_row(x, h, |i, x| x.iter_mut().zip(&y[i * h..][..h]).for_each(|(x, y)| *x += y));
-}
-
-/// `f(i, row)` for each row `i` of `rows` (`[n, width]`): spread over the rayon pool for a
-/// prefill's rows (norms, RoPE, SiLU and residuals were 7 % of prefill in one thread), in this
-/// thread for one row (a decode step: no hand-off, no allocation).
-fn each_row(rows: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
-    if rows.len() == width {
-        f(0, rows)
-    } else {
-        rows.par_chunks_exact_mut(width).enumerate().for_each(|(i, row)| f(i, row))
-    }
 }
 
 struct Layer {

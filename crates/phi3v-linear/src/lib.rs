@@ -177,6 +177,11 @@ impl Linear {
         Self::load(in_dim, out_dim, bias, format, VarBuilder::from_tensors(tensors, dtype, &device))
     }
 
+    /// Width of an output row.
+    pub fn out_dim(&self) -> usize {
+        self.out_dim
+    }
+
     /// Bytes held by the weight matrix.
     pub fn weight_bytes(&self) -> usize {
         match &self.weight {

@@ -10,27 +10,70 @@
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{layer_norm, LayerNorm, LayerNormConfig, VarBuilder};
 use phi3v_checkpoint::VisionConfig;
-use phi3v_linear::act::quick_gelu;
+use phi3v_linear::act::{each_row, quick_gelu};
 use phi3v_linear::attention::{attend, gather_heads, Rows};
-use phi3v_linear::{Linear, WeightFormat};
+use phi3v_linear::{Linear, Scratch, WeightFormat};
 use rayon::prelude::*;
 
 /// Prefix of the tower's tensors in a Phi-3-vision checkpoint.
 pub const CLIP_PREFIX: &str = "model.vision_embed_tokens.img_processor.vision_model";
 
-/// `f` on each row of `x` `[.., w]` (in parallel), in place.
-fn rows_in_place(x: &Tensor, w: usize, f: impl Fn(&mut [f32]) + Sync + Send) -> Result<Tensor> {
-    let mut values = x.flatten_all()?.to_vec1::<f32>()?;
-    values.par_chunks_mut(w).for_each(f);
-    Tensor::from_vec(values, x.shape(), x.device())
+/// `torch.nn.LayerNorm` over rows of `C`: `(x − mean) / √(var + eps) · weight + bias`
+/// (biased variance, taken about the mean).
+struct Norm {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    eps: f32,
+}
+
+impl Norm {
+    fn load(c: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        let get = |name| vb.get(c, name)?.to_dtype(DType::F32)?.to_vec1::<f32>();
+        Ok(Self { weight: get("weight")?, bias: get("bias")?, eps: eps as f32 })
+    }
+
+    /// `x` `[rows, C]` → `out` `[rows, C]`.
+    fn forward(&self, x: &[f32], out: &mut [f32]) {
+        let c = self.weight.len();
+        each_row(out, c, |i, out| {
+            let x = &x[i * c..][..c];
+            let mean = x.iter().sum::<f32>() / c as f32;
+            let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
+            let inv = 1.0 / (var + self.eps).sqrt();
+            for (((o, v), w), b) in out.iter_mut().zip(x).zip(&self.weight).zip(&self.bias) {
+                *o = (v - mean) * inv * w + b;
+            }
+        });
+    }
+}
+
+/// `x[i] += y[i]`, `x` and `y` `[rows, C]`.
+fn add(x: &mut [f32], y: &[f32], c: usize) {
+    each_row(x, c, |i, x| x.iter_mut().zip(&y[i * c..][..c]).for_each(|(x, y)| *x += y));
+}
+
+/// The intermediates of a layer, reused layer after layer.
+#[derive(Default)]
+struct Buffers {
+    /// `[rows, C]`: a norm's output.
+    normed: Vec<f32>,
+    /// `[rows, 3C]`: q | k | v.
+    qkv: Vec<f32>,
+    /// `[rows, C]`: the heads' outputs side by side.
+    attn: Vec<f32>,
+    /// `[rows, C]`: `out_proj`'s, then `fc2`'s output.
+    proj: Vec<f32>,
+    /// `[rows, intermediate]`.
+    hidden: Vec<f32>,
+    linear: Scratch,
 }
 
 struct EncoderLayer {
-    layer_norm1: LayerNorm,
+    layer_norm1: Norm,
     /// `q_proj`, `k_proj` and `v_proj` as one `[3C, C]` product.
     qkv_proj: Linear,
     out_proj: Linear,
-    layer_norm2: LayerNorm,
+    layer_norm2: Norm,
     fc1: Linear,
     fc2: Linear,
     heads: usize,
@@ -38,26 +81,32 @@ struct EncoderLayer {
 
 impl EncoderLayer {
     fn load(cfg: &VisionConfig, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
-        let (c, ln) = (cfg.hidden_size, LayerNormConfig { eps: cfg.layer_norm_eps, ..Default::default() });
+        let (c, eps) = (cfg.hidden_size, cfg.layer_norm_eps);
         let attn = vb.pp("self_attn");
         Ok(Self {
-            layer_norm1: layer_norm(c, ln, vb.pp("layer_norm1"))?,
+            layer_norm1: Norm::load(c, eps, vb.pp("layer_norm1"))?,
             qkv_proj: Linear::load_stacked(c, &["q_proj", "k_proj", "v_proj"].map(|p| (c, attn.pp(p))), true, format)?,
             out_proj: Linear::load(c, c, true, format, attn.pp("out_proj"))?,
-            layer_norm2: layer_norm(c, ln, vb.pp("layer_norm2"))?,
+            layer_norm2: Norm::load(c, eps, vb.pp("layer_norm2"))?,
             fc1: Linear::load(c, cfg.intermediate_size, true, format, vb.pp("mlp").pp("fc1"))?,
             fc2: Linear::load(cfg.intermediate_size, c, true, format, vb.pp("mlp").pp("fc2"))?,
             heads: cfg.num_attention_heads,
         })
     }
 
-    /// `x`: `[N, L, C]` → `[N, L, C]` (pre-norm attention and MLP blocks with residuals).
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (n, l, c) = x.dims3()?;
-        let hd = c / self.heads;
-        let qkv = self.qkv_proj.forward(&self.layer_norm1.forward(x)?)?.flatten_all()?.to_vec1::<f32>()?; // [N, L, 3C]
+    /// `x`: `[N, L, C]` (N crops of L rows) in place (pre-norm attention and MLP blocks with
+    /// residuals).
+    fn forward(&self, x: &mut [f32], (n, l): (usize, usize), b: &mut Buffers) -> Result<()> {
+        let c = self.layer_norm1.weight.len();
+        let (rows, hd) = (n * l, c / self.heads);
+        for (buf, width) in [(&mut b.normed, c), (&mut b.qkv, 3 * c), (&mut b.attn, c), (&mut b.proj, c), (&mut b.hidden, self.fc1.out_dim())] {
+            buf.resize(rows * width, 0.0);
+        }
+        self.layer_norm1.forward(x, &mut b.normed);
+        self.qkv_proj.forward_into(&b.normed, rows, &mut b.qkv, &mut b.linear)?;
         let scale = (hd as f64).powf(-0.5) as f32;
         // Each crop's heads in parallel, read in place from its rows of q | k | v.
+        let qkv = &b.qkv;
         let per_head: Vec<Vec<f32>> = (0..n * self.heads)
             .into_par_iter()
             .map_init(Vec::new, |scores, i| {
@@ -69,16 +118,17 @@ impl EncoderLayer {
                 out
             })
             .collect();
-        let mut attn = vec![0f32; n * l * c];
-        for (crop, out) in attn.chunks_exact_mut(l * c).enumerate() {
+        for (crop, out) in b.attn.chunks_exact_mut(l * c).enumerate() {
             gather_heads(&per_head[crop * self.heads..][..self.heads], hd, out);
         }
-        let attn = Tensor::from_vec(attn, (n, l, c), x.device())?;
-        let x = (x + self.out_proj.forward(&attn)?)?;
-        let hidden = self.fc1.forward(&self.layer_norm2.forward(&x)?)?;
-        let w = hidden.dim(2)?;
-        let hidden = rows_in_place(&hidden, w, quick_gelu)?;
-        x + self.fc2.forward(&hidden)?
+        self.out_proj.forward_into(&b.attn, rows, &mut b.proj, &mut b.linear)?;
+        add(x, &b.proj, c);
+        self.layer_norm2.forward(x, &mut b.normed);
+        self.fc1.forward_into(&b.normed, rows, &mut b.hidden, &mut b.linear)?;
+        each_row(&mut b.hidden, self.fc1.out_dim(), |_, row| quick_gelu(row));
+        self.fc2.forward_into(&b.hidden, rows, &mut b.proj, &mut b.linear)?;
+        add(x, &b.proj, c);
+        Ok(())
     }
 }
 
@@ -142,10 +192,13 @@ impl ClipVisionTower {
         debug_assert_eq!(s, g * p);
         let x = patches.matmul(&self.patch_embedding.t()?)?.reshape((n, g * g, c))?;
         let x = Tensor::cat(&[&self.class_embedding.broadcast_as((n, 1, c))?.contiguous()?, &x], 1)?;
-        let mut x = self.pre_layrnorm.forward(&x.broadcast_add(&self.position_embedding)?)?;
+        let x = self.pre_layrnorm.forward(&x.broadcast_add(&self.position_embedding)?)?;
+        let l = g * g + 1;
+        let mut x = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut buffers = Buffers::default();
         for layer in &self.layers {
-            x = layer.forward(&x)?;
+            layer.forward(&mut x, (n, l), &mut buffers)?;
         }
-        x.narrow(1, 1, g * g)?.to_dtype(DType::F32)
+        Tensor::from_vec(x, (n, l, c), crops.device())?.narrow(1, 1, g * g)
     }
 }
