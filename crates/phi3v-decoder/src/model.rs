@@ -10,7 +10,7 @@ use candle_nn::VarBuilder;
 use half::{bf16, f16};
 use phi3v_checkpoint::Phi3VConfig;
 use phi3v_linear::gemv::Widen;
-use phi3v_linear::act::{each_row, silu_mul};
+use phi3v_linear::act::{add_rows, each_row, silu_mul};
 use phi3v_linear::attention::{attend, gather_heads, Rows};
 use phi3v_linear::{with_elements, Linear, Scratch, WeightFormat};
 use rayon::prelude::*;
@@ -112,11 +112,6 @@ impl Buffers {
     }
 }
 
-/// `x[i] += y[i]`, `x` and `y` `[n, H]`.
-fn add(x: &mut [f32], y: &[f32], h: usize) {
-    each_row(x, h, |i, x| x.iter_mut().zip(&y[i * h..][..h]).for_each(|(x, y)| *x += y));
-}
-
 struct Layer {
     input_layernorm: RmsNorm,
     qkv_proj: Linear,
@@ -159,7 +154,7 @@ impl Layer {
             attend_rows(s, &b.qkv, n, cache, scale, &mut b.attn);
         }
         self.o_proj.forward_into(&b.attn, n, &mut b.proj, &mut b.linear)?;
-        add(&mut b.x, &b.proj, s.hidden);
+        add_rows(&mut b.x, &b.proj, s.hidden);
 
         self.post_attention_layernorm.forward(&b.x, &mut b.normed);
         self.gate_up_proj.forward_into(&b.normed, n, &mut b.gate_up, &mut b.linear)?;
@@ -170,7 +165,7 @@ impl Layer {
             silu_mul(gate, up, act);
         });
         self.down_proj.forward_into(&b.act, n, &mut b.proj, &mut b.linear)?;
-        add(&mut b.x, &b.proj, s.hidden);
+        add_rows(&mut b.x, &b.proj, s.hidden);
         Ok(())
     }
 }

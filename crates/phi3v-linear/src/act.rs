@@ -129,6 +129,12 @@ pub fn each_row(rows: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + 
     }
 }
 
+/// `x[i] += y[i]` for `x` and `y` `[n, width]` (a residual), rows as [`each_row`] spreads them.
+pub fn add_rows(x: &mut [f32], y: &[f32], width: usize) {
+    assert_eq!(x.len(), y.len(), "residual of {} values onto {}", y.len(), x.len());
+    each_row(x, width, |i, x| x.iter_mut().zip(&y[i * width..][..width]).for_each(|(x, y)| *x += y));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,10 +4,10 @@
 //! lie (a head's columns of wider rows), so a caller splits nothing into per-head copies, and
 //! one head runs on one thread: callers spread heads over the pool.
 
-use gemm::Parallelism;
 use rayon::prelude::*;
 
 use crate::act::softmax;
+use crate::gemm::product;
 
 /// A matrix inside a slice: element `(i, j)` is `data[i · stride + j]`.
 #[derive(Clone, Copy)]
@@ -48,58 +48,14 @@ pub fn attend(q: Rows, k: Rows, v: Rows, (n, t, d): (usize, usize, usize), scale
     scores.resize(n * t, 0.0);
     // SAFETY: the extents were checked above: q is [n, d] at q.stride, kᵀ is read as element
     // (i, j) = k[j · k.stride + i] for i < d, j < t, and scores is [n, t].
-    unsafe {
-        gemm::gemm(
-            n,
-            t,
-            d,
-            scores.as_mut_ptr(),
-            1,
-            t as isize,
-            false,
-            q.data.as_ptr(),
-            1,
-            q.stride as isize,
-            k.data.as_ptr(),
-            k.stride as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        );
-    }
+    unsafe { product((n, t, d), (scores.as_mut_ptr(), t, 1), (q.data.as_ptr(), q.stride, 1), (k.data.as_ptr(), 1, k.stride)) }
     for (i, row) in scores.chunks_exact_mut(t).enumerate() {
         let seen = causal.map_or(t, |past| past + i + 1);
         softmax(&mut row[..seen], scale);
         row[seen..].fill(0.0);
     }
     // SAFETY: scores is [n, t], v is [t, d] at v.stride (checked), out is [n, d].
-    unsafe {
-        gemm::gemm(
-            n,
-            d,
-            t,
-            out.as_mut_ptr(),
-            1,
-            d as isize,
-            false,
-            scores.as_ptr(),
-            1,
-            t as isize,
-            v.data.as_ptr(),
-            1,
-            v.stride as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        );
-    }
+    unsafe { product((n, d, t), (out.as_mut_ptr(), d, 1), (scores.as_ptr(), t, 1), (v.data.as_ptr(), v.stride, 1)) }
 }
 
 /// `out` `[n, heads · d]` ← each head's `[n, d]` output (`per_head[h]`) in its columns, rows in

@@ -29,30 +29,26 @@ pub fn matmul_into<T: Widen>(w: &[T], n: usize, k: usize, xs: &[f32], m: usize, 
         // SAFETY: dst is columns b·BLOCK_ROWS .. + count of the [m, n] output (row stride n),
         // within bounds and written by this task only; lhs is xs [m, k] (row stride k); rhs is
         // the block transposed: element (i, j) is block_f32[j·k + i]. Lengths checked above.
-        unsafe {
-            gemm::gemm(
-                m,
-                count,
-                k,
-                out.ptr().add(b * BLOCK_ROWS),
-                1,
-                n as isize,
-                false,
-                xs.as_ptr(),
-                1,
-                k as isize,
-                block_f32.as_ptr(),
-                k as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                Parallelism::None,
-            );
-        }
+        unsafe { product((m, count, k), (out.ptr().add(b * BLOCK_ROWS), n, 1), (xs.as_ptr(), k, 1), (block_f32.as_ptr(), 1, k)) }
     });
+}
+
+/// A matrix operand: its first element and the strides, in elements, between its rows and
+/// between its columns.
+pub(crate) type Strided<P> = (P, usize, usize);
+
+/// `dst` `[m, n]` ← `lhs` `[m, k]` · `rhs` `[k, n]` in f32 with the `gemm` crate's kernel, in the
+/// calling thread (callers spread the work over the pool).
+///
+/// # Safety
+/// Every element the extents and strides reach is in bounds of its operand, and nothing else
+/// writes `dst`'s elements meanwhile.
+pub(crate) unsafe fn product((m, n, k): (usize, usize, usize), dst: Strided<*mut f32>, lhs: Strided<*const f32>, rhs: Strided<*const f32>) {
+    let s = |stride: usize| stride as isize;
+    // SAFETY: as the caller promised; beta 1, alpha 0 and read_dst false overwrite dst.
+    unsafe {
+        gemm::gemm(m, n, k, dst.0, s(dst.2), s(dst.1), false, lhs.0, s(lhs.2), s(lhs.1), rhs.0, s(rhs.2), s(rhs.1), 0.0, 1.0, false, false, false, Parallelism::None);
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{layer_norm, LayerNorm, LayerNormConfig, VarBuilder};
 use phi3v_checkpoint::VisionConfig;
-use phi3v_linear::act::{each_row, quick_gelu};
+use phi3v_linear::act::{add_rows, each_row, quick_gelu};
 use phi3v_linear::attention::{attend, gather_heads, Rows};
 use phi3v_linear::{Linear, Scratch, WeightFormat};
 use rayon::prelude::*;
@@ -45,11 +45,6 @@ impl Norm {
             }
         });
     }
-}
-
-/// `x[i] += y[i]`, `x` and `y` `[rows, C]`.
-fn add(x: &mut [f32], y: &[f32], c: usize) {
-    each_row(x, c, |i, x| x.iter_mut().zip(&y[i * c..][..c]).for_each(|(x, y)| *x += y));
 }
 
 /// The intermediates of a layer, reused layer after layer.
@@ -122,12 +117,12 @@ impl EncoderLayer {
             gather_heads(&per_head[crop * self.heads..][..self.heads], hd, out);
         }
         self.out_proj.forward_into(&b.attn, rows, &mut b.proj, &mut b.linear)?;
-        add(x, &b.proj, c);
+        add_rows(x, &b.proj, c);
         self.layer_norm2.forward(x, &mut b.normed);
         self.fc1.forward_into(&b.normed, rows, &mut b.hidden, &mut b.linear)?;
         each_row(&mut b.hidden, self.fc1.out_dim(), |_, row| quick_gelu(row));
         self.fc2.forward_into(&b.hidden, rows, &mut b.proj, &mut b.linear)?;
-        add(x, &b.proj, c);
+        add_rows(x, &b.proj, c);
         Ok(())
     }
 }
