@@ -11,6 +11,7 @@ use std::io::{Read, Seek, SeekFrom};
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
+use half::{bf16, f16};
 use memmap2::Mmap;
 use safetensors::SafeTensors;
 use serde::Deserialize;
@@ -152,19 +153,26 @@ struct Reader {
 impl Reader {
     fn read(&self, name: &str, dev: &Device) -> candle_core::Result<Tensor> {
         let info = self.tensors.get(name).ok_or_else(|| candle_core::Error::CannotFindTensor { path: name.to_string() })?;
-        let dtype = match info.dtype.as_str() {
-            "BF16" => DType::BF16,
-            "F16" => DType::F16,
-            "F32" => DType::F32,
-            other => candle_core::bail!("{name}: stored as {other}, expected BF16, F16 or F32"),
-        };
         let io = |e: std::io::Error| candle_core::Error::Msg(format!("{}: reading {name}: {e}", info.file.display()));
         let mut file = File::open(&info.file).map_err(io)?;
         file.seek(SeekFrom::Start(info.offset)).map_err(io)?;
-        let mut bytes = vec![0u8; info.bytes];
-        file.read_exact(&mut bytes).map_err(io)?;
-        Tensor::from_raw_buffer(&bytes, dtype, &info.shape, dev)
+        let shape = info.shape.as_slice();
+        match info.dtype.as_str() {
+            "BF16" => Tensor::from_vec(read_values::<bf16>(&mut file, info.bytes).map_err(io)?, shape, dev),
+            "F16" => Tensor::from_vec(read_values::<f16>(&mut file, info.bytes).map_err(io)?, shape, dev),
+            "F32" => Tensor::from_vec(read_values::<f32>(&mut file, info.bytes).map_err(io)?, shape, dev),
+            other => candle_core::bail!("{name}: stored as {other}, expected BF16, F16 or F32"),
+        }
     }
+}
+
+/// The next `bytes` bytes of `file` as values of `T`, read straight into their buffer (the
+/// sizes were checked against the shapes when the header was read). Safetensors stores
+/// little-endian values, which is what this reads on the little-endian hosts it serves.
+fn read_values<T: bytemuck::Pod>(file: &mut File, bytes: usize) -> std::io::Result<Vec<T>> {
+    let mut values = bytemuck::zeroed_vec::<T>(bytes / size_of::<T>());
+    file.read_exact(bytemuck::cast_slice_mut(&mut values))?;
+    Ok(values)
 }
 
 impl SimpleBackend for Reader {

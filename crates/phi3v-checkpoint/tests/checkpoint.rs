@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
+use std::collections::HashMap;
 use phi3v_checkpoint::{Checkpoint, CheckpointError, Phi3VConfig, VisionConfig};
 
 /// config.json of microsoft/Phi-3-vision-128k-instruct as published, with placeholder values in
@@ -117,6 +118,31 @@ fn var_builder_reads_across_shards_and_names_bad_shapes() {
     assert_ne!(emb.sum_all().unwrap().to_scalar::<f32>().unwrap(), head.sum_all().unwrap().to_scalar::<f32>().unwrap());
     let err = vb.get((32064, 33), "lm_head.weight").unwrap_err().to_string();
     assert!(err.contains("lm_head.weight"), "{err}");
+}
+
+#[test]
+fn each_stored_dtype_reads_back_exactly() {
+    // A single-file checkpoint holding one tensor per dtype: each must come back with its
+    // stored values, in its own dtype and widened to f32.
+    let (_tmp, dir) = phi3v_fixtures::checkpoint_copy("tiny-phi35v");
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let f = f.unwrap().path();
+        if f.to_string_lossy().contains(".safetensors") {
+            std::fs::remove_file(f).unwrap();
+        }
+    }
+    let values = Tensor::arange(-6f32, 6.0, &Device::Cpu).unwrap().affine(0.375, 0.0).unwrap().reshape((3, 4)).unwrap();
+    let dtypes = [DType::BF16, DType::F16, DType::F32];
+    let tensors: HashMap<String, Tensor> = dtypes.iter().map(|&d| (format!("{d:?}"), values.to_dtype(d).unwrap())).collect();
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).unwrap();
+    let weights = phi3v_checkpoint::Weights::open(&dir).unwrap();
+    for d in dtypes {
+        for want in [d, DType::F32] {
+            let t = weights.var_builder(want, &Device::Cpu).unwrap().get((3, 4), &format!("{d:?}")).unwrap();
+            assert_eq!(t.dtype(), want);
+            assert_eq!(t.to_dtype(DType::F32).unwrap().to_vec2::<f32>().unwrap(), values.to_vec2::<f32>().unwrap(), "{d:?} as {want:?}");
+        }
+    }
 }
 
 fn broken(name: &str, edit: impl FnOnce(&Path)) -> CheckpointError {

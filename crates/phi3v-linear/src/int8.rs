@@ -5,7 +5,8 @@
 
 use rayon::prelude::*;
 
-use crate::SharedOut;
+use crate::gemv::Widen;
+use crate::{huge, SharedOut};
 
 /// Weights (and input values) per block: one scale each.
 pub const BLOCK: usize = 256;
@@ -87,6 +88,47 @@ impl QuantRow {
             }
         }
     }
+}
+
+/// An integer format's matrix, quantised from weights as stored.
+pub(crate) trait Quantize {
+    /// Quantises `w` `[n, k]` (row-major; f32 or 16-bit), rows in parallel.
+    fn quantize<T: Widen>(w: &[T], n: usize, k: usize) -> Self;
+}
+
+/// The rows of a weight matrix `[n, k]` (row-major, f32 or 16-bit as stored) quantised in
+/// parallel into `n` runs of `stride` bytes, on huge pages: `row(values, bytes)` fills one run
+/// from the row's `k` values. With AVX2 it runs inside a function compiled for AVX2 (mark it
+/// `#[inline(always)]`, so its rounding is vectorised rather than a call per value).
+pub(crate) fn quantize_rows<T: Widen>(w: &[T], k: usize, stride: usize, row: impl Fn(&[T], &mut [u8]) + Sync) -> Vec<u8> {
+    let mut data = huge::filled(w.len() / k * stride, 0u8);
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = avx2::available();
+    data.par_chunks_exact_mut(stride).zip(w.par_chunks_exact(k)).for_each(|(bytes, values)| {
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: the CPU features were checked.
+            return unsafe { avx2::run(#[inline(always)] || row(values, bytes)) };
+        }
+        row(values, bytes)
+    });
+    data
+}
+
+/// One block of weights (at most 256 values) widened to f32 and padded with zeros.
+#[inline(always)]
+pub(crate) fn widened_block<T: Widen>(values: &[T]) -> [f32; BLOCK] {
+    let mut block = [0f32; BLOCK];
+    block.iter_mut().zip(values).for_each(|(b, v)| *b = v.widen());
+    block
+}
+
+/// `x`, a whole number of magnitude below 2²², as an i32 (anything else gives an unspecified
+/// value). Unlike `as`, which must saturate and map NaN to 0, this compiles to vector code.
+#[inline(always)]
+pub(crate) fn whole(x: f32) -> i32 {
+    // 1.5 · 2²³ puts the number in the low mantissa bits of an exponent of 23.
+    (x + 12_582_912.0).to_bits() as i32 - 0x4B40_0000
 }
 
 /// A `[n, k]` matrix in an integer format, as the product sees it.
@@ -262,6 +304,12 @@ pub(crate) mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn quantize_row(row: &mut QuantRow, x: &[f32], blocks: usize) {
         row.quantize(x, blocks)
+    }
+
+    /// `f` compiled for AVX2 and FMA (where it is inlined).
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn run(f: impl FnOnce()) {
+        f()
     }
 
     /// The sum of the eight lanes.

@@ -36,6 +36,7 @@ use std::str::FromStr;
 use candle_core::{DType, Module, Result, Storage, Tensor, WithDType};
 use candle_nn::{Init, VarBuilder};
 use half::{bf16, f16};
+use int8::Quantize;
 
 /// How the weight matrices of linear layers are held in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -128,19 +129,17 @@ pub struct Linear {
 
 impl Linear {
     /// Loads `weight` `[out_dim, in_dim]` (and `bias` `[out_dim]` when `bias`) under `vb`.
-    /// `format` must not be [`WeightFormat::Auto`]: [`WeightFormat::resolve`] it first.
+    /// `format` must not be [`WeightFormat::Auto`]: [`WeightFormat::resolve`] it first. `q8`
+    /// and `q4` quantise the weight as fetched in `vb`'s dtype: give `vb` the dtype the
+    /// checkpoint stores (bf16) and a matrix is quantised straight from it, with no f32 copy.
     pub fn load(in_dim: usize, out_dim: usize, bias: bool, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
         let get = |dtype| vb.get_with_hints_dtype((out_dim, in_dim), "weight", Init::Const(0.0), dtype);
         let weight = match format {
             WeightFormat::F32 => Weight::F32(get(DType::F32)?),
             WeightFormat::Bf16 => Weight::Bf16(with_elements(&get(DType::BF16)?, huge::copied)?),
             WeightFormat::F16 => Weight::F16(with_elements(&get(DType::F16)?, huge::copied)?),
-            WeightFormat::Q8 => {
-                Weight::Q8(with_elements(&get(DType::F32)?, |w| q8::Q8Matrix::quantize(w, out_dim, in_dim))?)
-            }
-            WeightFormat::Q4 => {
-                Weight::Q4(with_elements(&get(DType::F32)?, |w| q4::Q4Matrix::quantize(w, out_dim, in_dim))?)
-            }
+            WeightFormat::Q8 => Weight::Q8(quantized(&get(vb.dtype())?, out_dim, in_dim)?),
+            WeightFormat::Q4 => Weight::Q4(quantized(&get(vb.dtype())?, out_dim, in_dim)?),
             WeightFormat::Auto => {
                 candle_core::bail!("weight format {format} was not resolved against the checkpoint")
             }
@@ -156,6 +155,7 @@ impl Linear {
         let dtype = match format {
             WeightFormat::Bf16 => DType::BF16,
             WeightFormat::F16 => DType::F16,
+            WeightFormat::Q8 | WeightFormat::Q4 => parts.first().map_or(DType::F32, |(_, vb)| vb.dtype()),
             _ => DType::F32,
         };
         let stacked = |name: &str, dtype, with_in: bool| -> Result<Tensor> {
@@ -204,6 +204,15 @@ pub fn with_elements<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> 
     }
     drop(storage);
     Ok(f(&t.flatten_all()?.to_vec1::<T>()?))
+}
+
+/// `t` `[n, k]` quantised from the elements it holds (a 16-bit weight without a widened copy).
+fn quantized<M: Quantize>(t: &Tensor, n: usize, k: usize) -> Result<M> {
+    match t.dtype() {
+        DType::BF16 => with_elements(t, |w: &[bf16]| M::quantize(w, n, k)),
+        DType::F16 => with_elements(t, |w: &[f16]| M::quantize(w, n, k)),
+        _ => with_elements(&t.to_dtype(DType::F32)?, |w: &[f32]| M::quantize(w, n, k)),
+    }
 }
 
 /// Input rows at or below which 16-bit (and f32) weights go through the mat-vec kernel instead
@@ -326,6 +335,26 @@ mod tests {
                     eprintln!("{format:>4} m={m} k={k}: relative error {e:.2e}");
                     assert!(e <= bound, "{format} {m}×{k}→{n}: relative error {e:.2e} > {bound:.0e}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn integer_formats_quantise_16_bit_weights_as_their_f32_values() {
+        // q8 and q4 quantise a weight fetched as bf16 or f16 without widening it first; the
+        // products must be bit for bit those of the same weight fetched as f32 (exact).
+        let dev = Device::Cpu;
+        let (n, k) = (48, 640);
+        let x = Tensor::randn(0f32, 1.0, (3, k), &dev).unwrap();
+        let w = Tensor::randn(0f32, 0.05, (n, k), &dev).unwrap();
+        let load = |w: &Tensor, dtype, format| {
+            let vb = VarBuilder::from_tensors(HashMap::from([("weight".to_string(), w.clone())]), dtype, &dev);
+            Linear::load(k, n, false, format, vb).unwrap().forward(&x).unwrap().to_vec2::<f32>().unwrap()
+        };
+        for dtype in [DType::BF16, DType::F16] {
+            let stored = w.to_dtype(dtype).unwrap();
+            for format in [WeightFormat::Q8, WeightFormat::Q4] {
+                assert_eq!(load(&stored, dtype, format), load(&stored, DType::F32, format), "{format} from {dtype:?}");
             }
         }
     }

@@ -25,8 +25,8 @@
 //! input rows (prefill, CLIP), each weight row is unpacked once for four of them at a time; that
 //! runs at about twice the f32 GEMM's rate on an AVX2 core.
 
-use crate::huge;
-use crate::int8::{Int8Rows, QuantRow, BLOCK};
+use crate::gemv::Widen;
+use crate::int8::{self, Int8Rows, QuantRow, Quantize, BLOCK};
 
 /// Sub-scales per block; weight `i` of a block belongs to group `(i / 4) % GROUPS`.
 const GROUPS: usize = 8;
@@ -55,47 +55,52 @@ fn nibble(i: usize) -> (usize, usize) {
     (i / 64 * 32 + i % 32, 4 * (i / 32 % 2))
 }
 
-impl Q4Matrix {
-    /// Quantises `w` `[n, k]` (row-major).
-    pub fn quantize(w: &[f32], n: usize, k: usize) -> Self {
+impl Quantize for Q4Matrix {
+    /// Quantises `w` `[n, k]` (row-major; f32, or 16-bit as stored), rows in parallel.
+    fn quantize<T: Widen>(w: &[T], n: usize, k: usize) -> Self {
         assert_eq!(w.len(), n * k, "int4 weights need [{n}, {k}]");
         let blocks = k.div_ceil(BLOCK);
-        let stride = blocks * ROW_BYTES_PER_BLOCK;
-        let mut data = huge::filled(n * stride, 0u8);
-        let mut padded = [0f32; BLOCK];
-        for (row, bytes) in w.chunks_exact(k).zip(data.chunks_exact_mut(stride)) {
+        let data = int8::quantize_rows(w, k, blocks * ROW_BYTES_PER_BLOCK, #[inline(always)] |row, bytes| {
             let (scales, rest) = bytes.split_at_mut(4 * blocks);
             let (subs, quants) = rest.split_at_mut(GROUPS * blocks);
-            for b in 0..blocks {
-                let part = &row[b * BLOCK..k.min((b + 1) * BLOCK)];
-                padded[..part.len()].copy_from_slice(part);
-                padded[part.len()..].fill(0.0);
-                // Each group's value of largest magnitude, with its sign, becomes −8.
+            for (b, part) in row.chunks(BLOCK).enumerate() {
+                let v = int8::widened_block(part);
+                // Each group's value of largest magnitude (the first, on a tie), with its sign,
+                // becomes −8. Lane j of a run of 32 is in group j / 4.
+                let mut lanes = [0f32; 32];
+                for run in v.chunks_exact(32) {
+                    lanes.iter_mut().zip(run).for_each(|(m, x)| *m = m.max(x.abs()));
+                }
                 let mut max = [0f32; GROUPS];
-                for (i, &v) in padded.iter().enumerate() {
-                    let m = &mut max[group(i)];
-                    if v.abs() > m.abs() {
-                        *m = v;
-                    }
+                for (g, m) in max.iter_mut().enumerate() {
+                    let big = lanes[4 * g..][..4].iter().fold(0f32, |m, &x| m.max(x));
+                    *m = v.chunks_exact(32).flat_map(|run| &run[4 * g..][..4]).fold(0.0, |m, &x| if m == 0.0 && x.abs() == big { x } else { m });
                 }
                 let big = max.iter().fold(0f32, |a, m| a.max(m.abs())) / 8.0;
                 let d = big / 127.0;
                 let inv_d = if d == 0.0 { 0.0 } else { 1.0 / d };
-                let s = max.map(|m| (m / -8.0 * inv_d).round().clamp(-127.0, 127.0) as i8);
-                let inv = s.map(|s| if s == 0 { 0.0 } else { 1.0 / (d * s as f32) });
-                let q = &mut quants[b * QBYTES..][..QBYTES];
-                for (i, &v) in padded.iter().enumerate() {
-                    let level = ((v * inv[group(i)] + 8.5).max(0.0) as u8).min(15);
-                    let (byte, shift) = nibble(i);
-                    q[byte] |= level << shift;
+                let (mut s, mut inv) = ([0i8; GROUPS], [0f32; 32]);
+                for (g, s) in s.iter_mut().enumerate() {
+                    *s = int8::whole((max[g] / -8.0 * inv_d).round().clamp(-127.0, 127.0)) as i8;
+                    inv[4 * g..][..4].fill(if *s == 0 { 0.0 } else { 1.0 / (d * *s as f32) });
+                }
+                // Run c of 32 bytes: weights 64c + j (low nibbles) and 64c + 32 + j (high).
+                let level = |x: f32| int8::whole((x + 8.5).clamp(0.0, 15.0).floor()) as u8;
+                for (q, pair) in quants[b * QBYTES..][..QBYTES].chunks_exact_mut(32).zip(v.chunks_exact(64)) {
+                    let (lo, hi) = pair.split_at(32);
+                    for j in 0..32 {
+                        q[j] = level(lo[j] * inv[j]) | level(hi[j] * inv[j]) << 4;
+                    }
                 }
                 scales[4 * b..][..4].copy_from_slice(&d.to_ne_bytes());
-                subs[GROUPS * b..][..GROUPS].copy_from_slice(&s.map(|s| s as u8));
+                subs[GROUPS * b..][..GROUPS].iter_mut().zip(s).for_each(|(u, s)| *u = s as u8);
             }
-        }
+        });
         Self { n, k, blocks, data }
     }
+}
 
+impl Q4Matrix {
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.data.len()

@@ -15,8 +15,8 @@
 //! run is loaded once for four of them at a time (and with VNNI, each input run for two weight
 //! rows).
 
-use crate::huge;
-use crate::int8::{Int8Rows, QuantRow, BLOCK};
+use crate::gemv::Widen;
+use crate::int8::{self, Int8Rows, QuantRow, Quantize, BLOCK};
 
 /// Bytes per block in a row: the f32 scale and the quants.
 const ROW_BYTES_PER_BLOCK: usize = 4 + BLOCK;
@@ -31,29 +31,33 @@ pub struct Q8Matrix {
     data: Vec<u8>,
 }
 
-impl Q8Matrix {
-    /// Quantises `w` `[n, k]` (row-major).
-    pub fn quantize(w: &[f32], n: usize, k: usize) -> Self {
+impl Quantize for Q8Matrix {
+    /// Quantises `w` `[n, k]` (row-major; f32, or 16-bit as stored), rows in parallel.
+    fn quantize<T: Widen>(w: &[T], n: usize, k: usize) -> Self {
         assert_eq!(w.len(), n * k, "int8 weights need [{n}, {k}]");
         let blocks = k.div_ceil(BLOCK);
-        let stride = blocks * ROW_BYTES_PER_BLOCK;
-        let mut data = huge::filled(n * stride, 0u8);
-        for (row, bytes) in w.chunks_exact(k).zip(data.chunks_exact_mut(stride)) {
+        let data = int8::quantize_rows(w, k, blocks * ROW_BYTES_PER_BLOCK, #[inline(always)] |row, bytes| {
             let (scales, quants) = bytes.split_at_mut(4 * blocks);
-            for (b, part) in row.chunks(BLOCK).enumerate() {
-                let d = part.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
-                let inv = if d == 0.0 { 0.0 } else { 1.0 / d };
-                for (u, v) in quants[b * BLOCK..].iter_mut().zip(part) {
-                    *u = ((v * inv).round().clamp(-127.0, 127.0) + 128.0) as u8;
+            for ((part, q), scale) in row.chunks(BLOCK).zip(quants.chunks_exact_mut(BLOCK)).zip(scales.chunks_exact_mut(4)) {
+                // Padding becomes the level 0 too.
+                let v = int8::widened_block(part);
+                let mut lanes = [0f32; 16];
+                for run in v.chunks_exact(16) {
+                    lanes.iter_mut().zip(run).for_each(|(m, x)| *m = m.max(x.abs()));
                 }
-                scales[4 * b..][..4].copy_from_slice(&d.to_ne_bytes());
+                let d = lanes.iter().fold(0f32, |m, &x| m.max(x)) / 127.0;
+                let inv = if d == 0.0 { 0.0 } else { 1.0 / d };
+                for (u, v) in q.iter_mut().zip(&v) {
+                    *u = (int8::whole((v * inv).round().clamp(-127.0, 127.0)) + 128) as u8;
+                }
+                scale.copy_from_slice(&d.to_ne_bytes());
             }
-            // Padding is the level 0 too.
-            quants[k..].fill(128);
-        }
+        });
         Self { n, k, blocks, data }
     }
+}
 
+impl Q8Matrix {
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.data.len()

@@ -32,13 +32,15 @@ pub struct Projector {
 
 impl Projector {
     /// Loads for CLIP width `clip_hidden` (C) and decoder width `hidden` (H); the MLP's
-    /// matrices in `format` (resolved), the rest in f32.
+    /// matrices in `format` (resolved; `q8` and `q4` quantise them as fetched in `vb`'s
+    /// dtype, best the stored one), the rest in f32.
     pub fn load(clip_hidden: usize, hidden: usize, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
-        let vb = vb.pp(PREFIX).set_dtype(candle_core::DType::F32);
+        let vb = vb.pp(PREFIX);
+        let f32s = vb.clone().set_dtype(candle_core::DType::F32);
         let c4 = 4 * clip_hidden;
         Ok(Self {
-            sub_gn: vb.get((1, 1, 1, c4), "sub_GN")?.reshape((1, c4))?,
-            glb_gn: vb.get((1, 1, c4), "glb_GN")?.reshape((1, c4))?,
+            sub_gn: f32s.get((1, 1, 1, c4), "sub_GN")?.reshape((1, c4))?,
+            glb_gn: f32s.get((1, 1, c4), "glb_GN")?.reshape((1, c4))?,
             fc1: Linear::load(c4, hidden, true, format, vb.pp("img_projection.0"))?,
             fc2: Linear::load(hidden, hidden, true, format, vb.pp("img_projection.2"))?,
         })

@@ -139,12 +139,13 @@ pub struct ClipVisionTower {
 
 impl ClipVisionTower {
     /// Loads from a `VarBuilder` rooted at the checkpoint (tensor names under [`CLIP_PREFIX`]),
-    /// the encoder layers' matrices in `format` (resolved), everything else in f32.
+    /// the encoder layers' matrices in `format` (resolved; `q8` and `q4` quantise them as
+    /// fetched in `vb`'s dtype, best the stored one), everything else in f32.
     pub fn load(cfg: &VisionConfig, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
-        let vb = vb.set_dtype(DType::F32);
         let vb = vb.pp(CLIP_PREFIX);
+        let f32s = vb.clone().set_dtype(DType::F32);
         let (c, p) = (cfg.hidden_size, cfg.patch_size);
-        let emb = vb.pp("embeddings");
+        let emb = f32s.pp("embeddings");
         let positions = cfg.grid() * cfg.grid() + 1;
         // In parallel; a failure is reported for the first bad layer.
         let layers: Vec<Result<EncoderLayer>> = (0..cfg.feature_layers)
@@ -156,7 +157,7 @@ impl ClipVisionTower {
             patch_embedding: emb.get((c, 3, p, p), "patch_embedding.weight")?.reshape((c, 3 * p * p))?,
             class_embedding: emb.get(c, "class_embedding")?.reshape((1, 1, c))?,
             position_embedding: emb.get((positions, c), "position_embedding.weight")?.unsqueeze(0)?,
-            pre_layrnorm: layer_norm(c, LayerNormConfig { eps: cfg.layer_norm_eps, ..Default::default() }, vb.pp("pre_layrnorm"))?,
+            pre_layrnorm: layer_norm(c, LayerNormConfig { eps: cfg.layer_norm_eps, ..Default::default() }, f32s.pp("pre_layrnorm"))?,
             layers,
             cfg: cfg.clone(),
         })

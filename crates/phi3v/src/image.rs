@@ -1,6 +1,6 @@
 //! Images to decoder rows: the reference preprocessing, the CLIP tower and the projector.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use phi3v_linear::WeightFormat;
 use phi3v_checkpoint::Checkpoint;
 use phi3v_projector::Projector;
@@ -19,9 +19,9 @@ pub struct ImageEncoder {
 
 impl ImageEncoder {
     /// Loads the vision tower and projector of a checkpoint, their matrices in `format`
-    /// (resolved), the rest in f32.
+    /// (resolved; quantised straight from the stored dtype), the rest in f32.
     pub fn load(ckpt: &Checkpoint, format: WeightFormat, device: &Device) -> Result<Self> {
-        let vb = ckpt.weights.var_builder(DType::F32, device)?;
+        let vb = ckpt.weights.var_builder(format.table_dtype(ckpt.weights.stored_dtype()), device)?;
         Ok(Self {
             tower: ClipVisionTower::load(&ckpt.vision, format, vb.clone())?,
             projector: Projector::load(ckpt.vision.hidden_size, ckpt.config.hidden_size, format, vb)?,
