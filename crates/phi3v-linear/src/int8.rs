@@ -196,15 +196,12 @@ pub(crate) fn matmul_into<W: Int8Rows>(w: &W, xs: &[f32], m: usize, y: &mut [f32
         for (g, group) in inputs.chunks(INPUT_GROUP).enumerate() {
             for r in task.clone().step_by(row_group) {
                 let rows = row_group.min(task.end - r);
-                let products = dots(simd, w, r, rows, group);
-                for (h, row) in products[..rows].iter().enumerate() {
-                    for (j, &v) in row[..group.len()].iter().enumerate() {
-                        // SAFETY: element (g·INPUT_GROUP + j, r + h) of the [m, n] output, in
-                        // bounds (j < group.len(), r + h < task.end ≤ n); column r + h belongs
-                        // to this task alone.
-                        unsafe { *out.ptr().add((g * INPUT_GROUP + j) * n + r + h) = v };
-                    }
-                }
+                dots(simd, w, r, rows, group, |h, j, v| {
+                    // SAFETY: element (g·INPUT_GROUP + j, r + h) of the [m, n] output, in bounds
+                    // (j < group.len(), r + h < task.end ≤ n); column r + h belongs to this
+                    // task alone.
+                    unsafe { *out.ptr().add((g * INPUT_GROUP + j) * n + r + h) = v };
+                });
             }
         }
     });
@@ -243,54 +240,59 @@ impl Simd {
 }
 
 /// Rows `r .. r + rows` (`rows` ≤ [`ROW_GROUP`]) of `w` against up to [`INPUT_GROUP`]
-/// quantised input rows with `simd` (which the CPU must have): element `[h][j]` is the product
-/// of row `r + h` with `xs[j]`, the rest 0.
-pub(crate) fn dots(simd: Simd, w: &impl Int8Rows, r: usize, rows: usize, xs: &[QuantRow]) -> Products {
+/// quantised input rows with `simd` (which the CPU must have): `store(h, j, v)` is called once
+/// with each product `v` of row `r + h` and `xs[j]`, straight from the kernel's registers.
+#[inline(always)]
+pub(crate) fn dots(simd: Simd, w: &impl Int8Rows, r: usize, rows: usize, xs: &[QuantRow], mut store: impl FnMut(usize, usize, f32)) {
     assert!(rows <= ROW_GROUP && r + rows <= w.shape().0, "rows {r}..{} of {}", r + rows, w.shape().0);
+    /// Each element `[h][j]` of `products` to `store`.
+    #[inline(always)]
+    fn each<const R: usize, const N: usize>(products: [[f32; N]; R], store: &mut impl FnMut(usize, usize, f32)) {
+        for (h, row) in products.iter().enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                store(h, j, v);
+            }
+        }
+    }
     #[cfg(target_arch = "x86_64")]
     if simd != Simd::Scalar {
         /// # Safety
         /// As [`Int8Rows::dots_vnni`] for `Simd::Vnni`, else [`Int8Rows::dots_avx2`].
-        unsafe fn run<const N: usize>(simd: Simd, w: &impl Int8Rows, r: usize, rows: usize, xs: [&QuantRow; N]) -> Products {
-            let mut out = [[0.0; INPUT_GROUP]; ROW_GROUP];
+        #[inline(always)]
+        unsafe fn run<const N: usize>(simd: Simd, w: &impl Int8Rows, r: usize, rows: usize, xs: [&QuantRow; N], store: &mut impl FnMut(usize, usize, f32)) {
             // SAFETY: as the caller promised.
             unsafe {
-                fn fill<const R: usize, const N: usize>(out: &mut Products, products: [[f32; N]; R]) {
-                    for (o, v) in out.iter_mut().zip(products) {
-                        o[..N].copy_from_slice(&v);
-                    }
-                }
                 match (simd, rows) {
-                    (Simd::Vnni, 4) => fill(&mut out, w.dots_vnni::<4, N>(r, xs)),
-                    (Simd::Vnni, 3) => fill(&mut out, w.dots_vnni::<3, N>(r, xs)),
-                    (Simd::Vnni, 2) => fill(&mut out, w.dots_vnni::<2, N>(r, xs)),
-                    (Simd::Vnni, _) => fill(&mut out, w.dots_vnni::<1, N>(r, xs)),
+                    (Simd::Vnni, 4) => each(w.dots_vnni::<4, N>(r, xs), store),
+                    (Simd::Vnni, 3) => each(w.dots_vnni::<3, N>(r, xs), store),
+                    (Simd::Vnni, 2) => each(w.dots_vnni::<2, N>(r, xs), store),
+                    (Simd::Vnni, _) => each(w.dots_vnni::<1, N>(r, xs), store),
                     _ => {
-                        for (h, o) in out[..rows].iter_mut().enumerate() {
-                            o[..N].copy_from_slice(&w.dots_avx2(r + h, xs));
+                        for h in 0..rows {
+                            each([w.dots_avx2(r + h, xs)], &mut |_, j, v| store(h, j, v));
                         }
                     }
                 }
             }
-            out
         }
         // SAFETY: the caller chose a level this CPU has; every input was quantised for this
         // matrix; the rows exist (asserted).
         unsafe {
             match xs {
-                [a] => return run(simd, w, r, rows, [a]),
-                [a, b] => return run(simd, w, r, rows, [a, b]),
-                [a, b, c] => return run(simd, w, r, rows, [a, b, c]),
-                [a, b, c, d] => return run(simd, w, r, rows, [a, b, c, d]),
+                [a] => return run(simd, w, r, rows, [a], &mut store),
+                [a, b] => return run(simd, w, r, rows, [a, b], &mut store),
+                [a, b, c] => return run(simd, w, r, rows, [a, b, c], &mut store),
+                [a, b, c, d] => return run(simd, w, r, rows, [a, b, c, d], &mut store),
                 _ => {}
             }
         }
     }
-    std::array::from_fn(|h| std::array::from_fn(|j| if h < rows { xs.get(j).map_or(0.0, |x| w.dot_scalar(r + h, x)) } else { 0.0 }))
+    for h in 0..rows {
+        for (j, x) in xs.iter().enumerate() {
+            store(h, j, w.dot_scalar(r + h, x));
+        }
+    }
 }
-
-/// What [`dots`] returns: `[ROW_GROUP][INPUT_GROUP]` products.
-pub(crate) type Products = [[f32; INPUT_GROUP]; ROW_GROUP];
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2 {
@@ -352,13 +354,17 @@ pub(crate) mod tests {
             let inputs: Vec<QuantRow> = xs.chunks_exact(k).map(|x| QuantRow::new(x, q.blocks())).collect();
             for (level, size) in Simd::available().into_iter().flat_map(|l| (1..=INPUT_GROUP.min(m)).map(move |s| (l, s))) {
                 for (r, rows) in (0..n).flat_map(|r| (1..=ROW_GROUP.min(n - r)).map(move |rows| (r, rows))) {
-                    let simd = dots(level, &q, r, rows, &inputs[..size]);
-                    for (h, row) in simd.iter().enumerate() {
-                        for (j, &got) in row.iter().enumerate() {
-                            if h >= rows || j >= size {
-                                assert_eq!(got, 0.0, "{level:?}: unused [{h}][{j}]");
+                    let mut stored = [[None; INPUT_GROUP]; ROW_GROUP];
+                    dots(level, &q, r, rows, &inputs[..size], |h, j, v| {
+                        assert!(stored[h][j].replace(v).is_none(), "{level:?}: [{h}][{j}] stored twice");
+                    });
+                    for (h, row) in stored.iter().enumerate() {
+                        for (j, got) in row.iter().enumerate() {
+                            let Some(got) = *got else {
+                                assert!(h >= rows || j >= size, "{level:?}: [{h}][{j}] not stored");
                                 continue;
-                            }
+                            };
+                            assert!(h < rows && j < size, "{level:?}: [{h}][{j}] stored but unused");
                             let scalar = q.dot_scalar(r + h, &inputs[j]);
                             assert!((got - scalar).abs() <= 1e-5 * (1.0 + scalar.abs()), "{level:?}: {got} vs {scalar} at [{h}][{j}]");
                         }
