@@ -166,8 +166,9 @@ pub(crate) trait Int8Rows: Sync {
     fn dot_scalar(&self, r: usize, x: &QuantRow) -> f32;
 }
 
-/// `xs` `[m, k]` → `y` `[m, n]` against `w`, the input rows quantised into `inputs` (which
-/// allocates only when it grows: one row, as in decode, allocates nothing once warm).
+/// `xs` `[m, k]` → `y` `[m, n]` against `w`, plus `bias` `[n]` if given (added as each value
+/// is stored), the input rows quantised into `inputs` (which allocates only when it grows: one
+/// row, as in decode, allocates nothing once warm).
 ///
 /// Output rows go to the rayon pool [`TASK_ROWS`] at a time. Within a task, the input rows
 /// pass over its weight rows [`INPUT_GROUP`] at a time, each weight row unpacked once per
@@ -175,10 +176,11 @@ pub(crate) trait Int8Rows: Sync {
 /// register feeds as many products and that many times four sums are in flight): one row (decode) streams the
 /// matrix once, many rows (prefill) re-read the task's weights from L2 while a group's int8
 /// inputs stay in L1.
-pub(crate) fn matmul_into<W: Int8Rows>(w: &W, xs: &[f32], m: usize, y: &mut [f32], inputs: &mut Vec<QuantRow>) {
+pub(crate) fn matmul_into<W: Int8Rows>(w: &W, xs: &[f32], m: usize, y: &mut [f32], bias: Option<&[f32]>, inputs: &mut Vec<QuantRow>) {
     let (n, k) = w.shape();
     assert_eq!(xs.len(), m * k, "input is not [{m}, {k}]");
     assert_eq!(y.len(), m * n, "output is not [{m}, {n}]");
+    assert!(bias.is_none_or(|b| b.len() == n), "bias is not [{n}]");
     inputs.resize_with(m, QuantRow::default);
     let blocks = w.blocks();
     if m == 1 {
@@ -197,6 +199,7 @@ pub(crate) fn matmul_into<W: Int8Rows>(w: &W, xs: &[f32], m: usize, y: &mut [f32
             for r in task.clone().step_by(row_group) {
                 let rows = row_group.min(task.end - r);
                 dots(simd, w, r, rows, group, |h, j, v| {
+                    let v = v + bias.map_or(0.0, |b| b[r + h]);
                     // SAFETY: element (g·INPUT_GROUP + j, r + h) of the [m, n] output, in bounds
                     // (j < group.len(), r + h < task.end ≤ n); column r + h belongs to this
                     // task alone.
@@ -343,7 +346,7 @@ pub(crate) mod tests {
             let (q, w) = quantize(&values(n * k, 1), n, k);
             let xs = values(m * k, 5);
             let mut got = vec![f32::NAN; m * n];
-            matmul_into(&q, &xs, m, &mut got, &mut Vec::new());
+            matmul_into(&q, &xs, m, &mut got, None, &mut Vec::new());
             for i in 0..m {
                 for j in 0..n {
                     let want: f64 = (0..k).map(|t| w[j * k + t] as f64 * xs[i * k + t] as f64).sum();

@@ -122,7 +122,8 @@ enum Weight {
 /// `y = x·Wᵀ + b` with `W` `[out, in]` in some [`WeightFormat`] and `b` `[out]` in f32.
 pub struct Linear {
     weight: Weight,
-    bias: Option<Tensor>,
+    /// `[out]`.
+    bias: Option<Vec<f32>>,
     in_dim: usize,
     out_dim: usize,
 }
@@ -144,7 +145,7 @@ impl Linear {
                 candle_core::bail!("weight format {format} was not resolved against the checkpoint")
             }
         };
-        let bias = if bias { Some(vb.get_with_hints_dtype(out_dim, "bias", Init::Const(0.0), DType::F32)?) } else { None };
+        let bias = if bias { Some(vb.get_with_hints_dtype(out_dim, "bias", Init::Const(0.0), DType::F32)?.to_vec1()?) } else { None };
         Ok(Self { weight, bias, in_dim, out_dim })
     }
 
@@ -258,7 +259,11 @@ impl Linear {
         if xs.len() != m * k || y.len() != m * n {
             candle_core::bail!("linear {k} → {n}: input of {} values, output of {} for {m} rows", xs.len(), y.len());
         }
+        let bias = self.bias.as_deref();
         match &self.weight {
+            // The integer products add the bias as they store each value.
+            Weight::Q8(w) => return Ok(int8::matmul_into(w, xs, m, y, bias, &mut scratch.inputs)),
+            Weight::Q4(w) => return Ok(int8::matmul_into(w, xs, m, y, bias, &mut scratch.inputs)),
             Weight::F32(w) if m <= GEMV_MAX_ROWS => with_elements(w, |w: &[f32]| gemv::gemv_into(w, n, k, xs, m, y))?,
             Weight::F32(w) => {
                 let product = Tensor::from_slice(xs, (m, k), w.device())?.matmul(&w.t()?)?;
@@ -266,11 +271,9 @@ impl Linear {
             }
             Weight::Bf16(w) => widened(w, n, k, xs, m, y),
             Weight::F16(w) => widened(w, n, k, xs, m, y),
-            Weight::Q8(w) => int8::matmul_into(w, xs, m, y, &mut scratch.inputs),
-            Weight::Q4(w) => int8::matmul_into(w, xs, m, y, &mut scratch.inputs),
         }
-        if let Some(b) = &self.bias {
-            with_elements(b, |b: &[f32]| y.chunks_exact_mut(n).for_each(|row| row.iter_mut().zip(b).for_each(|(v, b)| *v += b)))?;
+        if let Some(b) = bias {
+            act::each_row(y, n, |_, row| row.iter_mut().zip(b).for_each(|(v, b)| *v += b));
         }
         Ok(())
     }
