@@ -262,8 +262,14 @@ impl Linear {
         let bias = self.bias.as_deref();
         match &self.weight {
             // The integer products add the bias as they store each value.
-            Weight::Q8(w) => return Ok(int8::matmul_into(w, xs, m, y, bias, &mut scratch.inputs)),
-            Weight::Q4(w) => return Ok(int8::matmul_into(w, xs, m, y, bias, &mut scratch.inputs)),
+            Weight::Q8(w) => {
+                int8::matmul_into(w, xs, m, y, bias, &mut scratch.inputs);
+                return Ok(());
+            }
+            Weight::Q4(w) => {
+                int8::matmul_into(w, xs, m, y, bias, &mut scratch.inputs);
+                return Ok(());
+            }
             Weight::F32(w) if m <= GEMV_MAX_ROWS => with_elements(w, |w: &[f32]| gemv::gemv_into(w, n, k, xs, m, y))?,
             Weight::F32(w) => {
                 let product = Tensor::from_slice(xs, (m, k), w.device())?.matmul(&w.t()?)?;
