@@ -123,6 +123,17 @@ pub(crate) fn widened_block<T: Widen>(values: &[T]) -> [f32; BLOCK] {
     block
 }
 
+/// The largest magnitude in each lane `j < L` of a block's runs of `L` values (values `j`,
+/// `L + j`, `2L + j`, …), in a form that vectorises.
+#[inline(always)]
+pub(crate) fn lane_max<const L: usize>(block: &[f32; BLOCK]) -> [f32; L] {
+    let mut lanes = [0f32; L];
+    for run in block.chunks_exact(L) {
+        lanes.iter_mut().zip(run).for_each(|(m, x)| *m = m.max(x.abs()));
+    }
+    lanes
+}
+
 /// `x`, a whole number of magnitude below 2²², as an i32 (anything else gives an unspecified
 /// value). Unlike `as`, which must saturate and map NaN to 0, this compiles to vector code.
 #[inline(always)]

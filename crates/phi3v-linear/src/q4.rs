@@ -67,10 +67,7 @@ impl Quantize for Q4Matrix {
                 let v = int8::widened_block(part);
                 // Each group's value of largest magnitude (the first, on a tie), with its sign,
                 // becomes −8. Lane j of a run of 32 is in group j / 4.
-                let mut lanes = [0f32; 32];
-                for run in v.chunks_exact(32) {
-                    lanes.iter_mut().zip(run).for_each(|(m, x)| *m = m.max(x.abs()));
-                }
+                let lanes = int8::lane_max::<32>(&v);
                 let mut max = [0f32; GROUPS];
                 for (g, m) in max.iter_mut().enumerate() {
                     let big = lanes[4 * g..][..4].iter().fold(0f32, |m, &x| m.max(x));

@@ -41,11 +41,7 @@ impl Quantize for Q8Matrix {
             for ((part, q), scale) in row.chunks(BLOCK).zip(quants.chunks_exact_mut(BLOCK)).zip(scales.chunks_exact_mut(4)) {
                 // Padding becomes the level 0 too.
                 let v = int8::widened_block(part);
-                let mut lanes = [0f32; 16];
-                for run in v.chunks_exact(16) {
-                    lanes.iter_mut().zip(run).for_each(|(m, x)| *m = m.max(x.abs()));
-                }
-                let d = lanes.iter().fold(0f32, |m, &x| m.max(x)) / 127.0;
+                let d = int8::lane_max::<16>(&v).iter().fold(0f32, |m, &x| m.max(x)) / 127.0;
                 let inv = if d == 0.0 { 0.0 } else { 1.0 / d };
                 for (u, v) in q.iter_mut().zip(&v) {
                     *u = (int8::whole((v * inv).round().clamp(-127.0, 127.0)) + 128) as u8;
