@@ -152,8 +152,9 @@ pub struct Store {
 
 impl Store {
     /// Reads every `predictions*.jsonl` in `dir` (created if missing); new predictions go to
-    /// `dir/{file_name}`. A last line cut short by a killed run is ignored (and removed from
-    /// `file_name`); any other bad line is an error naming it.
+    /// `dir/{file_name}`. A last line cut short by a killed run (even inside a multi-byte
+    /// character) is ignored (and removed from `file_name`); any other bad line is an error
+    /// naming it.
     pub fn open(dir: &Path, file_name: &str) -> Result<Self, EvalError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -165,16 +166,23 @@ impl Store {
         let mut by_key = HashMap::new();
         let file = dir.join(file_name);
         for path in files {
-            let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-            let complete = text.is_empty() || text.ends_with('\n');
+            let bytes = std::fs::read(&path).map_err(io(&path))?;
+            let complete = bytes.is_empty() || bytes.ends_with(b"\n");
+            let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |at| at + 1);
             if path == file && !complete {
                 // Ours, cut short by a killed run: drop the fragment before appending.
-                let keep = text.rfind('\n').map_or(0, |at| at + 1);
                 let f = std::fs::OpenOptions::new().write(true).open(&path).map_err(io(&path))?;
                 f.set_len(keep as u64).map_err(io(&path))?;
             }
-            let lines: Vec<&str> = text.lines().collect();
+            let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
             for (n, line) in lines.iter().enumerate() {
+                let last_cut = n + 1 == lines.len() && !complete;
+                let Ok(line) = std::str::from_utf8(line) else {
+                    if last_cut {
+                        continue;
+                    }
+                    return Err(EvalError::Predictions { path, line: n + 1, message: "not UTF-8 text".into() });
+                };
                 if line.trim().is_empty() {
                     continue;
                 }
@@ -186,7 +194,7 @@ impl Store {
                         };
                         by_key.insert(key(task, &p.id, &p.prompt, &p.model, p.max_new_tokens), p);
                     }
-                    Err(_) if n + 1 == lines.len() && !complete => {}
+                    Err(_) if last_cut => {}
                     Err(e) => return Err(EvalError::Predictions { path, line: n + 1, message: e.to_string() }),
                 }
             }
@@ -234,11 +242,12 @@ pub struct RunStats {
     pub failed: usize,
 }
 
-/// Asks `model` every item without a stored answer, appending each answer as it comes.
-/// Fails before asking anything when an image file is missing.
+/// Asks `model` every item without a stored answer (or whose stored attempt failed: the cause
+/// may have been fixed since), appending each answer as it comes. Fails before asking anything
+/// when an image file is missing.
 pub fn run(items: &[Item], model: &mut dyn Model, store: &mut Store, mut progress: impl FnMut(Progress)) -> Result<RunStats, EvalError> {
     let model_key = model.key();
-    let todo: Vec<&Item> = items.iter().filter(|i| store.get(i, &model_key).is_none()).collect();
+    let todo: Vec<&Item> = items.iter().filter(|i| store.get(i, &model_key).is_none_or(|p| p.error.is_some())).collect();
     let missing: Vec<(&Item, &PathBuf)> =
         todo.iter().flat_map(|i| i.sample.images.iter().filter(|p| !p.is_file()).map(move |p| (*i, p))).collect();
     if let Some((item, first)) = missing.first() {
@@ -343,13 +352,30 @@ mod tests {
         let mut store = Store::open(dir.path(), "predictions.jsonl").unwrap();
         let mut seen = Vec::new();
         let stats = run(&items, &mut model, &mut store, |p| seen.push((p.generated, p.to_generate))).unwrap();
-        assert_eq!(stats, RunStats { generated: 3, reused: 3, failed: 0 });
-        assert_eq!(seen, [(0, 3), (1, 3), (2, 3), (3, 3)]);
-        assert_eq!(model.calls, 6);
-        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 6, "fragment dropped");
+        // The failed sample is asked again, with the three new ones.
+        assert_eq!(stats, RunStats { generated: 4, reused: 2, failed: 1 });
+        assert_eq!(seen, [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]);
+        assert_eq!(model.calls, 7);
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 7, "fragment dropped");
         let store = Store::open(dir.path(), "other.jsonl").unwrap();
         assert!(items.iter().all(|i| store.get(i, "oracle").is_some()));
         assert_eq!(store.get(&items[1], "oracle").unwrap().error.as_deref(), Some("cannot read image"));
+        // Once the cause is fixed, the retry's answer replaces the failure.
+        model.fail_on = None;
+        let mut store = Store::open(dir.path(), "predictions.jsonl").unwrap();
+        let stats = run(&items, &mut model, &mut store, |_| {}).unwrap();
+        assert_eq!(stats, RunStats { generated: 1, reused: 5, failed: 0 });
+        let store = Store::open(dir.path(), "other.jsonl").unwrap();
+        assert_eq!(store.get(&items[1], "oracle").unwrap().error, None);
+        // A line cut inside a multi-byte character (a killed run) is dropped like any fragment.
+        let line = serde_json::to_string(&store.get(&items[0], "oracle").unwrap()).unwrap().replace("\"s0\"", "\"é\"");
+        let cut = line.find('é').unwrap() + 1;
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(&line.as_bytes()[..cut]).unwrap();
+        let lines = std::fs::read_to_string(&path).map(|t| t.lines().count()).unwrap_or(0);
+        assert_eq!(lines, 0, "the file is not UTF-8 now");
+        let store = Store::open(dir.path(), "predictions.jsonl").unwrap();
+        assert!(std::fs::read_to_string(&path).unwrap().ends_with('\n'), "fragment dropped");
+        assert!(store.get(&items[5], "oracle").is_some());
         assert!(store.get(&items[0], "another model").is_none());
         // A broken line that is not the last is an error naming it.
         std::fs::write(dir.path().join("predictions-x.jsonl"), "not json\n{}\n").unwrap();

@@ -150,6 +150,19 @@ impl Phi3VConfig {
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{key} must be positive"));
         }
+        if self.original_max_position_embeddings < 2 || self.max_position_embeddings < 2 {
+            return Err(format!(
+                "max_position_embeddings {} and original_max_position_embeddings {} must be at least 2",
+                self.max_position_embeddings, self.original_max_position_embeddings
+            ));
+        }
+        // The rotary tables are f32: theta must be a positive f32.
+        if !(self.rope_theta > 0.0 && self.rope_theta <= f32::MAX as f64) {
+            return Err(format!("rope_theta must be a positive number, got {}", self.rope_theta));
+        }
+        if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0) {
+            return Err(format!("rms_norm_eps must be a positive number, got {}", self.rms_norm_eps));
+        }
         if !self.hidden_size.is_multiple_of(self.num_attention_heads) || !self.head_dim().is_multiple_of(2) {
             return Err(format!(
                 "hidden_size {} does not split into {} heads of even width",
@@ -171,6 +184,9 @@ impl Phi3VConfig {
             for (key, list) in [("short_factor", &rs.short_factor), ("long_factor", &rs.long_factor)] {
                 if list.len() != pairs {
                     return Err(format!("rope_scaling.{key} has {} values, expected head_dim/2 = {pairs}", list.len()));
+                }
+                if let Some(v) = list.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+                    return Err(format!("rope_scaling.{key} holds {v}; every factor must be a positive number"));
                 }
             }
         }
@@ -231,6 +247,12 @@ impl Phi3VConfig {
                 "img_processor image_size/patch_size {}/{} unsupported: the HD transform needs 336/14",
                 v.image_size, v.patch_size
             ));
+        }
+        if !(v.layer_norm_eps.is_finite() && v.layer_norm_eps > 0.0) {
+            return Err(format!("img_processor.layer_norm_eps must be a positive number, got {}", v.layer_norm_eps));
+        }
+        if v.hidden_size == 0 || v.intermediate_size == 0 {
+            return Err("img_processor.hidden_size and intermediate_size must be positive".into());
         }
         if v.num_attention_heads == 0 || !v.hidden_size.is_multiple_of(v.num_attention_heads) {
             return Err(format!(

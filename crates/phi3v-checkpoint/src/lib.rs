@@ -13,6 +13,7 @@
 //! ```
 
 mod config;
+mod sizes;
 mod weights;
 
 use std::path::{Path, PathBuf};
@@ -93,7 +94,11 @@ impl Checkpoint {
         if preprocessor.image_std.contains(&0.0) {
             return Err(CheckpointError::invalid(&pp_path, "image_std must not contain 0"));
         }
+        if !preprocessor.image_mean.iter().chain(&preprocessor.image_std).all(|v| v.is_finite()) {
+            return Err(CheckpointError::invalid(&pp_path, "image_mean and image_std must be finite numbers"));
+        }
         let weights = Weights::open(dir)?;
+        sizes::check(&config, &vision, &weights).map_err(|m| CheckpointError::invalid(&config_path, m))?;
         Ok(Self { dir: dir.to_path_buf(), config, vision, preprocessor, weights })
     }
 
@@ -104,6 +109,37 @@ impl Checkpoint {
 }
 
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, CheckpointError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CheckpointError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| CheckpointError::Json { path: path.to_path_buf(), message: e.to_string() })
+    let bytes = read_regular(path, MAX_JSON_BYTES)?;
+    serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Json { path: path.to_path_buf(), message: e.to_string() })
+}
+
+/// The most a checkpoint's JSON file (configs, index, tokenizer) may hold: 256 MiB.
+pub const MAX_JSON_BYTES: u64 = 256 << 20;
+
+/// The bytes of a regular file of at most `max_bytes`. Anything else (a FIFO or device, which
+/// would block or never end; a directory; a larger file) is refused before it is read.
+pub fn read_regular(path: &Path, max_bytes: u64) -> Result<Vec<u8>, CheckpointError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| CheckpointError::io(path, e))?;
+    let meta = file.metadata().map_err(|e| CheckpointError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(CheckpointError::invalid(path, "not a regular file"));
+    }
+    let too_big = |n: u64| CheckpointError::invalid(path, format!("{n} bytes, more than the {max_bytes} allowed"));
+    if meta.len() > max_bytes {
+        return Err(too_big(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max_bytes + 1).read_to_end(&mut bytes).map_err(|e| CheckpointError::io(path, e))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// Whether `name` (a shard file named in an index) stays inside the checkpoint directory: a
+/// relative path of plain components (no `..`, no root).
+pub fn confined(name: &str) -> bool {
+    let path = Path::new(name);
+    !name.is_empty() && path.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
 }

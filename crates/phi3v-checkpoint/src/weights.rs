@@ -54,6 +54,12 @@ impl Weights {
         let single = dir.join(SINGLE_FILE);
         let (files, weight_map) = if index_path.is_file() {
             let index: Index = crate::read_json(&index_path)?;
+            if let Some(shard) = index.weight_map.values().find(|f| !crate::confined(f)) {
+                return Err(CheckpointError::invalid(
+                    &index_path,
+                    format!("shard {shard:?} is not a file inside the checkpoint directory"),
+                ));
+            }
             let mut files: Vec<PathBuf> = index.weight_map.values().map(|f| dir.join(f)).collect();
             files.sort();
             files.dedup();
@@ -200,6 +206,9 @@ impl SimpleBackend for Reader {
 
 fn mmap(path: &Path) -> Result<Mmap, CheckpointError> {
     let file = File::open(path).map_err(|e| CheckpointError::io(path, e))?;
+    if !file.metadata().map_err(|e| CheckpointError::io(path, e))?.is_file() {
+        return Err(CheckpointError::invalid(path, "not a regular file"));
+    }
     // SAFETY: read-only mapping of a file nobody is expected to modify while it is opened.
     unsafe { Mmap::map(&file) }.map_err(|e| CheckpointError::io(path, e))
 }

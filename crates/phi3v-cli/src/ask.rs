@@ -1,11 +1,10 @@
 //! `phi3v ask`: one question, answer streamed to stdout (or one JSON object with `--json`).
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use phi3v::{Generation, Message, StopReason};
+use phi3v::{Cancel, Generation, Message, StopReason};
 
 use crate::ModelArgs;
 
@@ -28,15 +27,16 @@ pub struct AskArgs {
 
 pub fn run(args: AskArgs) -> Result<()> {
     let m = &args.model;
+    let mut params = m.params()?;
     let images = args.images.iter().map(|p| m.load.image(p)).collect::<Result<Vec<_>>>()?;
     let pipeline = m.load.pipeline()?;
     m.encode(&pipeline, &images)?;
-    let params = m.params();
-    let mut out = std::io::stdout();
+    // A closed stdout ends the generation: nobody reads the rest.
+    let closed = Cancel::new();
+    params.cancel = Some(closed.clone());
     let print = |piece: &str| {
-        if !args.json {
-            let _ = write!(out, "{piece}");
-            let _ = out.flush();
+        if !args.json && !closed.is_cancelled() && crate::emit(piece).is_err() {
+            closed.cancel();
         }
     };
     let g = if args.raw {
@@ -47,10 +47,13 @@ pub fn run(args: AskArgs) -> Result<()> {
         messages.push(Message::new("user", format!("{tags}{}", args.prompt)));
         pipeline.chat(&messages, &images, &params, print)?
     };
+    if closed.is_cancelled() {
+        return Err(crate::Closed.into());
+    }
     if args.json {
-        println!("{}", json(&g));
+        crate::outln!("{}", json(&g));
     } else {
-        println!();
+        crate::outln!();
     }
     Ok(())
 }
@@ -67,7 +70,10 @@ pub fn json(g: &Generation) -> serde_json::Value {
             StopReason::EndToken(id) => format!("token {id}"),
             StopReason::StopString(s) => format!("string {s:?}"),
             StopReason::MaxTokens => "max_tokens".to_string(),
+            StopReason::ContextFull => "context_full".to_string(),
+            StopReason::Cancelled => "cancelled".to_string(),
         },
+        "finish_reason": g.stop.finish_reason(),
         "timings": {
             "encode_s": t.encode.as_secs_f64(),
             "prefill_s": t.prefill.as_secs_f64(),

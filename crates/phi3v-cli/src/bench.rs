@@ -183,8 +183,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Some(p) => Some(serde_json::from_str(&std::fs::read_to_string(p).with_context(|| p.display().to_string())?).with_context(|| p.display().to_string())?),
         None => None,
     };
-    print!("{}", table(&metrics, reference.as_ref()));
-    println!("prompts: {prompt_tokens:?} tokens; {decoded} tokens decoded");
+    crate::emit(&table(&metrics, reference.as_ref()))?;
+    crate::outln!("prompts: {prompt_tokens:?} tokens; {decoded} tokens decoded");
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&result)? + "\n").with_context(|| path.display().to_string())?;
         eprintln!("wrote {}", path.display());

@@ -147,6 +147,9 @@ impl SuiteArgs {
         let images: HashMap<Task, &str> = pairs(&self.images, "images")?.into_iter().collect();
         let prompts: HashMap<Task, String> =
             pairs(&self.prompts, "prompt")?.into_iter().map(|(t, p)| (t, p.replace("\\n", "\n"))).collect();
+        for (task, template) in &prompts {
+            phi3v_evals::tasks::check_template(template).map_err(|e| crate::Usage(format!("--prompt {}: {e}", task.name())))?;
+        }
         let mut specs: Vec<TaskSpec> = Vec::new();
         for (task, path) in pairs(&self.tasks, "task")? {
             let samples = task.load(Path::new(path), images.get(&task).map(Path::new))?;
@@ -161,11 +164,12 @@ impl SuiteArgs {
     /// Scores, prints the table and writes the result files.
     fn finish(&self, items: &[runner::Item], store: &Store, model: &str) -> Result<Report> {
         let report = report::score(items, store, model, self.harness(), self.selection());
-        print!("{}", report.table());
+        // The files first: a closed stdout must not lose them.
         let files = report.write(&self.out, &self.names().1)?;
         for f in files {
             eprintln!("wrote {}", f.display());
         }
+        crate::emit(&report.table())?;
         Ok(report)
     }
 }
@@ -253,7 +257,11 @@ fn run_suite(args: RunArgs) -> Result<()> {
     let report = suite.finish(&items, &store, &key)?;
     if stats.failed > 0 {
         let first = report.samples.iter().find_map(|s| s.error.as_ref().map(|e| format!("{} {}: {e}", s.task, s.id)));
-        eprintln!("warning: {} sample(s) could not be answered (scored 0), e.g. {}", stats.failed, first.unwrap_or_default());
+        bail!(
+            "{} sample(s) could not be answered (scored 0 above; run again to retry them), e.g. {}",
+            stats.failed,
+            first.unwrap_or_default()
+        );
     }
     Ok(())
 }
@@ -284,7 +292,7 @@ fn score_only(args: ScoreArgs) -> Result<()> {
 fn generate(args: GenerateArgs) -> Result<()> {
     let spec = synth::Spec { seed: args.seed, charts: args.charts, questions_per_chart: args.questions_per_chart, ocr: args.ocr };
     let written = synth::generate(&args.out, spec)?;
-    println!(
+    crate::outln!(
         "{} chart questions and {} OCR items in {}: run them with --task chartqa={} --task ocrbench={}",
         written.chart_questions,
         written.ocr_items,

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use phi3v::checkpoint::Checkpoint;
 use phi3v::prompt::{chat_prompt, Message, PromptTokenizer};
-use phi3v::vision::{read_dimensions, HdLayout};
+use phi3v::vision::HdLayout;
 
 #[derive(Args)]
 pub struct InspectArgs {
@@ -23,6 +23,8 @@ pub struct InspectArgs {
     /// Optional system message.
     #[arg(long)]
     system: Option<String>,
+    #[command(flatten)]
+    limits: crate::LimitArgs,
     /// The question.
     question: String,
 }
@@ -34,17 +36,17 @@ pub fn run(args: InspectArgs) -> Result<()> {
     let v = &ckpt.vision;
     let num_crops = args.num_crops.unwrap_or(ckpt.preprocessor.num_crops);
     let rope = c.rope_scaling.as_ref().map_or("plain".to_string(), |r| r.kind.clone());
-    println!("model     {} ({})", ckpt.dir.display(), c.model_type);
-    println!(
+    crate::outln!("model     {} ({})", ckpt.dir.display(), c.model_type);
+    crate::outln!(
         "decoder   {} layers, hidden {}, {} heads, vocab {}, context {} (RoPE {rope}, long factors past {})",
         c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.vocab_size, c.max_position_embeddings,
         c.original_max_position_embeddings
     );
-    println!(
+    crate::outln!(
         "vision    CLIP {} layers (features after layer {}), hidden {}, {} px crops, patch {}",
         v.num_hidden_layers, v.feature_layers, v.hidden_size, v.image_size, v.patch_size
     );
-    println!(
+    crate::outln!(
         "weights   {} file(s), {} tensors, {:.1} MB",
         ckpt.weights.files().len(),
         ckpt.weights.tensors().len(),
@@ -54,9 +56,11 @@ pub fn run(args: InspectArgs) -> Result<()> {
     let mut counts = Vec::new();
     let mut content = String::new();
     for (i, path) in args.images.iter().enumerate() {
-        let (w, h) = read_dimensions(path)?;
+        // The same checks as `ask` makes (limits, header, a full decode).
+        let (w, h) = args.limits.open(path)?.dimensions();
+        let (w, h) = (w as usize, h as usize);
         let layout = HdLayout::new(w, h, num_crops).with_context(|| format!("{}", path.display()))?;
-        println!(
+        crate::outln!(
             "image {}   {} {w}×{h} -> {}×{} crops ({}×{} px), {} tokens",
             i + 1,
             path.display(),
@@ -75,9 +79,11 @@ pub fn run(args: InspectArgs) -> Result<()> {
     let tokenizer = PromptTokenizer::from_file(&ckpt.tokenizer_path())?;
     let ids = tokenizer.encode(&chat_prompt(&messages, true), &counts)?;
     let image_tokens: usize = counts.iter().sum();
-    println!("prompt    {} tokens ({image_tokens} image, {} text)", ids.len(), ids.len() - image_tokens);
-    if ids.len() > c.max_position_embeddings {
-        anyhow::bail!("the prompt needs {} positions; the model has {}", ids.len(), c.max_position_embeddings);
+    crate::outln!("prompt    {} tokens ({image_tokens} image, {} text)", ids.len(), ids.len() - image_tokens);
+    if ids.len() >= c.max_position_embeddings {
+        // The library's own error, with the same numbers `ask` would give.
+        let e = phi3v::Error::PromptTooLong { tokens: ids.len(), max: c.max_position_embeddings };
+        return Err(e.into());
     }
     Ok(())
 }

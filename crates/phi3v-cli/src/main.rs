@@ -6,7 +6,8 @@
 //! - `phi3v eval run|score|generate`: the chart/OCR evaluation suite.
 //! - `phi3v bench`: stage timings and peak memory, optionally against the PyTorch reference.
 //!
-//! Every error ends as one line on stderr and exit code 1 (2 for bad flags, from clap).
+//! Every error ends as one line on stderr and exit code 1 (2 for bad flags and values). A
+//! closed stdout (`phi3v ask … | head`) ends the command quietly, with success.
 
 mod ask;
 mod bench;
@@ -15,13 +16,43 @@ mod eval;
 mod inspect;
 mod model;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use phi3v::{GenerationParams, KvDtype, Pipeline, PipelineOptions, WeightFormat};
+use phi3v::{GenerationParams, ImageLimits, KvDtype, Pipeline, PipelineOptions, WeightFormat};
+
+/// A bad value on the command line that clap cannot see (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(String);
+
+/// The reader of stdout went away: the command ends quietly, with success.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout is closed")]
+pub struct Closed;
+
+/// Writes `text` to stdout at once; a closed pipe is [`Closed`].
+pub fn emit(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::BrokenPipe => anyhow::Error::new(Closed),
+        _ => anyhow::Error::new(e).context("writing to stdout"),
+    })
+}
+
+/// `println!` through [`emit`], returning from the function on a closed stdout.
+macro_rules! outln {
+    () => {
+        $crate::emit("\n")?
+    };
+    ($($arg:tt)*) => {
+        $crate::emit(&format!("{}\n", format_args!($($arg)*)))?
+    };
+}
+pub(crate) use outln;
 
 #[derive(Parser)]
 #[command(name = "phi3v", version, about = "Phi-3-vision / Phi-3.5-vision on CPU")]
@@ -71,9 +102,36 @@ pub struct LoadArgs {
     /// arithmetic.
     #[arg(long, value_enum, default_value_t = KvCache::Auto)]
     kv_cache: KvCache,
-    /// Worker threads (default: one per core).
+    /// Worker threads (default: one per core; more than the cores are capped to them).
     #[arg(long)]
     threads: Option<usize>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// What an image may cost, checked before it is read or decoded.
+#[derive(Args)]
+pub struct LimitArgs {
+    /// Largest image accepted, in pixels (width × height).
+    #[arg(long, default_value_t = phi3v::vision::MAX_PIXELS)]
+    max_image_pixels: u64,
+    /// Largest image file accepted, in bytes.
+    #[arg(long, default_value_t = phi3v::vision::MAX_BYTES)]
+    max_image_bytes: u64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> ImageLimits {
+        ImageLimits { max_pixels: self.max_image_pixels, max_bytes: self.max_image_bytes }
+    }
+
+    /// Opens an image file within the limits and decodes it once (then drops the pixels), so
+    /// that a corrupt file is reported before any model work.
+    fn open(&self, path: &Path) -> Result<phi3v::ImageInput> {
+        let image = phi3v::ImageInput::open_within(path, &self.limits())?;
+        image.check()?;
+        Ok(image)
+    }
 }
 
 /// Model and generation flags shared by `ask` and `chat`.
@@ -134,8 +192,9 @@ enum VisionQuant {
 }
 
 impl ModelArgs {
-    fn params(&self) -> GenerationParams {
-        GenerationParams {
+    /// The generation settings, checked (a bad value is a [`Usage`] error).
+    fn params(&self) -> Result<GenerationParams> {
+        let params = GenerationParams {
             max_new_tokens: self.max_tokens,
             temperature: self.temperature,
             top_p: self.top_p,
@@ -143,7 +202,16 @@ impl ModelArgs {
             seed: self.seed,
             repetition_penalty: self.repetition_penalty,
             stop: Vec::new(),
-        }
+            cancel: None,
+        };
+        let flag = |e: phi3v::ParamError| {
+            let text = e.to_string();
+            let (field, rest) = text.split_once(' ').unwrap_or((&text, ""));
+            let flag = if field == "max_new_tokens" { "max-tokens".to_string() } else { field.replace('_', "-") };
+            Usage(format!("--{flag} {rest}"))
+        };
+        params.validate().map_err(flag)?;
+        Ok(params)
     }
 
     /// Encodes `images` ahead of generation (the pipeline caches the result), with a progress
@@ -194,7 +262,19 @@ impl LoadArgs {
             KvCache::F16 => Some(KvDtype::F16),
             KvCache::Q8 => Some(KvDtype::Q8),
         };
-        PipelineOptions { weights, vision_weights, kv_cache, threads: self.threads, ..Default::default() }
+        PipelineOptions { weights, vision_weights, kv_cache, threads: self.threads(), ..Default::default() }
+    }
+
+    /// `--threads`, capped to the cores with a warning (more only slows the model down).
+    fn threads(&self) -> Option<usize> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        match self.threads {
+            Some(n) if n > cores => {
+                eprintln!("warning: --threads {n} is more than the {cores} cores here; using {cores}");
+                Some(cores)
+            }
+            other => other,
+        }
     }
 
     /// The decoder's and the vision tower's weight formats from `--dtype`, `--quant` and
@@ -238,9 +318,9 @@ impl LoadArgs {
         self.pipeline_from(&self.dir()?)
     }
 
-    /// An image input with this invocation's `--num-crops`.
+    /// An image input with this invocation's limits and `--num-crops`.
     fn image(&self, path: &Path) -> Result<phi3v::ImageInput> {
-        let img = phi3v::ImageInput::open(path)?;
+        let img = self.limits.open(path)?;
         Ok(match self.num_crops {
             Some(n) => img.with_num_crops(n),
             None => img,
@@ -259,9 +339,29 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Closed>() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::from(if e.is::<Usage>() { 2 } else { 1 })
         }
     }
+}
+
+/// An error and its causes as one line, each cause once (a cause whose text is already in the
+/// line is left out, as when a wrapper repeats its source) and by its first line.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        // The first line only: what follows is a backtrace or a dump, never the message.
+        let text = cause.to_string();
+        let text = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default().to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

@@ -252,6 +252,11 @@ impl LayerCache {
         self.dims.len
     }
 
+    /// Forgets the positions from `len` on.
+    pub fn truncate(&mut self, len: usize) {
+        self.dims.len = self.dims.len.min(len);
+    }
+
     /// Keys and values of kv head `head` at the filled positions, widened to f32 into `k`
     /// and `v` (`[len, head_dim]` each), for attention of many rows at once (prefill).
     pub fn head_into(&self, head: usize, k: &mut Vec<f32>, v: &mut Vec<f32>) {

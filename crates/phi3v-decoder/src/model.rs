@@ -233,6 +233,25 @@ impl KvCache {
     pub fn clear(&mut self) {
         *self = Self::default();
     }
+
+    /// Goes back to the first `len` positions (undoing a failed turn). Keys keep the rotary
+    /// factors they were written with, so a cache that has switched to the long factors cannot
+    /// go back below the switch (`original`, the config's `original_max_position_embeddings`):
+    /// it is cleared instead, and `false` returned.
+    pub fn truncate(&mut self, len: usize, original: usize) -> bool {
+        if len >= self.len {
+            return true;
+        }
+        if self.long && len <= original {
+            self.clear();
+            return false;
+        }
+        let width = if self.len == 0 { 0 } else { self.inputs.len() / self.len };
+        self.inputs.truncate(len * width);
+        self.layers.iter_mut().for_each(|l| l.truncate(len));
+        self.len = len;
+        true
+    }
 }
 
 /// Errors specific to running the decoder.
@@ -247,7 +266,14 @@ pub enum DecoderError {
     #[error("a forward needs at least one input row")]
     NoRows,
     #[error(transparent)]
-    Tensor(#[from] candle_core::Error),
+    Tensor(candle_core::Error),
+}
+
+impl From<candle_core::Error> for DecoderError {
+    /// Keeps candle's message and drops the backtrace it attaches when `RUST_BACKTRACE` is set.
+    fn from(e: candle_core::Error) -> Self {
+        DecoderError::Tensor(phi3v_linear::without_backtrace(e))
+    }
 }
 
 /// The text decoder.

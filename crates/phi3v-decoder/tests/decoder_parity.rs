@@ -159,23 +159,33 @@ fn bad_inputs_are_errors() {
 #[test]
 fn missing_or_misshaped_tensors_are_named() {
     let (_tmp, dir) = phi3v_fixtures::checkpoint_copy("tiny-phi3v");
-    // Claim a wider MLP than the stored tensors have.
-    let cfg_path = dir.join("config.json");
-    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
-    cfg["intermediate_size"] = 80.into();
-    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
-    let ckpt = Checkpoint::open(&dir).unwrap();
+    // The loader names the tensor that does not fit the config (a wider MLP than stored) ...
+    let mut ckpt = Checkpoint::open(&dir).unwrap();
+    ckpt.config.intermediate_size = 80;
     let vb = ckpt.weights.var_builder(DType::F32, &Device::Cpu).unwrap();
     let err = Decoder::load(&ckpt.config, WeightFormat::F32, vb).err().unwrap().to_string();
     assert!(err.contains("model.layers.0.mlp.gate_up_proj.weight") && err.contains("160"), "{err}");
-    // One layer more than stored.
-    cfg["intermediate_size"] = 64.into();
-    cfg["num_hidden_layers"] = 3.into();
-    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
-    let ckpt = Checkpoint::open(&dir).unwrap();
+    // ... and the layer that is missing.
+    ckpt.config.intermediate_size = 64;
+    ckpt.config.num_hidden_layers = 3;
     let vb = ckpt.weights.var_builder(DType::F32, &Device::Cpu).unwrap();
     let err = Decoder::load(&ckpt.config, WeightFormat::F32, vb).err().unwrap().to_string();
     assert!(err.contains("model.layers.2."), "{err}");
+    // Opening the checkpoint already refuses both, naming the config key, before any weight is
+    // read (a size of 10⁹ must not reach an allocation).
+    let cfg_path = dir.join("config.json");
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    for (key, value, expected) in [
+        ("intermediate_size", 80, "hidden_size × intermediate_size is [32, 80] but model.layers.0.mlp.down_proj.weight is stored as [32, 64]"),
+        ("num_hidden_layers", 3, "num_hidden_layers is 3 but the weights hold 2 (model.layers.0 … model.layers.1)"),
+        ("num_hidden_layers", 1_000_000_000, "num_hidden_layers is 1000000000 but the weights hold 2"),
+    ] {
+        let mut bad = cfg.clone();
+        bad[key] = value.into();
+        std::fs::write(&cfg_path, bad.to_string()).unwrap();
+        let err = Checkpoint::open(&dir).err().unwrap().to_string();
+        assert!(err.contains("config.json") && err.contains(expected), "{key}: {err}");
+    }
 }
 
 #[test]

@@ -110,6 +110,18 @@ impl FromStr for WeightFormat {
     }
 }
 
+/// A candle error as one line: the backtrace candle attaches when `RUST_BACKTRACE` is set is
+/// dropped, and context is joined with `: ` instead of a newline.
+pub fn without_backtrace(e: candle_core::Error) -> candle_core::Error {
+    use candle_core::Error as E;
+    match e {
+        E::WithBacktrace { inner, .. } => without_backtrace(*inner),
+        E::Context { inner, context } => E::Msg(format!("{context}: {}", without_backtrace(*inner))),
+        E::WithPath { inner, path } => E::WithPath { inner: Box::new(without_backtrace(*inner)), path },
+        other => other,
+    }
+}
+
 enum Weight {
     /// `[out, in]` f32.
     F32(Tensor),

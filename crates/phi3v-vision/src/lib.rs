@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 pub use clip::ClipVisionTower;
 pub use hd::{HdLayout, CROP, MAX_CROPS, TOKENS_PER_CROP};
-pub use load::{decode_rgb, load_rgb, MAX_PIXELS};
+pub use load::{decode_rgb, decode_rgb_within, load_rgb, probe, read_file, ImageHeader, ImageLimits, MAX_BYTES, MAX_PIXELS};
 pub use preprocess::{hd_image, preprocess, Normalization, Preprocessed, CROP_LEN};
 
 /// Errors of the image path. Each names the size or setting at fault.
@@ -40,16 +40,23 @@ pub enum VisionError {
          along its long side, its short side would be 0 px"
     )]
     Collapsed { width: usize, height: usize, num_crops: usize, resized_width: usize },
-    #[error("image {width}×{height} has more than {MAX_PIXELS} pixels (decompression-bomb limit)")]
-    TooLarge { width: usize, height: usize },
+    #[error("image {width}×{height} has more than {max} pixels (the pixel limit)")]
+    TooLarge { width: usize, height: usize, max: u64 },
+    #[error("image data is {bytes} bytes, more than the limit of {max}")]
+    TooManyBytes { bytes: u64, max: u64 },
     #[error("{path}: cannot read image: {message}")]
     Read { path: PathBuf, message: String },
+    #[error("{path}: {error}")]
+    InFile { path: PathBuf, error: Box<VisionError> },
 }
 
-/// Width and height of an image file, read from its header (format guessed from the content).
-pub fn read_dimensions(path: &Path) -> Result<(usize, usize), VisionError> {
-    let err = |message: String| VisionError::Read { path: path.to_path_buf(), message };
-    let reader = image::ImageReader::open(path).map_err(|e| err(e.to_string()))?;
-    let (w, h) = reader.with_guessed_format().map_err(|e| err(e.to_string()))?.into_dimensions().map_err(|e| err(e.to_string()))?;
-    Ok((w as usize, h as usize))
+impl VisionError {
+    /// This error, naming the image file it is about.
+    pub fn at(self, path: &Path) -> Self {
+        match self {
+            VisionError::Read { message, .. } => VisionError::Read { path: path.to_path_buf(), message },
+            VisionError::InFile { error, .. } => VisionError::InFile { path: path.to_path_buf(), error },
+            other => VisionError::InFile { path: path.to_path_buf(), error: Box::new(other) },
+        }
+    }
 }

@@ -7,7 +7,7 @@
 //! crate, built from source), with the defaults PIL uses (ISLOW IDCT, fancy upsampling), so the
 //! pixels are PIL's exactly. Other formats use the `image` crate. See `docs/REFERENCE-NOTES.md`.
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
@@ -18,39 +18,120 @@ use crate::VisionError;
 /// (2 × `Image.MAX_IMAGE_PIXELS`).
 pub const MAX_PIXELS: u64 = 178_956_970;
 
-/// Reads an image file and converts it to RGB.
-pub fn load_rgb(path: &Path) -> Result<RgbImage, VisionError> {
-    let err = |message: String| VisionError::Read { path: path.to_path_buf(), message };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    decode_rgb(&bytes).map_err(|e| match e {
-        VisionError::Read { message, .. } => err(message),
-        other => other,
-    })
+/// Largest accepted image file or buffer by default, in bytes (256 MiB).
+pub const MAX_BYTES: u64 = 256 << 20;
+
+/// What an image may cost before it is decoded. The file (or buffer) is refused past
+/// `max_bytes` before it is read, and the image past `max_pixels` from its header, before any
+/// pixel is decoded; decoding is bounded by `max_pixels` too. So one image holds at most
+/// `max_bytes` while encoded, at most `8 · max_pixels` bytes while it is decoded and
+/// `3 · max_pixels` once it is RGB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageLimits {
+    /// Largest width × height ([`MAX_PIXELS`] by default).
+    pub max_pixels: u64,
+    /// Largest encoded size ([`MAX_BYTES`] by default).
+    pub max_bytes: u64,
 }
 
-/// Decodes an image held in memory (any supported format) and converts it to RGB.
-pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, VisionError> {
+impl Default for ImageLimits {
+    fn default() -> Self {
+        Self { max_pixels: MAX_PIXELS, max_bytes: MAX_BYTES }
+    }
+}
+
+/// An image's format and size, read from its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageHeader {
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Reads an image file and converts it to RGB, within the default [`ImageLimits`].
+pub fn load_rgb(path: &Path) -> Result<RgbImage, VisionError> {
+    let bytes = read_file(path, &ImageLimits::default())?;
+    decode_rgb(&bytes).map_err(|e| e.at(path))
+}
+
+/// The bytes of an image file, refused before reading when it is not a regular file (a FIFO or
+/// a device would block or never end) or is larger than `limits.max_bytes`.
+pub fn read_file(path: &Path, limits: &ImageLimits) -> Result<Vec<u8>, VisionError> {
+    let err = |message: String| VisionError::Read { path: path.to_path_buf(), message };
+    let file = std::fs::File::open(path).map_err(|e| err(plain_io(&e)))?;
+    let meta = file.metadata().map_err(|e| err(plain_io(&e)))?;
+    if !meta.is_file() {
+        return Err(err("not a regular file".into()));
+    }
+    if meta.len() > limits.max_bytes {
+        return Err(VisionError::TooManyBytes { bytes: meta.len(), max: limits.max_bytes }.at(path));
+    }
+    // The file may grow while it is read: never take more than the limit.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limits.max_bytes + 1).read_to_end(&mut bytes).map_err(|e| err(plain_io(&e)))?;
+    if bytes.len() as u64 > limits.max_bytes {
+        return Err(VisionError::TooManyBytes { bytes: bytes.len() as u64, max: limits.max_bytes }.at(path));
+    }
+    Ok(bytes)
+}
+
+/// An I/O error's text without Rust's " (os error N)" suffix.
+fn plain_io(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+/// Reads the format and size of an encoded image from its header and checks them against
+/// `limits` (and a JPEG's end marker), without decoding any pixel.
+pub fn probe(bytes: &[u8], limits: &ImageLimits) -> Result<ImageHeader, VisionError> {
     let err = |e: &dyn std::fmt::Display| VisionError::Read { path: "<memory>".into(), message: e.to_string() };
-    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| err(&e))?;
+    if bytes.len() as u64 > limits.max_bytes {
+        return Err(VisionError::TooManyBytes { bytes: bytes.len() as u64, max: limits.max_bytes });
+    }
+    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| err(&e))?;
     let format = reader.format().ok_or_else(|| err(&"unrecognised image format"))?;
     if format == ImageFormat::Jpeg && jpeg_truncated(bytes) {
         return Err(err(&"JPEG data is truncated (no end-of-image marker after the last scan)"));
     }
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(2 * MAX_PIXELS * 4); // room for RGBA plus a conversion buffer
-    reader.limits(limits);
-    let decoder = reader.into_decoder().map_err(|e| err(&e))?;
-    let (w, h) = decoder.dimensions();
-    if w == 0 || h == 0 {
-        return Err(VisionError::EmptyImage { width: w as usize, height: h as usize });
+    let (width, height) = reader.into_dimensions().map_err(|e| err(&e))?;
+    if width == 0 || height == 0 {
+        return Err(VisionError::EmptyImage { width: width as usize, height: height as usize });
     }
-    if w as u64 * h as u64 > MAX_PIXELS {
-        return Err(VisionError::TooLarge { width: w as usize, height: h as usize });
+    if width as u64 * height as u64 > limits.max_pixels {
+        return Err(VisionError::TooLarge { width: width as usize, height: height as usize, max: limits.max_pixels });
     }
-    if format == ImageFormat::Jpeg {
+    Ok(ImageHeader { format, width, height })
+}
+
+/// Decodes an image held in memory (any supported format) and converts it to RGB, within the
+/// default [`ImageLimits`].
+pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, VisionError> {
+    decode_rgb_within(bytes, &ImageLimits::default())
+}
+
+/// [`decode_rgb`] within `limits`: the header is checked first ([`probe`]), and the decoder
+/// may not allocate more than the largest image allowed needs.
+pub fn decode_rgb_within(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, VisionError> {
+    let err = |e: &dyn std::fmt::Display| VisionError::Read { path: "<memory>".into(), message: e.to_string() };
+    let header = probe(bytes, limits)?;
+    if header.format == ImageFormat::Jpeg {
         if let Some(rgb) = decode_jpeg_libjpeg(bytes).map_err(|e| err(&e))? {
             return Ok(rgb);
         }
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes));
+    reader.set_format(header.format);
+    let mut decode_limits = image::Limits::default();
+    // Room for 8-bit RGBA plus a conversion buffer (or 16-bit RGBA).
+    decode_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8));
+    reader.limits(decode_limits);
+    let decoder = reader.into_decoder().map_err(|e| err(&e))?;
+    let (w, h) = decoder.dimensions();
+    if (w, h) != (header.width, header.height) {
+        return Err(err(&format!("header says {}×{} but the decoder {w}×{h}", header.width, header.height)));
     }
     let img = DynamicImage::from_decoder(decoder).map_err(|e| err(&e))?;
     Ok(to_rgb_like_pil(img))

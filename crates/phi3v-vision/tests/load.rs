@@ -136,7 +136,7 @@ fn png_header(w: u32, h: u32) -> Vec<u8> {
 #[test]
 fn decompression_bombs_and_empty_images_are_refused() {
     let err = decode_rgb(&png_header(100_000, 100_000)).unwrap_err();
-    assert_eq!(err, VisionError::TooLarge { width: 100_000, height: 100_000 });
+    assert_eq!(err, VisionError::TooLarge { width: 100_000, height: 100_000, max: phi3v_vision::MAX_PIXELS });
     assert!(err.to_string().contains("100000×100000"), "{err}");
     // A zero-sized PNG is rejected by the PNG decoder itself or as empty, never a panic.
     let err = decode_rgb(&png_header(0, 5)).unwrap_err();

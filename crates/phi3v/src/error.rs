@@ -18,15 +18,32 @@ pub enum Error {
     Decoder(#[from] phi3v_decoder::DecoderError),
     /// A tensor operation or weight load failed (missing or mis-shaped tensors name the tensor).
     #[error("model: {0}")]
-    Model(#[from] candle_core::Error),
+    Model(candle_core::Error),
+    #[error(transparent)]
+    Params(#[from] crate::sampling::ParamError),
     #[error("the prompt is empty (no text and no images)")]
     EmptyPrompt,
-    #[error("the prompt needs {tokens} positions (images included); the model has {max}")]
+    #[error(
+        "the prompt needs {tokens} positions (images and earlier turns included) and the answer at least one more; \
+         the model has {max}"
+    )]
     PromptTooLong { tokens: usize, max: usize },
+    #[error(
+        "the model computed a non-finite logit ({value} for token {token} at position {position}): \
+         its weights or config values are broken"
+    )]
+    NonFiniteLogits { position: usize, token: usize, value: f32 },
     #[error("cannot start the worker threads: {0}")]
     Threads(String),
-    #[error("tokenizer.json has {tokenizer} tokens but the model's vocabulary has only {model}")]
+    #[error("tokenizer.json has token ids up to {} but the model's vocabulary has only {model}", tokenizer - 1)]
     TokenizerVocab { tokenizer: usize, model: usize },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<candle_core::Error> for Error {
+    /// Keeps candle's message and drops the backtrace it attaches when `RUST_BACKTRACE` is set.
+    fn from(e: candle_core::Error) -> Self {
+        Error::Model(phi3v_linear::without_backtrace(e))
+    }
+}

@@ -18,6 +18,22 @@ pub enum StopReason {
     StopString(String),
     /// `max_new_tokens` were generated.
     MaxTokens,
+    /// The sequence filled the model's context (`max_position_embeddings`) first.
+    ContextFull,
+    /// [`crate::GenerationParams::cancel`] was set.
+    Cancelled,
+}
+
+impl StopReason {
+    /// OpenAI's `finish_reason`: `stop` for a stop token or string, `length` when a limit cut
+    /// the answer (tokens or context), `cancelled` when it was stopped from outside.
+    pub fn finish_reason(&self) -> &'static str {
+        match self {
+            StopReason::EndToken(_) | StopReason::StopString(_) => "stop",
+            StopReason::MaxTokens | StopReason::ContextFull => "length",
+            StopReason::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// Where the time went.
@@ -60,8 +76,9 @@ pub struct Generation {
     pub timings: Timings,
 }
 
-/// Feeds `inputs` into `cache`, then samples up to `max_new_tokens`, streaming text through
-/// `on_text`. Every generated token except a final stop token ends up in the cache.
+/// Feeds `inputs` into `cache`, then samples up to `max_new_tokens` (fewer when the context
+/// fills first), streaming text through `on_text`. Every generated token except a final stop
+/// token ends up in the cache.
 pub(crate) fn run(
     pipeline: &Pipeline,
     inputs: &PromptInputs,
@@ -70,11 +87,17 @@ pub(crate) fn run(
     params: &GenerationParams,
     mut on_text: impl FnMut(&str),
 ) -> Result<Generation> {
+    params.validate()?;
     let decoder = &pipeline.0.decoder;
     let mut timings = Timings { encode: inputs.encode_time, prefill_tokens: inputs.ids.len(), ..Default::default() };
     let start = Instant::now();
     let mut logits = pipeline.compute(|| decoder.forward(&inputs.rows, cache))?.to_vec1::<f32>()?;
     timings.prefill = start.elapsed();
+    finite(&logits, cache.len())?;
+    // As transformers' `max_length`: prompt and answer together fill at most the context, so
+    // every generated token still fits in the cache.
+    let room = pipeline.0.config.max_position_embeddings.saturating_sub(cache.len());
+    let limit = params.max_new_tokens.min(room);
 
     let mut sampler = Sampler::new(params);
     let mut stream = TextStream::new(pipeline.0.tokenizer.tokenizer());
@@ -82,8 +105,12 @@ pub(crate) fn run(
     let mut pending = String::new(); // decoded but held back: could start a stop string
     let hold = params.stop.iter().map(String::len).max().unwrap_or(0);
     let mut tokens = Vec::new();
-    let mut stop = StopReason::MaxTokens;
-    while tokens.len() < params.max_new_tokens {
+    let mut stop = if limit < params.max_new_tokens { StopReason::ContextFull } else { StopReason::MaxTokens };
+    while tokens.len() < limit {
+        if params.cancelled() {
+            stop = StopReason::Cancelled;
+            break;
+        }
         let token = sampler.next(&logits, seen);
         if STOP_IDS.contains(&token) {
             stop = StopReason::EndToken(token);
@@ -109,6 +136,7 @@ pub(crate) fn run(
         let step = Instant::now();
         // The step's logits are copied into the same buffer: nothing is allocated per token.
         pipeline.compute(|| decoder.step(token, cache).map(|next| logits.copy_from_slice(next)))?;
+        finite(&logits, cache.len())?;
         timings.decode += step.elapsed();
         timings.decode_steps += 1;
         if matches!(stop, StopReason::StopString(_)) {
@@ -120,4 +148,13 @@ pub(crate) fn run(
         text.push_str(&pending);
     }
     Ok(Generation { text, tokens, prompt_tokens: inputs.ids.len(), image_tokens: inputs.image_tokens.clone(), stop, timings })
+}
+
+/// Refuses logits with NaN or infinities (broken weights), which would otherwise decode as an
+/// endless run of token 0 or an empty answer.
+fn finite(logits: &[f32], position: usize) -> Result<()> {
+    match logits.iter().position(|v| !v.is_finite()) {
+        Some(at) => Err(crate::Error::NonFiniteLogits { position, token: at, value: logits[at] }),
+        None => Ok(()),
+    }
 }

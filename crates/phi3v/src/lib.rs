@@ -25,7 +25,10 @@
 //!   `<|image_N|>` tags.
 //! - [`Session`] keeps the KV cache between turns, so a follow-up only costs its new tokens.
 //! - [`GenerationParams`]: greedy by default; temperature, top-k, top-p, seed, repetition
-//!   penalty, stop strings. Generation also stops at `<|end|>`, `<|endoftext|>` and `</s>`.
+//!   penalty, stop strings, a [`Cancel`] flag. Generation also stops at `<|end|>`,
+//!   `<|endoftext|>` and `</s>`, and when prompt and answer fill the context.
+//! - [`ImageInput`] checks a file or buffer against [`ImageLimits`] (bytes, pixels) from its
+//!   header and decodes it only when the model encodes it.
 //! - Images seen before (same pixels, same `num_crops`) are not encoded again.
 //!
 //! The stages are re-exported: [`checkpoint`], [`vision`], [`projector`], [`decoder`].
@@ -33,6 +36,7 @@
 mod error;
 mod generate;
 pub mod image;
+mod input;
 mod pipeline;
 pub mod prompt;
 pub mod sampling;
@@ -41,14 +45,16 @@ mod stream;
 
 pub use error::{Error, Result};
 pub use generate::{Generation, StopReason, Timings};
-pub use pipeline::{ImageInput, Pipeline, PipelineOptions, PromptInputs, STOP_IDS};
+pub use input::ImageInput;
+pub use pipeline::{max_threads, Pipeline, PipelineOptions, PromptInputs, STOP_IDS};
 pub use prompt::Message;
-pub use sampling::GenerationParams;
+pub use sampling::{Cancel, GenerationParams, ParamError};
 pub use session::Session;
 pub use stream::TextStream;
 pub use candle_core::{DType, Device};
 pub use phi3v_decoder::KvDtype;
 pub use phi3v_linear::WeightFormat;
+pub use phi3v_vision::ImageLimits;
 pub use phi3v_checkpoint as checkpoint;
 pub use phi3v_decoder as decoder;
 pub use phi3v_linear as linear;

@@ -9,10 +9,10 @@ use phi3v_checkpoint::{Checkpoint, Phi3VConfig};
 use phi3v_decoder::{Decoder, KvCache, KvDtype};
 use phi3v_linear::WeightFormat;
 use phi3v_vision::HdLayout;
-use sha2::{Digest, Sha256};
 
 use crate::generate::{run, Generation};
 use crate::image::ImageEncoder;
+use crate::input::ImageInput;
 use crate::prompt::{chat_prompt, Message, PromptTokenizer};
 use crate::sampling::GenerationParams;
 use crate::session::Session;
@@ -50,35 +50,6 @@ impl Default for PipelineOptions {
             image_cache_bytes: 256 << 20,
             threads: None,
         }
-    }
-}
-
-/// An image to ask about, decoded to RGB, with an optional per-image crop limit.
-#[derive(Clone)]
-pub struct ImageInput {
-    rgb: image::RgbImage,
-    num_crops: Option<usize>,
-}
-
-impl ImageInput {
-    /// Reads an image file (JPEG, PNG, WebP, GIF, BMP).
-    pub fn open(path: &Path) -> Result<Self> {
-        Ok(Self::from_rgb(phi3v_vision::load_rgb(path)?))
-    }
-
-    /// Decodes an image held in memory.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        Ok(Self::from_rgb(phi3v_vision::decode_rgb(bytes)?))
-    }
-
-    pub fn from_rgb(rgb: image::RgbImage) -> Self {
-        Self { rgb, num_crops: None }
-    }
-
-    /// Overrides the checkpoint's `num_crops` for this image.
-    pub fn with_num_crops(mut self, num_crops: usize) -> Self {
-        self.num_crops = Some(num_crops);
-        self
     }
 }
 
@@ -141,9 +112,22 @@ pub struct Pipeline(pub(crate) Arc<Inner>);
 impl Pipeline {
     /// Opens a checkpoint directory (official layout) and loads every weight.
     pub fn load(dir: &Path, options: &PipelineOptions) -> Result<Self> {
+        let pool = match options.threads {
+            Some(n) if n == 0 || n > max_threads() => {
+                return Err(Error::Threads(format!("{n} threads asked for; between 1 and {} on this machine", max_threads())))
+            }
+            Some(n) => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .map_err(|e| Error::Threads(e.to_string()))?,
+            ),
+            None => None,
+        };
         let ckpt = Checkpoint::open(dir)?;
         let tokenizer = PromptTokenizer::from_file(&ckpt.tokenizer_path())?;
-        let tokenizer_vocab = tokenizer.tokenizer().get_vocab_size(true);
+        // Every id the tokenizer can produce must have an embedding row.
+        let tokenizer_vocab = tokenizer.tokenizer().get_vocab(true).values().max().map_or(0, |&id| id as usize + 1);
         if tokenizer_vocab > ckpt.config.vocab_size {
             return Err(Error::TokenizerVocab { tokenizer: tokenizer_vocab, model: ckpt.config.vocab_size });
         }
@@ -159,15 +143,6 @@ impl Pipeline {
         let decoder = Decoder::load(&ckpt.config, weights, vb)?.with_kv_dtype(kv);
         let images = ImageEncoder::load(&ckpt, options.vision_weights.resolve(stored), &device)?;
         let cache = ImageCache { capacity: options.image_cache_bytes, used: 0, entries: Vec::new() };
-        let pool = match options.threads {
-            Some(n) => Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .build()
-                    .map_err(|e| Error::Threads(e.to_string()))?,
-            ),
-            None => None,
-        };
         Ok(Self(Arc::new(Inner {
             config: ckpt.config,
             tokenizer,
@@ -207,17 +182,14 @@ impl Pipeline {
 
     /// Image rows `[num_img_tokens, hidden]` for one image (from the cache when seen before).
     pub fn encode_image(&self, image: &ImageInput) -> Result<Tensor> {
-        let crops = image.num_crops.unwrap_or(self.default_crops());
-        let mut hasher = Sha256::new();
-        hasher.update(image.rgb.width().to_le_bytes());
-        hasher.update(image.rgb.height().to_le_bytes());
-        hasher.update(image.rgb.as_raw());
-        let key: [u8; 32] = hasher.finalize().into();
+        let crops = image.num_crops().unwrap_or(self.default_crops());
+        let key = image.content_key();
         if let Some(rows) = self.lock_cache().get(&key, crops) {
             return Ok(rows);
         }
         let rows = self.compute(|| -> Result<Tensor> {
-            let pre = self.0.images.preprocess(&image.rgb, crops)?;
+            // The decoded pixels live only until the crops are cut.
+            let pre = self.0.images.preprocess(&*image.rgb()?, crops)?;
             self.0.images.encode(&pre)
         })?;
         self.lock_cache().put(key, crops, rows.clone());
@@ -237,23 +209,25 @@ impl Pipeline {
 
     /// Tokenises an already templated prompt (`<|image_N|>` tags for the images, in order 1..N)
     /// and builds the decoder rows. `first_image` numbers the first image (1 for a fresh
-    /// prompt), `continuation` leaves out the leading BOS (for a later turn of a session).
-    pub(crate) fn inputs(&self, prompt: &str, images: &[ImageInput], first_image: usize, continuation: bool) -> Result<PromptInputs> {
+    /// prompt), `continuation` leaves out the leading BOS (for a later turn of a session), and
+    /// `past` positions are already in the cache the prompt will follow: the prompt is refused
+    /// when it leaves no position for the answer.
+    pub(crate) fn inputs(&self, prompt: &str, images: &[ImageInput], first_image: usize, continuation: bool, past: usize) -> Result<PromptInputs> {
         if prompt.trim().is_empty() && images.is_empty() {
             return Err(Error::EmptyPrompt);
         }
         let layouts = images
             .iter()
             .map(|img| {
-                let (w, h) = img.rgb.dimensions();
-                HdLayout::new(w as usize, h as usize, img.num_crops.unwrap_or(self.default_crops()))
+                let (w, h) = img.dimensions();
+                HdLayout::new(w as usize, h as usize, img.num_crops().unwrap_or(self.default_crops()))
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let image_tokens: Vec<usize> = layouts.iter().map(HdLayout::num_img_tokens).collect();
         let ids = self.0.tokenizer.encode_from(prompt, &image_tokens, first_image, continuation)?;
         let max = self.0.config.max_position_embeddings;
-        if ids.len() > max {
-            return Err(Error::PromptTooLong { tokens: ids.len(), max });
+        if past + ids.len() >= max {
+            return Err(Error::PromptTooLong { tokens: past + ids.len(), max });
         }
         let start = Instant::now();
         let image_rows = images.iter().map(|img| self.encode_image(img)).collect::<Result<Vec<_>>>()?;
@@ -282,7 +256,7 @@ impl Pipeline {
 
     /// Input ids and decoder rows of a templated prompt with its images.
     pub fn prompt_inputs(&self, prompt: &str, images: &[ImageInput]) -> Result<PromptInputs> {
-        self.inputs(prompt, images, 1, false)
+        self.inputs(prompt, images, 1, false, 0)
     }
 
     /// Logits `[vocab]` (f32) of the token after a templated prompt: what the model would say
@@ -330,6 +304,11 @@ impl Pipeline {
     pub fn session(&self) -> Session {
         Session::new(self.clone())
     }
+}
+
+/// The most worker threads a pipeline may have: eight per core (more only slows it down).
+pub fn max_threads() -> usize {
+    8 * std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// `<|image_k|>\n` for each image, then the text.

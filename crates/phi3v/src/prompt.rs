@@ -43,29 +43,31 @@ pub fn chat_prompt(messages: &[Message], add_generation_prompt: bool) -> String 
 /// Problems with a prompt's image tags or its tokenisation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PromptError {
-    #[error(
-        "image tags must be numbered <|image_{first}|> … <|image_{}|> for {images} image(s), \
-         each used once; the prompt has {}",
-        first + images.saturating_sub(1),
-        describe_tags(found)
-    )]
-    TagMismatch { found: Vec<usize>, first: usize, images: usize },
+    /// `found`: the tags as written in the prompt, in order.
+    #[error("{}", describe_mismatch(found, *first, *images))]
+    TagMismatch { found: Vec<String>, first: usize, images: usize },
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 }
 
-fn describe_tags(found: &[usize]) -> String {
-    if found.is_empty() {
-        return "no tags".into();
+fn describe_mismatch(found: &[String], first: usize, images: usize) -> String {
+    let has = if found.is_empty() { "no tags".to_string() } else { found.join(", ") };
+    match images {
+        0 => format!("the prompt has image tags ({has}) but no images were given"),
+        1 => format!("the prompt needs the tag <|image_{first}|> once for its one image; it has {has}"),
+        n => format!(
+            "image tags must be numbered <|image_{first}|> … <|image_{}|> for {n} images, each used once; the prompt has {has}",
+            first + n - 1
+        ),
     }
-    found.iter().map(|n| format!("<|image_{n}|>")).collect::<Vec<_>>().join(", ")
 }
 
-/// A piece of a prompt: text, or the tag of image `N` (1-based).
+/// A piece of a prompt: text, or the tag of image `N` (1-based; `None` when the number is too
+/// large for any image), as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece<'a> {
     Text(&'a str),
-    Image(usize),
+    Image(Option<usize>, &'a str),
 }
 
 /// Splits on `<|image_N|>` (N = ASCII digits), like the reference's `<\|image_\d+\|>` regex;
@@ -82,8 +84,7 @@ fn split_tags(prompt: &str) -> Vec<Piece<'_>> {
         let tag_len = OPEN.len() + digits + 2;
         if digits > 0 && after[digits..].starts_with("|>") {
             pieces.push(Piece::Text(&prompt[text_start..offset + at]));
-            // A number too large for usize cannot match any image; validation reports it.
-            pieces.push(Piece::Image(after[..digits].parse().unwrap_or(usize::MAX)));
+            pieces.push(Piece::Image(after[..digits].parse().ok(), &prompt[offset + at..offset + at + tag_len]));
             text_start = offset + at + tag_len;
             offset = text_start;
             rest = &prompt[offset..];
@@ -103,10 +104,13 @@ pub struct PromptTokenizer {
 }
 
 impl PromptTokenizer {
-    /// Loads `tokenizer.json`.
+    /// Loads `tokenizer.json` (a regular file of at most
+    /// [`phi3v_checkpoint::MAX_JSON_BYTES`]).
     pub fn from_file(path: &Path) -> Result<Self, PromptError> {
-        let tokenizer = Tokenizer::from_file(path)
-            .map_err(|e| PromptError::Tokenizer(format!("{}: {e}", path.display())))?;
+        let bytes = phi3v_checkpoint::read_regular(path, phi3v_checkpoint::MAX_JSON_BYTES)
+            .map_err(|e| PromptError::Tokenizer(e.to_string()))?;
+        let tokenizer =
+            Tokenizer::from_bytes(bytes).map_err(|e| PromptError::Tokenizer(format!("{}: {e}", path.display())))?;
         Ok(Self { tokenizer })
     }
 
@@ -138,13 +142,14 @@ impl PromptTokenizer {
         continuation: bool,
     ) -> Result<Vec<i64>, PromptError> {
         let pieces = split_tags(prompt);
-        let tags: Vec<usize> =
-            pieces.iter().filter_map(|p| if let Piece::Image(n) = p { Some(*n) } else { None }).collect();
-        let mut sorted = tags.clone();
+        let tags: Vec<(Option<usize>, &str)> =
+            pieces.iter().filter_map(|p| if let Piece::Image(n, text) = p { Some((*n, *text)) } else { None }).collect();
+        let mut sorted: Vec<Option<usize>> = tags.iter().map(|t| t.0).collect();
         sorted.sort_unstable();
-        let expected = first_image..first_image + num_img_tokens.len();
-        if !sorted.iter().copied().eq(expected.clone()) {
-            return Err(PromptError::TagMismatch { found: tags, first: first_image, images: num_img_tokens.len() });
+        let expected = (first_image..first_image + num_img_tokens.len()).map(Some);
+        if !sorted.into_iter().eq(expected) {
+            let found = tags.iter().map(|t| t.1.to_string()).collect();
+            return Err(PromptError::TagMismatch { found, first: first_image, images: num_img_tokens.len() });
         }
         let mut ids = Vec::new();
         for (i, piece) in pieces.into_iter().enumerate() {
@@ -154,7 +159,10 @@ impl PromptTokenizer {
                     ids.extend(enc.get_ids().iter().map(|&id| i64::from(id)));
                 }
                 Piece::Text(t) => ids.extend(self.encode_chunk(t)?.into_iter().map(i64::from)),
-                Piece::Image(n) => ids.extend(std::iter::repeat_n(-(n as i64), num_img_tokens[n - first_image])),
+                Piece::Image(n, _) => {
+                    let n = n.expect("validated above");
+                    ids.extend(std::iter::repeat_n(-(n as i64), num_img_tokens[n - first_image]))
+                }
             }
         }
         Ok(ids)
@@ -168,9 +176,14 @@ mod tests {
     #[test]
     fn splits_like_the_reference_regex() {
         use Piece::*;
-        assert_eq!(split_tags("a<|image_1|>b"), [Text("a"), Image(1), Text("b")]);
-        assert_eq!(split_tags("<|image_1|><|image_02|>"), [Text(""), Image(1), Text(""), Image(2), Text("")]);
+        assert_eq!(split_tags("a<|image_1|>b"), [Text("a"), Image(Some(1), "<|image_1|>"), Text("b")]);
+        assert_eq!(
+            split_tags("<|image_1|><|image_02|>"),
+            [Text(""), Image(Some(1), "<|image_1|>"), Text(""), Image(Some(2), "<|image_02|>"), Text("")]
+        );
         assert_eq!(split_tags("<|image_|> <|image_x|> <|image_3"), [Text("<|image_|> <|image_x|> <|image_3")]);
-        assert_eq!(split_tags("<|image_<|image_7|>"), [Text("<|image_"), Image(7), Text("")]);
+        assert_eq!(split_tags("<|image_<|image_7|>"), [Text("<|image_"), Image(Some(7), "<|image_7|>"), Text("")]);
+        let huge = "<|image_99999999999999999999999|>";
+        assert_eq!(split_tags(huge), [Text(""), Image(None, huge), Text("")]);
     }
 }

@@ -1,6 +1,9 @@
 //! Choosing the next token: greedy, or sampling with temperature, top-k, top-p and a repetition
 //! penalty, from a seeded generator so runs are reproducible.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -22,12 +25,103 @@ pub struct GenerationParams {
     pub repetition_penalty: f32,
     /// Extra stop strings: generation ends when the text contains one (it is not included).
     pub stop: Vec<String>,
+    /// Set from elsewhere (a Ctrl-C handler, a closed connection) to end the generation before
+    /// its next token, keeping what was generated ([`crate::StopReason::Cancelled`]).
+    pub cancel: Option<Cancel>,
 }
 
 impl Default for GenerationParams {
     /// Greedy decoding, as in the official examples, up to 512 tokens.
     fn default() -> Self {
-        Self { max_new_tokens: 512, temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0, repetition_penalty: 1.0, stop: Vec::new() }
+        Self {
+            max_new_tokens: 512,
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+            repetition_penalty: 1.0,
+            stop: Vec::new(),
+            cancel: None,
+        }
+    }
+}
+
+/// A value of [`GenerationParams`] that no generation could use, named as transformers names it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParamError {
+    #[error("temperature must be a finite number ≥ 0 (0 is greedy), got {0}")]
+    Temperature(f32),
+    #[error("top_p must be in (0, 1], got {0}")]
+    TopP(f32),
+    #[error("repetition_penalty must be a finite number > 0 (1 is off), got {0}")]
+    RepetitionPenalty(f32),
+    #[error("max_new_tokens must be at least 1")]
+    MaxNewTokens,
+    #[error("stop strings must not be empty")]
+    EmptyStop,
+}
+
+impl GenerationParams {
+    /// Checks every value; generation refuses invalid parameters with this error.
+    pub fn validate(&self) -> Result<(), ParamError> {
+        if !self.temperature.is_finite() || self.temperature < 0.0 {
+            return Err(ParamError::Temperature(self.temperature));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(ParamError::TopP(self.top_p));
+        }
+        if !self.repetition_penalty.is_finite() || self.repetition_penalty <= 0.0 {
+            return Err(ParamError::RepetitionPenalty(self.repetition_penalty));
+        }
+        if self.max_new_tokens == 0 {
+            return Err(ParamError::MaxNewTokens);
+        }
+        if self.stop.iter().any(String::is_empty) {
+            return Err(ParamError::EmptyStop);
+        }
+        Ok(())
+    }
+
+    /// Whether [`Self::cancel`] was set.
+    pub(crate) fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(Cancel::is_cancelled)
+    }
+}
+
+/// A flag that stops generations from another thread. Clones share the flag.
+#[derive(Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the generations that hold this flag to stop before their next token.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Clears the flag, for the next generation.
+    pub fn reset(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+impl PartialEq for Cancel {
+    /// The same flag.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::fmt::Debug for Cancel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cancel({})", self.is_cancelled())
     }
 }
 
@@ -130,6 +224,29 @@ mod tests {
         let logits = [-2.0, -1.0];
         assert_eq!(Sampler::new(&p).next(&logits, &[1]), 1);
         assert_eq!(Sampler::new(&p).next(&logits, &[0]), 1);
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        let ok = GenerationParams::default();
+        assert_eq!(ok.validate(), Ok(()));
+        let bad = [
+            (GenerationParams { temperature: f32::NAN, ..ok.clone() }, "temperature"),
+            (GenerationParams { temperature: f32::INFINITY, ..ok.clone() }, "temperature"),
+            (GenerationParams { temperature: -0.5, ..ok.clone() }, "temperature"),
+            (GenerationParams { top_p: 0.0, ..ok.clone() }, "top_p"),
+            (GenerationParams { top_p: 1.5, ..ok.clone() }, "top_p"),
+            (GenerationParams { top_p: f32::NAN, ..ok.clone() }, "top_p"),
+            (GenerationParams { repetition_penalty: 0.0, ..ok.clone() }, "repetition_penalty"),
+            (GenerationParams { repetition_penalty: -1.0, ..ok.clone() }, "repetition_penalty"),
+            (GenerationParams { repetition_penalty: f32::NAN, ..ok.clone() }, "repetition_penalty"),
+            (GenerationParams { max_new_tokens: 0, ..ok.clone() }, "max_new_tokens"),
+            (GenerationParams { stop: vec![String::new()], ..ok.clone() }, "stop"),
+        ];
+        for (params, field) in bad {
+            let err = params.validate().unwrap_err().to_string();
+            assert!(err.starts_with(field), "{params:?}: {err}");
+        }
     }
 
     #[test]

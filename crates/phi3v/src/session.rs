@@ -4,7 +4,8 @@
 use phi3v_decoder::KvCache;
 
 use crate::generate::{run, Generation};
-use crate::pipeline::{user_content, ImageInput, Pipeline};
+use crate::input::ImageInput;
+use crate::pipeline::{user_content, Pipeline};
 use crate::prompt::{chat_prompt, Message};
 use crate::sampling::GenerationParams;
 use crate::Result;
@@ -56,9 +57,20 @@ impl Session {
         } else {
             format!("<|end|>\n{}", chat_prompt(std::slice::from_ref(&user), true))
         };
-        let inputs = self.pipeline.inputs(&prompt, images, first_image, !fresh)?;
+        let inputs = self.pipeline.inputs(&prompt, images, first_image, !fresh, self.cache.len())?;
+        let (seen, cached) = (self.seen.len(), self.cache.len());
         self.seen.extend(inputs.ids.iter().filter(|&&i| i >= 0).map(|&i| i as u32));
-        let generation = run(&self.pipeline, &inputs, &mut self.cache, &mut self.seen, params, on_text)?;
+        let generation = match run(&self.pipeline, &inputs, &mut self.cache, &mut self.seen, params, on_text) {
+            Ok(g) => g,
+            Err(e) => {
+                // A failed turn leaves the conversation as it was (the penalty's history too).
+                self.seen.truncate(seen);
+                if !self.cache.truncate(cached, self.pipeline.config().original_max_position_embeddings) {
+                    self.reset();
+                }
+                return Err(e);
+            }
+        };
         if fresh {
             self.history.extend(self.system.iter().map(|s| Message::new("system", s.clone())));
         }

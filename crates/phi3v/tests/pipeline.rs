@@ -185,12 +185,23 @@ fn bad_requests_are_typed_errors() {
     assert!(matches!(p.ask("?", &[thin], &greedy(1), |_| {}), Err(Error::Vision(_))));
     assert!(matches!(ImageInput::open("/nonexistent.png".as_ref()), Err(Error::Vision(_))));
 
-    // A config whose vocabulary is smaller than the tokenizer's.
+    // A config whose vocabulary differs from the stored embeddings'.
     let (_tmp, dir) = phi3v_fixtures::checkpoint_copy("tiny-phi3v");
-    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap().replace("\"vocab_size\": 32064", "\"vocab_size\": 32000");
-    std::fs::write(dir.join("config.json"), cfg).unwrap();
+    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    std::fs::write(dir.join("config.json"), cfg.replace("\"vocab_size\": 32064", "\"vocab_size\": 32000")).unwrap();
     let err = Pipeline::load(&dir, &PipelineOptions::default()).err().unwrap();
-    assert!(matches!(err, Error::TokenizerVocab { tokenizer: 32045, model: 32000 }), "{err}");
+    assert!(matches!(err, Error::Checkpoint(_)), "{err}");
+    assert!(err.to_string().contains("vocab_size × hidden_size is [32000, 32] but model.embed_tokens.weight is stored as [32064, 32]"), "{err}");
+    // A tokenizer with more tokens than the model's vocabulary.
+    std::fs::write(dir.join("config.json"), cfg).unwrap();
+    let mut tok: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("tokenizer.json")).unwrap()).unwrap();
+    for k in 0..30 {
+        let extra = serde_json::json!({"id": 32045 + k, "content": format!("<|extra_{k}|>"), "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true});
+        tok["added_tokens"].as_array_mut().unwrap().push(extra);
+    }
+    std::fs::write(dir.join("tokenizer.json"), serde_json::to_vec(&tok).unwrap()).unwrap();
+    let err = Pipeline::load(&dir, &PipelineOptions::default()).err().unwrap();
+    assert!(matches!(err, Error::TokenizerVocab { tokenizer: 32075, model: 32064 }), "{err}");
 }
 
 #[test]

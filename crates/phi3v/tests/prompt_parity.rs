@@ -56,14 +56,21 @@ fn bad_tags_are_refused() {
         Err(PromptError::TagMismatch { found, images, .. }) => (found, images),
         other => panic!("{prompt:?}: expected a tag error, got {other:?}"),
     };
-    assert_eq!(mismatch("<|image_2|> hi", &[5]), (vec![2], 1));
-    assert_eq!(mismatch("<|image_1|> <|image_1|>", &[5]), (vec![1, 1], 1));
-    assert_eq!(mismatch("<|image_1|>", &[5, 5]), (vec![1], 2));
+    let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(mismatch("<|image_2|> hi", &[5]), (tags(&["<|image_2|>"]), 1));
+    assert_eq!(mismatch("<|image_1|> <|image_1|>", &[5]), (tags(&["<|image_1|>", "<|image_1|>"]), 1));
+    assert_eq!(mismatch("<|image_1|>", &[5, 5]), (tags(&["<|image_1|>"]), 2));
     assert_eq!(mismatch("no tags", &[5]), (vec![], 1));
-    assert_eq!(mismatch("<|image_0|>", &[5]), (vec![0], 1));
-    assert_eq!(mismatch("<|image_99999999999999999999999|>", &[5]), (vec![usize::MAX], 1));
+    assert_eq!(mismatch("<|image_0|>", &[5]), (tags(&["<|image_0|>"]), 1));
+    let huge = "<|image_99999999999999999999999|>";
+    assert_eq!(mismatch(huge, &[5]), (tags(&[huge]), 1));
+    // Messages quote the tags as written and never an empty or odd range.
     let msg = tok.encode("<|image_2|>", &[5]).unwrap_err().to_string();
-    assert!(msg.contains("<|image_1|> … <|image_1|> for 1 image(s)") && msg.contains("has <|image_2|>"), "{msg}");
+    assert_eq!(msg, "the prompt needs the tag <|image_1|> once for its one image; it has <|image_2|>");
+    let msg = tok.encode("<|image_1|> and <|image_2|>", &[]).unwrap_err().to_string();
+    assert_eq!(msg, "the prompt has image tags (<|image_1|>, <|image_2|>) but no images were given");
+    let msg = tok.encode(huge, &[5, 5]).unwrap_err().to_string();
+    assert_eq!(msg, format!("image tags must be numbered <|image_1|> … <|image_2|> for 2 images, each used once; the prompt has {huge}"));
 }
 
 #[test]
