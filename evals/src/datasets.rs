@@ -45,8 +45,23 @@ struct DataFile<T> {
 }
 
 fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, DatasetError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DatasetError::Io { path: path.into(), source })?;
+    let text = read_text(path)?;
     serde_json::from_str(&text).map_err(|e| DatasetError::Format { path: path.into(), message: e.to_string() })
+}
+
+/// A regular file's text. A FIFO or device (which would block or never end) is refused before
+/// it is read.
+fn read_text(path: &Path) -> Result<String, DatasetError> {
+    regular(path)?;
+    std::fs::read_to_string(path).map_err(|source| DatasetError::Io { path: path.into(), source })
+}
+
+fn regular(path: &Path) -> Result<(), DatasetError> {
+    let meta = std::fs::metadata(path).map_err(|source| DatasetError::Io { path: path.into(), source })?;
+    if !meta.is_file() {
+        return Err(DatasetError::Format { path: path.into(), message: "not a regular file".into() });
+    }
+    Ok(())
 }
 
 fn sample(id: impl ToString, images: Vec<PathBuf>, question: String, answers: Vec<String>, category: Option<String>) -> Sample {
@@ -157,7 +172,7 @@ pub fn ai2d(root: &Path) -> Result<Vec<Sample>, DatasetError> {
         questions: std::collections::BTreeMap<String, Question>,
     }
     let ids_path = root.join("ai2d_test_ids.csv");
-    let test_ids: Option<std::collections::HashSet<String>> = match std::fs::read_to_string(&ids_path) {
+    let test_ids: Option<std::collections::HashSet<String>> = match read_text(&ids_path) {
         Ok(text) => Some(text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()),
         Err(_) => None,
     };
@@ -199,6 +214,7 @@ pub fn ai2d(root: &Path) -> Result<Vec<Sample>, DatasetError> {
 pub fn ai2d_tsv(tsv: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError> {
     use base64::Engine;
     let format = |message: String| DatasetError::Format { path: tsv.into(), message };
+    regular(tsv)?;
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(b'\t')
         .from_path(tsv)
@@ -215,6 +231,10 @@ pub fn ai2d_tsv(tsv: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetErro
         let row = format!("row {}", n + 2);
         let r = record.map_err(|e| format(format!("{row}: {e}")))?;
         let id = r[index].to_string();
+        // The id names the image file written below: a plain name, never a path.
+        if id.is_empty() || !id.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c)) || id.starts_with('.') {
+            return Err(format(format!("{row}: index {id:?} is not a plain name (letters, digits, - _ .)")));
+        }
         let options: Vec<String> = letters.iter().map(|&c| r[c].to_string()).take_while(|o| !o.is_empty() && o != "nan").collect();
         let path = image_dir.join(format!("{id}.png"));
         let jpg = image_dir.join(format!("{id}.jpg"));
@@ -251,7 +271,7 @@ pub fn jsonl(path: &Path) -> Result<Vec<Sample>, DatasetError> {
         #[serde(default)]
         options: Vec<String>,
     }
-    let text = std::fs::read_to_string(path).map_err(|source| DatasetError::Io { path: path.into(), source })?;
+    let text = read_text(path)?;
     let base = path.parent().unwrap_or(Path::new("."));
     text.lines()
         .enumerate()

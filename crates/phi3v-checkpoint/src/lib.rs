@@ -120,11 +120,12 @@ pub const MAX_JSON_BYTES: u64 = 256 << 20;
 /// would block or never end; a directory; a larger file) is refused before it is read.
 pub fn read_regular(path: &Path, max_bytes: u64) -> Result<Vec<u8>, CheckpointError> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| CheckpointError::io(path, e))?;
-    let meta = file.metadata().map_err(|e| CheckpointError::io(path, e))?;
+    // Looked at before it is opened: opening a FIFO blocks until someone writes to it.
+    let meta = std::fs::metadata(path).map_err(|e| CheckpointError::io(path, e))?;
     if !meta.is_file() {
         return Err(CheckpointError::invalid(path, "not a regular file"));
     }
+    let file = std::fs::File::open(path).map_err(|e| CheckpointError::io(path, e))?;
     let too_big = |n: u64| CheckpointError::invalid(path, format!("{n} bytes, more than the {max_bytes} allowed"));
     if meta.len() > max_bytes {
         return Err(too_big(meta.len()));

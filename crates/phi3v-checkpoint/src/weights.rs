@@ -205,10 +205,11 @@ impl SimpleBackend for Reader {
 }
 
 fn mmap(path: &Path) -> Result<Mmap, CheckpointError> {
-    let file = File::open(path).map_err(|e| CheckpointError::io(path, e))?;
-    if !file.metadata().map_err(|e| CheckpointError::io(path, e))?.is_file() {
+    // Looked at before it is opened: opening a FIFO blocks until someone writes to it.
+    if !std::fs::metadata(path).map_err(|e| CheckpointError::io(path, e))?.is_file() {
         return Err(CheckpointError::invalid(path, "not a regular file"));
     }
+    let file = File::open(path).map_err(|e| CheckpointError::io(path, e))?;
     // SAFETY: read-only mapping of a file nobody is expected to modify while it is opened.
     unsafe { Mmap::map(&file) }.map_err(|e| CheckpointError::io(path, e))
 }

@@ -17,10 +17,13 @@ fn offline() -> bool {
 
 /// Shard names listed in a `model.safetensors.index.json`.
 fn shards(index: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(index).with_context(|| index.display().to_string())?;
-    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| index.display().to_string())?;
+    let bytes = phi3v::checkpoint::read_regular(index, phi3v::checkpoint::MAX_JSON_BYTES)?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| index.display().to_string())?;
     let map = v["weight_map"].as_object().with_context(|| format!("{}: no weight_map", index.display()))?;
     let mut files: Vec<String> = map.values().filter_map(|f| f.as_str().map(str::to_string)).collect();
+    if let Some(bad) = files.iter().find(|f| !phi3v::checkpoint::confined(f)) {
+        bail!("{}: shard {bad:?} is not a file inside the checkpoint directory", index.display());
+    }
     files.sort();
     files.dedup();
     Ok(files)

@@ -58,11 +58,12 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, VisionError> {
 /// a device would block or never end) or is larger than `limits.max_bytes`.
 pub fn read_file(path: &Path, limits: &ImageLimits) -> Result<Vec<u8>, VisionError> {
     let err = |message: String| VisionError::Read { path: path.to_path_buf(), message };
-    let file = std::fs::File::open(path).map_err(|e| err(plain_io(&e)))?;
-    let meta = file.metadata().map_err(|e| err(plain_io(&e)))?;
+    // Looked at before it is opened: opening a FIFO blocks until someone writes to it.
+    let meta = std::fs::metadata(path).map_err(|e| err(plain_io(&e)))?;
     if !meta.is_file() {
         return Err(err("not a regular file".into()));
     }
+    let file = std::fs::File::open(path).map_err(|e| err(plain_io(&e)))?;
     if meta.len() > limits.max_bytes {
         return Err(VisionError::TooManyBytes { bytes: meta.len(), max: limits.max_bytes }.at(path));
     }

@@ -1,0 +1,5 @@
+#![no_main]
+#[path = "../../crates/phi3v-cli/tests/fuzzing/mod.rs"]
+mod fuzzing;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzzing::checkpoint(data));
