@@ -246,7 +246,7 @@ impl KvCache {
             self.clear();
             return false;
         }
-        let width = if self.len == 0 { 0 } else { self.inputs.len() / self.len };
+        let width = self.inputs.len().checked_div(self.len).unwrap_or(0);
         self.inputs.truncate(len * width);
         self.layers.iter_mut().for_each(|l| l.truncate(len));
         self.len = len;
