@@ -3,9 +3,7 @@
 //! one clear error line with a non-zero exit for each kind of bad input.
 //! No test reaches outside this machine: "no network" is a closed loopback port.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::Stdio;
 
 mod common;
 use common::{assert_clean_error, fixture, phi3v, run};
@@ -106,17 +104,9 @@ fn model_ids_resolve_through_the_hf_cache() {
 
 #[test]
 fn chat_keeps_the_conversation_and_handles_commands() {
-    let model = fixture("tiny-phi35v");
     let chart = fixture("../../assets/chart.png");
-    let mut child = phi3v(&["chat", "--model", &model, "--max-tokens", "3"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let script = format!("/image {chart}\nWhat is this?\nAnd then?\n/image /nonexistent.png\n/reset\nHi\n/exit\n");
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::chat("3", script.as_bytes(), false).wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3, "three answers");

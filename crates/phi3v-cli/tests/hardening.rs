@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{assert_clean_error, fixture, phi3v, run};
+use common::{assert_clean_error, chat, fixture, phi3v, run};
 
 fn json(out: &std::process::Output) -> serde_json::Value {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -234,17 +234,8 @@ fn shard_paths_must_stay_in_the_checkpoint() {
 
 #[test]
 fn chat_survives_bad_lines_commands_and_ctrl_c() {
-    let model = fixture("tiny-phi35v");
-    let mut child = phi3v(&["chat", "--model", &model, "--max-tokens", "3"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"caf\xe9 au lait?\n/frobnicate now\n/image\n//etc/hosts is a path\nStill there?\n/exit\n").unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
+    let script = b"caf\xe9 au lait?\n/frobnicate now\n/image\n//etc/hosts is a path\nStill there?\n/exit\n";
+    let out = chat("3", script, false).wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("not valid UTF-8"), "{stderr}");
@@ -255,16 +246,8 @@ fn chat_survives_bad_lines_commands_and_ctrl_c() {
 
 #[test]
 fn ctrl_c_stops_the_answer_and_not_the_chat() {
-    let model = fixture("tiny-phi35v");
-    let mut child = phi3v(&["chat", "--model", &model, "--max-tokens", "30000"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = chat("30000", b"Tell me a very long story.\n", true);
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"Tell me a very long story.\n").unwrap();
-    stdin.flush().unwrap();
     // Once the answer is streaming, interrupt it.
     let mut stdout = child.stdout.take().unwrap();
     let mut first = [0u8; 16];

@@ -2,7 +2,8 @@
 //! reach, fixture paths, and the shape of a clean error.
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::process::{Command, Output};
+use std::io::Write;
+use std::process::{Child, Command, Output, Stdio};
 
 pub fn phi3v(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_phi3v"));
@@ -25,4 +26,22 @@ pub fn assert_clean_error(out: &Output, needle: &str) {
     assert!(stderr.starts_with("error: ") && stderr.trim_end().lines().count() == 1, "{stderr}");
     assert!(stderr.contains(needle), "expected {needle:?} in {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// `phi3v chat` on the tiny checkpoint with every stream piped, `script` already written to its
+/// stdin (which stays open when `keep_stdin`).
+pub fn chat(max_tokens: &str, script: &[u8], keep_stdin: bool) -> Child {
+    let model = fixture("tiny-phi35v");
+    let mut child = phi3v(&["chat", "--model", &model, "--max-tokens", max_tokens])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start phi3v chat");
+    let stdin = child.stdin.as_mut().expect("piped stdin");
+    stdin.write_all(script).and_then(|()| stdin.flush()).expect("write to chat");
+    if !keep_stdin {
+        drop(child.stdin.take());
+    }
+    child
 }
