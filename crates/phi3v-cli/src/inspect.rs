@@ -18,7 +18,7 @@ pub struct InspectArgs {
     #[arg(long = "image")]
     images: Vec<PathBuf>,
     /// Maximum crops per image (default: the checkpoint's preprocessor_config.json).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::num_crops)]
     num_crops: Option<usize>,
     /// Optional system message.
     #[arg(long)]

@@ -84,7 +84,7 @@ pub struct LoadArgs {
     #[arg(long, default_value = "microsoft/Phi-3.5-vision-instruct")]
     model: String,
     /// Maximum crops per image (default: the checkpoint's, 4 for Phi-3.5-vision, 16 for Phi-3-vision).
-    #[arg(long)]
+    #[arg(long, value_parser = num_crops)]
     num_crops: Option<usize>,
     /// How unquantised weight matrices are held (auto: as stored, bf16 for the official
     /// checkpoints). Activations are always f32.
@@ -107,6 +107,15 @@ pub struct LoadArgs {
     threads: Option<usize>,
     #[command(flatten)]
     limits: LimitArgs,
+}
+
+/// `--num-crops`: 1 to the most the HD transform takes.
+pub fn num_crops(value: &str) -> std::result::Result<usize, String> {
+    let max = phi3v::vision::MAX_CROPS;
+    match value.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a number of crops from 1 to {max}")),
+    }
 }
 
 /// What an image may cost, checked before it is read or decoded.

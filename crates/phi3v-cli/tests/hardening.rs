@@ -213,6 +213,13 @@ fn bad_sampling_values_and_threads_are_usage_errors() {
             assert!(stderr.starts_with("error: ") && stderr.contains(expected) && stderr.lines().count() == 1, "{arg}: {stderr}");
         }
     }
+    for crops in ["0", "1025", "-3"] {
+        let arg = format!("--num-crops={crops}");
+        let out = run(&mut phi3v(&["ask", "--model", &model, &arg, "Hi"]));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{crops}: {stderr}");
+        assert!(stderr.contains("expected a number of crops from 1 to 1024"), "{stderr}");
+    }
     // Far more threads than cores: capped, with a warning, and the answer comes.
     let out = run(&mut phi3v(&["ask", "--model", &model, "--threads", "100000", "--max-tokens", "2", "Hi"]));
     let stderr = String::from_utf8_lossy(&out.stderr);
