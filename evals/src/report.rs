@@ -22,7 +22,11 @@ pub struct SampleLog {
     pub task: &'static str,
     pub id: String,
     pub category: Option<String>,
+    /// The prompt the answer was asked with.
     pub prompt: String,
+    /// Not the prompt or length of the harness it is scored under.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub other_prompt: bool,
     pub response: String,
     pub extracted: String,
     /// The metric's normalised prediction, then gold answers (where it normalises).
@@ -53,6 +57,9 @@ pub struct TaskReport {
     pub missing: usize,
     /// Samples the model failed on (scored 0).
     pub errors: usize,
+    /// Answers asked with another prompt or length than this harness's (re-scored under its
+    /// metric; the per-sample log has the prompt that was asked).
+    pub other_prompts: usize,
     /// Mean ×100.
     pub score: f64,
     pub categories: Vec<Group>,
@@ -85,7 +92,7 @@ pub fn score(items: &[Item], store: &Store, model: &str, harness: Harness, selec
         if !order.contains(&item.task) {
             order.push(item.task);
         }
-        let Some(p) = store.get(item, model) else {
+        let Some(p) = store.answer(item, model) else {
             *missing.entry(item.task).or_default() += 1;
             continue;
         };
@@ -94,7 +101,8 @@ pub fn score(items: &[Item], store: &Store, model: &str, harness: Harness, selec
             task: item.task.name(),
             id: item.sample.id.clone(),
             category: item.sample.category.clone(),
-            prompt: item.prompt.clone(),
+            prompt: p.prompt.clone(),
+            other_prompt: p.prompt != item.prompt || p.max_new_tokens != item.max_new_tokens,
             response: p.response.clone(),
             extracted: scored.extracted,
             normalised: scored.normalised,
@@ -141,6 +149,7 @@ fn task_report(task: Task, samples: &[SampleLog], missing: usize) -> TaskReport 
         n: mine.len(),
         missing,
         errors: mine.iter().filter(|s| s.error.is_some()).count(),
+        other_prompts: mine.iter().filter(|s| s.other_prompt).count(),
         score: mean(&mine.iter().map(|s| s.score).collect::<Vec<_>>()),
         categories,
         template: String::new(),
@@ -163,6 +172,9 @@ impl Report {
             }
             if t.errors > 0 {
                 notes.push(format!("{} failed", t.errors));
+            }
+            if t.other_prompts > 0 {
+                notes.push(format!("{} asked with another harness's prompt", t.other_prompts));
             }
             let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join(", ")) };
             let _ = writeln!(out, "{:<10} {:<34} {:>6} {:>7.2}  {}{notes}", t.task, "all", t.n, t.score, t.metric);

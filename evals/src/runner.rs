@@ -147,6 +147,8 @@ fn key(task: Task, id: &str, prompt: &str, model: &str, max_new_tokens: usize) -
 /// All predictions of an output folder, and the file this process appends to.
 pub struct Store {
     by_key: HashMap<Key, Prediction>,
+    /// (task, id, model) → the key of that sample's latest answer, whatever its prompt.
+    by_sample: HashMap<(String, String, String), Key>,
     file: PathBuf,
 }
 
@@ -163,8 +165,8 @@ impl Store {
             .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("predictions") && n.ends_with(".jsonl")))
             .collect();
         files.sort();
-        let mut by_key = HashMap::new();
-        let file = dir.join(file_name);
+        let mut store = Self { by_key: HashMap::new(), by_sample: HashMap::new(), file: dir.join(file_name) };
+        let file = store.file.clone();
         for path in files {
             let bytes = std::fs::read(&path).map_err(io(&path))?;
             let complete = bytes.is_empty() || bytes.ends_with(b"\n");
@@ -192,19 +194,34 @@ impl Store {
                             let message = format!("unknown task {:?}", p.task);
                             return Err(EvalError::Predictions { path, line: n + 1, message });
                         };
-                        by_key.insert(key(task, &p.id, &p.prompt, &p.model, p.max_new_tokens), p);
+                        store.insert(task, p);
                     }
                     Err(_) if last_cut => {}
                     Err(e) => return Err(EvalError::Predictions { path, line: n + 1, message: e.to_string() }),
                 }
             }
         }
-        Ok(Self { by_key, file })
+        Ok(store)
     }
 
-    /// The stored answer to `item` by `model`, if any.
+    fn insert(&mut self, task: Task, p: Prediction) {
+        let k = key(task, &p.id, &p.prompt, &p.model, p.max_new_tokens);
+        self.by_sample.insert((k.0.clone(), k.1.clone(), k.3.clone()), k.clone());
+        self.by_key.insert(k, p);
+    }
+
+    /// The stored answer to `item` by `model`, if any: asked with this prompt and length.
     pub fn get(&self, item: &Item, model: &str) -> Option<&Prediction> {
         self.by_key.get(&key(item.task, &item.sample.id, &item.prompt, model, item.max_new_tokens))
+    }
+
+    /// The answer to score for `item`: [`Self::get`], or else the latest answer `model` gave to
+    /// the same sample with another prompt or length (another harness's), to re-score it.
+    pub fn answer(&self, item: &Item, model: &str) -> Option<&Prediction> {
+        self.get(item, model).or_else(|| {
+            let k = self.by_sample.get(&(item.task.name().to_string(), item.sample.id.clone(), model.to_string()))?;
+            self.by_key.get(k)
+        })
     }
 
     /// The model keys that have predictions here.
@@ -220,7 +237,7 @@ impl Store {
         line.push('\n');
         f.write_all(line.as_bytes()).and_then(|()| f.flush()).map_err(io(path))?;
         let task = Task::from_name(&p.task).expect("stored tasks are known");
-        self.by_key.insert(key(task, &p.id, &p.prompt, &p.model, p.max_new_tokens), p);
+        self.insert(task, p);
         Ok(())
     }
 }

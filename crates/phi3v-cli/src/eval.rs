@@ -161,9 +161,13 @@ impl SuiteArgs {
         Ok(specs)
     }
 
-    /// Scores, prints the table and writes the result files.
-    fn finish(&self, items: &[runner::Item], store: &Store, model: &str) -> Result<Report> {
-        let report = report::score(items, store, model, self.harness(), self.selection());
+    /// Scores `model`'s stored answers to `items`.
+    fn score(&self, items: &[runner::Item], store: &Store, model: &str) -> Report {
+        report::score(items, store, model, self.harness(), self.selection())
+    }
+
+    /// Writes the result files, then prints the table.
+    fn finish(&self, report: Report) -> Result<Report> {
         // The files first: a closed stdout must not lose them.
         let files = report.write(&self.out, &self.names().1)?;
         for f in files {
@@ -254,7 +258,7 @@ fn run_suite(args: RunArgs) -> Result<()> {
     let mut model = PipelineModel { pipeline, key: key.clone(), load };
     let stats = runner::run(&items, &mut model, &mut store, reporter())?;
     eprintln!("{} answers generated, {} reused from {}", stats.generated, stats.reused, suite.out.display());
-    let report = suite.finish(&items, &store, &key)?;
+    let report = suite.finish(suite.score(&items, &store, &key))?;
     if stats.failed > 0 {
         let first = report.samples.iter().find_map(|s| s.error.as_ref().map(|e| format!("{} {}: {e}", s.task, s.id)));
         bail!(
@@ -281,7 +285,12 @@ fn score_only(args: ScoreArgs) -> Result<()> {
         (None, 0) => bail!("{}: no predictions*.jsonl with answers", suite.out.display()),
         (None, _) => bail!("{} holds predictions of several models; pick one with --model-key: {:?}", suite.out.display(), models),
     };
-    let report = suite.finish(&items, &store, &model)?;
+    // Results are only (over)written when there is something to score.
+    let report = suite.score(&items, &store, &model);
+    if report.samples.is_empty() {
+        bail!("{}: no predictions by {model:?} for the selected samples (run `phi3v eval run` first); nothing written", suite.out.display());
+    }
+    let report = suite.finish(report)?;
     let missing: usize = report.tasks.iter().map(|t| t.missing).sum();
     if missing > 0 {
         eprintln!("warning: {missing} selected sample(s) have no prediction and were not scored");

@@ -130,3 +130,36 @@ fn ai2d_folder_with_a_prompt_override() {
     let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!((results["tasks"][0]["task"].as_str(), results["tasks"][0]["n"].as_u64()), (Some("ai2d"), Some(1)));
 }
+
+#[test]
+fn scoring_under_another_harness_rescores_the_same_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    eval_run(out, &["--limit", "2"]);
+    let before = std::fs::read_to_string(out.join("results.json")).unwrap();
+    let chart = format!("chartqa={}", asset("chartqa/test_generated.json"));
+    let score = |extra: &[&str]| {
+        let mut args = vec!["eval", "score", "--task", &chart, "--limit", "2", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        run(&mut phi3v(&args))
+    };
+    // VLMEvalKit asks ChartQA with another suffix: the lmms-eval answers are scored under its
+    // metric, and said to be.
+    let o = score(&["--harness", "vlmevalkit"]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(table.contains("2 asked with another harness's prompt") && !table.contains("without a prediction"), "{table}");
+    let tasks = task_scores(&out.join("results.json"));
+    assert_eq!((tasks[0]["n"].as_u64(), tasks[0]["other_prompts"].as_u64()), (Some(2), Some(2)));
+    let samples = lines(&out.join("results-samples.jsonl"));
+    assert!(samples.iter().all(|s| s["other_prompt"] == true && s["prompt"].as_str().unwrap().ends_with("Answer the question with a single word.")));
+    // Nothing to score (another model's answers only): refused, and the results are kept.
+    std::fs::write(out.join("results.json"), &before).unwrap();
+    let o = score(&["--model-key", "someone-else"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(out.join("results.json")).unwrap(), before);
+    let ocr = format!("ocrbench={}", asset("ocr.jsonl"));
+    let o = run(&mut phi3v(&["eval", "score", "--task", &ocr, "--offset", "4", "--out", out.to_str().unwrap()]));
+    assert_clean_error(&o, "no predictions by");
+    assert_eq!(std::fs::read_to_string(out.join("results.json")).unwrap(), before);
+}
