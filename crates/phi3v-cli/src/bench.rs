@@ -19,13 +19,17 @@ use serde_json::{json, Value};
 
 use crate::LoadArgs;
 
+/// `assets/chart.png`, the benchmark's image wherever the binary runs.
+const CHART: &[u8] = include_bytes!("../../../assets/chart.png");
+
 #[derive(Args)]
 pub struct BenchArgs {
     #[command(flatten)]
     load: LoadArgs,
-    /// The 640×480 test image (the 1344×1008 one is this, resized).
-    #[arg(long, default_value = "assets/chart.png")]
-    image: PathBuf,
+    /// A 640×480 test image (the 1344×1008 one is this, resized); default: `assets/chart.png`,
+    /// built into the binary.
+    #[arg(long)]
+    image: Option<PathBuf>,
     /// Tokens to decode after the 4-crop prompt.
     #[arg(long, default_value_t = 64)]
     decode_tokens: usize,
@@ -98,7 +102,10 @@ fn read_bandwidth(pool: &rayon::ThreadPool) -> Vec<f64> {
 pub fn run(args: BenchArgs) -> Result<()> {
     let load = &args.load;
     let dir = load.dir()?;
-    let rgb = phi3v::vision::load_rgb(&args.image)?;
+    let rgb = match &args.image {
+        Some(path) => phi3v::vision::load_rgb(path)?,
+        None => phi3v::vision::decode_rgb(CHART)?,
+    };
     let large = image::imageops::resize(&rgb, 1344, 1008, image::imageops::FilterType::Triangle);
     let mut metrics = Vec::new();
     let mut add = |key, label, value, unit, lower_is_better| metrics.push(Metric { key, label, value, unit, lower_is_better });

@@ -17,8 +17,11 @@ fn bench_writes_every_stage_and_compares() {
     let dir = tempfile::tempdir().unwrap();
     let ours = dir.path().join("ours.json");
     let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/chart.png");
-    let args = ["bench", "--model", &fixture("tiny-phi35v"), "--image", image.to_str().unwrap(), "--decode-tokens", "4", "--repeats", "1"];
-    let o = run(phi3v(&args).args(["--json", ours.to_str().unwrap()]));
+    let model = fixture("tiny-phi35v");
+    let args = ["bench", "--model", &model, "--image", image.to_str().unwrap(), "--decode-tokens", "4", "--repeats", "1"];
+    // From a folder without `assets/`: the built-in chart.
+    let builtin = ["bench", "--model", &model, "--decode-tokens", "4", "--repeats", "1"];
+    let o = run(phi3v(&builtin).args(["--json", ours.to_str().unwrap()]).current_dir(dir.path()));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&ours).unwrap()).unwrap();
     for key in KEYS {
