@@ -51,7 +51,7 @@ pub fn run(args: AskArgs) -> Result<()> {
         return Err(crate::Closed.into());
     }
     if args.json {
-        crate::outln!("{}", json(&g));
+        crate::outln!("{}", json(&g, params.seed));
     } else {
         crate::outln!();
     }
@@ -59,12 +59,13 @@ pub fn run(args: AskArgs) -> Result<()> {
 }
 
 /// The `--json` object.
-pub fn json(g: &Generation) -> serde_json::Value {
+pub fn json(g: &Generation, seed: u64) -> serde_json::Value {
     let t = &g.timings;
     serde_json::json!({
         "answer": g.text,
         "tokens": g.tokens,
         "prompt_tokens": g.prompt_tokens,
+        "seed": seed,
         "image_tokens": g.image_tokens,
         "stop": match &g.stop {
             StopReason::EndToken(id) => format!("token {id}"),
