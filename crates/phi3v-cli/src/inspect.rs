@@ -30,7 +30,7 @@ pub struct InspectArgs {
 }
 
 pub fn run(args: InspectArgs) -> Result<()> {
-    let dir = crate::model::resolve(&args.model, false)?;
+    let dir = phi3v::hub::resolve(&args.model, false)?;
     let ckpt = Checkpoint::open(&dir)?;
     let c = &ckpt.config;
     let v = &ckpt.vision;

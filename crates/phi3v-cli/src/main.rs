@@ -14,7 +14,6 @@ mod bench;
 mod chat;
 mod eval;
 mod inspect;
-mod model;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -245,7 +244,7 @@ impl ModelArgs {
 impl LoadArgs {
     /// The checkpoint directory (downloading into the HF cache if need be).
     fn dir(&self) -> Result<PathBuf> {
-        model::resolve(&self.model, std::io::stderr().is_terminal())
+        Ok(phi3v::hub::resolve(&self.model, std::io::stderr().is_terminal())?)
     }
 
     /// Loads the checkpoint in `dir`, with a spinner on a terminal.

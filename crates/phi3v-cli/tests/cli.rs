@@ -69,23 +69,10 @@ fn ask_streams_the_same_answer_as_json() {
     }
 }
 
-/// A Hugging Face cache holding `owner/name` at one snapshot, as hf-hub and transformers lay it out.
-fn fake_hf_home(root: &Path, id: &str, from: &str) {
-    let repo = root.join("hub").join(format!("models--{}", id.replace('/', "--")));
-    let snapshot = repo.join("snapshots").join("0123456789abcdef");
-    std::fs::create_dir_all(&snapshot).unwrap();
-    std::fs::create_dir_all(repo.join("refs")).unwrap();
-    std::fs::write(repo.join("refs/main"), "0123456789abcdef").unwrap();
-    for e in std::fs::read_dir(phi3v_fixtures::path(from)).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), snapshot.join(e.file_name())).unwrap();
-    }
-}
-
 #[test]
 fn model_ids_resolve_through_the_hf_cache() {
     let tmp = tempfile::tempdir().unwrap();
-    fake_hf_home(tmp.path(), "microsoft/Phi-3.5-vision-instruct", "tiny-phi35v");
+    common::fake_hf_home(tmp.path(), "microsoft/Phi-3.5-vision-instruct", "tiny-phi35v");
     // The default model id, from the cache, offline.
     let out = run(phi3v(&["ask", "--json", "--max-tokens", "2", "Hello"]).env("HF_HOME", tmp.path()));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -33,6 +33,9 @@ pub enum Error {
          its weights or config values are broken"
     )]
     NonFiniteLogits { position: usize, token: usize, value: f32 },
+    /// A model id that cannot be resolved or downloaded.
+    #[error("{0}")]
+    Hub(String),
     #[error("cannot start the worker threads: {0}")]
     Threads(String),
     #[error("tokenizer.json has token ids up to {} but the model's vocabulary has only {model}", tokenizer - 1)]

@@ -35,6 +35,7 @@
 
 mod error;
 mod generate;
+pub mod hub;
 pub mod image;
 mod input;
 mod pipeline;
@@ -60,3 +61,8 @@ pub use phi3v_decoder as decoder;
 pub use phi3v_linear as linear;
 pub use phi3v_projector as projector;
 pub use phi3v_vision as vision;
+
+/// The README's Rust blocks, compiled as doctests so the README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

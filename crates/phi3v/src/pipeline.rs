@@ -153,6 +153,13 @@ impl Pipeline {
         })))
     }
 
+    /// Loads a model by Hugging Face id (e.g. `microsoft/Phi-3.5-vision-instruct`, downloaded
+    /// into the standard HF cache on first use; `HF_HOME` and `HF_HUB_OFFLINE` are honoured) or
+    /// by checkpoint directory.
+    pub fn from_pretrained(model: &str, options: &PipelineOptions) -> Result<Self> {
+        Self::load(&crate::hub::resolve(model, false)?, options)
+    }
+
     pub fn config(&self) -> &Phi3VConfig {
         &self.0.config
     }

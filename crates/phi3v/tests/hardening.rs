@@ -168,3 +168,12 @@ fn image_limits_are_checked_before_reading_and_decoding() {
     let err = input.check().unwrap_err();
     assert!(err.to_string().contains("corrupt.png"), "{err}");
 }
+
+#[test]
+fn from_pretrained_takes_a_directory_or_names_what_is_missing() {
+    let dir = phi3v_fixtures::path("tiny-phi35v");
+    let p = Pipeline::from_pretrained(dir.to_str().unwrap(), &exact()).unwrap();
+    assert_eq!(p.default_crops(), 4);
+    let err = Pipeline::from_pretrained("./no/such/checkpoint", &exact()).err().unwrap();
+    assert!(matches!(&err, Error::Hub(m) if m.contains("./no/such/checkpoint")), "{err}");
+}

@@ -1,12 +1,17 @@
-//! `--model`: a local checkpoint directory, or a Hugging Face model id resolved through the
-//! standard HF cache (`HF_HOME`, default `~/.cache/huggingface`), downloading what is missing
-//! unless `HF_HUB_OFFLINE` is set.
+//! Where a model is: a local checkpoint directory, or a Hugging Face model id resolved through
+//! the standard HF cache (`HF_HOME`, default `~/.cache/huggingface`), downloading what is
+//! missing unless `HF_HUB_OFFLINE` is set.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
 use hf_hub::api::sync::ApiBuilder;
 use hf_hub::{Cache, Repo};
+
+use crate::{Error, Result};
+
+fn fail(message: String) -> Error {
+    Error::Hub(message)
+}
 
 /// Files every checkpoint needs besides its weights.
 const FILES: [&str; 3] = ["config.json", "preprocessor_config.json", "tokenizer.json"];
@@ -17,19 +22,21 @@ fn offline() -> bool {
 
 /// Shard names listed in a `model.safetensors.index.json`.
 fn shards(index: &Path) -> Result<Vec<String>> {
-    let bytes = phi3v::checkpoint::read_regular(index, phi3v::checkpoint::MAX_JSON_BYTES)?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| index.display().to_string())?;
-    let map = v["weight_map"].as_object().with_context(|| format!("{}: no weight_map", index.display()))?;
+    let bytes = phi3v_checkpoint::read_regular(index, phi3v_checkpoint::MAX_JSON_BYTES)?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| fail(format!("{}: {e}", index.display())))?;
+    let map = v["weight_map"].as_object().ok_or_else(|| fail(format!("{}: no weight_map", index.display())))?;
     let mut files: Vec<String> = map.values().filter_map(|f| f.as_str().map(str::to_string)).collect();
-    if let Some(bad) = files.iter().find(|f| !phi3v::checkpoint::confined(f)) {
-        bail!("{}: shard {bad:?} is not a file inside the checkpoint directory", index.display());
+    if let Some(bad) = files.iter().find(|f| !phi3v_checkpoint::confined(f)) {
+        return Err(fail(format!("{}: shard {bad:?} is not a file inside the checkpoint directory", index.display())));
     }
     files.sort();
     files.dedup();
     Ok(files)
 }
 
-/// The directory holding the checkpoint named by `spec`.
+/// The directory holding the checkpoint named by `spec`: `spec` itself when it is a
+/// directory, else the snapshot of the Hugging Face model id `spec` in the HF cache, with what
+/// is missing downloaded first (with progress bars on stderr when `progress`).
 pub fn resolve(spec: &str, progress: bool) -> Result<PathBuf> {
     let path = Path::new(spec);
     if path.is_dir() {
@@ -37,7 +44,7 @@ pub fn resolve(spec: &str, progress: bool) -> Result<PathBuf> {
     }
     let looks_like_id = spec.split('/').count() == 2 && !spec.starts_with('.') && !spec.starts_with('/');
     if !looks_like_id {
-        bail!("model directory {spec} does not exist");
+        return Err(fail(format!("model directory {spec} does not exist")));
     }
     let repo = Repo::model(spec.to_string());
     let cached = Cache::from_env().repo(repo.clone());
@@ -46,12 +53,12 @@ pub fn resolve(spec: &str, progress: bool) -> Result<PathBuf> {
             return Ok(p);
         }
         if offline() {
-            bail!("{spec}: {file} is not in the Hugging Face cache and HF_HUB_OFFLINE is set");
+            return Err(fail(format!("{spec}: {file} is not in the Hugging Face cache and HF_HUB_OFFLINE is set")));
         }
-        let api = ApiBuilder::from_env().with_progress(progress).build().context("Hugging Face client")?;
+        let api = ApiBuilder::from_env().with_progress(progress).build().map_err(|e| fail(format!("Hugging Face client: {e}")))?;
         api.repo(repo.clone())
             .get(file)
-            .with_context(|| format!("cannot download {file} of {spec} (unknown model id, or no network?)"))
+            .map_err(|e| fail(format!("cannot download {file} of {spec} (unknown model id, or no network?): {e}")))
     };
     let config = get(FILES[0])?;
     for f in &FILES[1..] {
@@ -71,5 +78,5 @@ pub fn resolve(spec: &str, progress: bool) -> Result<PathBuf> {
             get("model.safetensors")?;
         }
     }
-    Ok(config.parent().context("cache path")?.to_path_buf())
+    Ok(config.parent().unwrap_or(Path::new(".")).to_path_buf())
 }
