@@ -3,7 +3,6 @@
 //! one clear error line with a non-zero exit for each kind of bad input.
 //! No test reaches outside this machine: "no network" is a closed loopback port.
 
-use std::path::Path;
 
 mod common;
 use common::{assert_clean_error, fixture, phi3v, run};
