@@ -40,3 +40,51 @@ fn a_terminal_run_of_16_bit_weights_suggests_q4() {
     let out = run(&mut phi3v(&["ask", "--model", &model, "--max-tokens", "1", "Hi"]));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn chat_takes_quoted_dropped_and_home_paths_multi_line_input_and_its_commands() {
+    let home = tempfile::tempdir().unwrap();
+    let chart = std::fs::read(fixture("../../assets/chart.png")).unwrap();
+    let spaced = home.path().join("my charts");
+    std::fs::create_dir(&spaced).unwrap();
+    std::fs::write(spaced.join("q 1.png"), &chart).unwrap();
+    let dropped = format!("file://{}/my%20charts/q%201.png", home.path().display());
+    let transcript = home.path().join("talk.json");
+    let script = format!(
+        "/image \"{0}/my charts/q 1.png\" '~/my charts/q 1.png' {dropped}\n\
+         What is \\\nshown here?\n/stats\n/save {1}\n/system Be terse.\nHi\n/nonsense\n/exit\n",
+        home.path().display(),
+        transcript.display()
+    );
+    let out = common::chat_with_env("3", script.as_bytes(), &[("HOME", home.path().to_str().unwrap())]).wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("(image 3 attached"), "three paths, three images: {stderr}");
+    assert!(stderr.contains("prompt tokens (2271 image)"), "/stats: {stderr}");
+    assert!(stderr.contains("(system message set; conversation cleared)"), "{stderr}");
+    for command in ["/image", "/system", "/reset", "/save", "/stats", "/help", "/exit"] {
+        assert!(stderr.contains(command), "/nonsense lists {command}: {stderr}");
+    }
+    let messages: serde_json::Value = serde_json::from_slice(&std::fs::read(&transcript).unwrap()).unwrap();
+    assert_eq!(messages[0]["content"], "<|image_1|>\n<|image_2|>\n<|image_3|>\nWhat is \nshown here?", "one message over two lines");
+    assert_eq!(messages[1]["role"], "assistant");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2, "two answers");
+}
+
+#[test]
+fn chat_on_a_terminal_edits_lines_keeps_history_and_ends_on_ctrl_d() {
+    let state = tempfile::tempdir().unwrap();
+    let model = fixture("tiny-phi35v");
+    let cmd = format!("{} chat --model {model} --max-tokens 2", env!("CARGO_BIN_EXE_phi3v"));
+    // Typed slowly into a terminal: a line with a typo fixed by backspace, then Ctrl-D.
+    let typed = "sleep 1; printf 'Hellp\\177o there\\r'; sleep 2; printf '\\004'";
+    let out = run(std::process::Command::new("sh")
+        .args(["-c", &format!("({typed}) | script -qec '{cmd}' /dev/null")])
+        .env("XDG_STATE_HOME", state.path())
+        .env("HF_HUB_OFFLINE", "1"));
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("/help") && screen.contains("(cut at --max-tokens 2)"), "{screen}");
+    let history = std::fs::read_to_string(state.path().join("phi3v/chat-history")).unwrap();
+    assert!(history.lines().any(|l| l == "Hello there"), "{history}");
+}

@@ -32,8 +32,18 @@ pub fn assert_clean_error(out: &Output, needle: &str) {
 /// `phi3v chat` on the tiny checkpoint with every stream piped, `script` already written to its
 /// stdin (which stays open when `keep_stdin`).
 pub fn chat(max_tokens: &str, script: &[u8], keep_stdin: bool) -> Child {
+    chat_env(max_tokens, script, keep_stdin, &[])
+}
+
+/// [`chat`] with stdin closed after `script`, and extra environment variables.
+pub fn chat_with_env(max_tokens: &str, script: &[u8], env: &[(&str, &str)]) -> Child {
+    chat_env(max_tokens, script, false, env)
+}
+
+fn chat_env(max_tokens: &str, script: &[u8], keep_stdin: bool, env: &[(&str, &str)]) -> Child {
     let model = fixture("tiny-phi35v");
     let mut child = phi3v(&["chat", "--model", &model, "--max-tokens", max_tokens])
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
