@@ -13,7 +13,7 @@ pub struct AskArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// Image file; repeat for several (placed before the question, in order).
-    #[arg(long = "image")]
+    #[arg(short, long = "image")]
     images: Vec<PathBuf>,
     /// Pass the prompt verbatim: already in the chat template, `<|image_N|>` tags included.
     #[arg(long)]
@@ -21,13 +21,36 @@ pub struct AskArgs {
     /// Print one JSON object (answer, token ids, token counts, timings) instead of the text.
     #[arg(long)]
     json: bool,
-    /// The question (with --raw: the whole prompt).
-    prompt: String,
+    /// Read the question from this file (`-`: standard input).
+    #[arg(short = 'f', long = "file", value_name = "FILE", conflicts_with = "prompt")]
+    file: Option<PathBuf>,
+    /// The question (with --raw: the whole prompt); `-` reads it from standard input.
+    #[arg(required_unless_present = "file")]
+    prompt: Option<String>,
+}
+
+impl AskArgs {
+    /// The question: the argument, or the file or standard input it names.
+    fn question(&self) -> Result<String> {
+        let from = |path: &std::path::Path| -> Result<String> {
+            if path == std::path::Path::new("-") {
+                return Ok(std::io::read_to_string(std::io::stdin())?);
+            }
+            let bytes = phi3v::checkpoint::read_regular(path, 16 << 20)?;
+            String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{}: not UTF-8 text", path.display()))
+        };
+        match (&self.file, self.prompt.as_deref()) {
+            (Some(file), _) => from(file),
+            (None, Some("-")) => from("-".as_ref()),
+            (None, prompt) => Ok(prompt.unwrap_or_default().to_string()),
+        }
+    }
 }
 
 pub fn run(args: AskArgs) -> Result<()> {
     let m = &args.model;
     let mut params = m.params()?;
+    let question = args.question()?;
     let images = args.images.iter().map(|p| m.load.image(p)).collect::<Result<Vec<_>>>()?;
     let pipeline = m.load.pipeline()?;
     m.encode(&pipeline, &images)?;
@@ -40,11 +63,11 @@ pub fn run(args: AskArgs) -> Result<()> {
         }
     };
     let g = if args.raw {
-        pipeline.generate(&args.prompt, &images, &params, print)?
+        pipeline.generate(&question, &images, &params, print)?
     } else {
         let mut messages: Vec<Message> = m.system.iter().map(|s| Message::new("system", s)).collect();
         let tags: String = (1..=images.len()).map(|n| format!("<|image_{n}|>\n")).collect();
-        messages.push(Message::new("user", format!("{tags}{}", args.prompt)));
+        messages.push(Message::new("user", format!("{tags}{}", question)));
         pipeline.chat(&messages, &images, &params, print)?
     };
     if closed.is_cancelled() {
@@ -54,6 +77,9 @@ pub fn run(args: AskArgs) -> Result<()> {
         crate::outln!("{}", json(&g, params.seed));
     } else {
         crate::outln!();
+        if m.show_stats() {
+            eprintln!("{}", crate::stats_line(&g, params.max_new_tokens));
+        }
     }
     Ok(())
 }

@@ -23,7 +23,7 @@ pub struct ChatArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// Image to attach to the first question (more with `/image PATH` in the chat).
-    #[arg(long = "image")]
+    #[arg(short, long = "image")]
     images: Vec<PathBuf>,
 }
 
@@ -172,21 +172,6 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8(out).unwrap_or_else(|_| s.to_string())
 }
 
-/// The stats line of an answer.
-fn stats(g: &Generation, cached: usize) -> String {
-    let t = &g.timings;
-    let first = t.encode + t.prefill;
-    format!(
-        "{} prompt tokens ({} image), {} generated, first token after {:.2} s, {:.1} tokens/s, stop: {:?}; {cached} tokens in the conversation",
-        g.prompt_tokens,
-        g.image_tokens.iter().sum::<usize>(),
-        g.tokens.len(),
-        first.as_secs_f64(),
-        t.decode_tokens_per_s(),
-        g.stop
-    )
-}
-
 pub fn run(args: ChatArgs) -> Result<()> {
     let m = &args.model;
     let mut params = m.params()?;
@@ -248,6 +233,7 @@ pub fn run(args: ChatArgs) -> Result<()> {
                     match g.stop {
                         StopReason::Cancelled => eprintln!("(stopped)"),
                         StopReason::ContextFull => eprintln!("(the conversation has filled the model's context: /reset to go on)"),
+                        _ if m.show_stats() => eprintln!("{}", crate::stats_line(&g, params.max_new_tokens)),
                         StopReason::MaxTokens => eprintln!("(cut at --max-tokens {})", params.max_new_tokens),
                         _ => {}
                     }
@@ -294,7 +280,7 @@ pub fn run(args: ChatArgs) -> Result<()> {
                 }
             }
             "stats" => match &last {
-                Some(g) => eprintln!("{}", stats(g, session.cached_tokens())),
+                Some(g) => eprintln!("{} {} tokens in the conversation", crate::stats_line(g, params.max_new_tokens), session.cached_tokens()),
                 None => eprintln!("(no answer yet)"),
             },
             "help" => eprintln!("{HELP}"),

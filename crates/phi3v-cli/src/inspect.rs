@@ -12,10 +12,10 @@ use phi3v::vision::HdLayout;
 #[derive(Args)]
 pub struct InspectArgs {
     /// Checkpoint directory, or a Hugging Face model id (resolved through the HF cache).
-    #[arg(long, default_value = "microsoft/Phi-3.5-vision-instruct")]
+    #[arg(short, long, env = "PHI3V_MODEL", default_value = "microsoft/Phi-3.5-vision-instruct")]
     model: String,
     /// Image file; repeat for several images (they are placed before the question, in order).
-    #[arg(long = "image")]
+    #[arg(short, long = "image")]
     images: Vec<PathBuf>,
     /// Maximum crops per image (default: the checkpoint's preprocessor_config.json).
     #[arg(long, value_parser = crate::num_crops)]
@@ -25,7 +25,8 @@ pub struct InspectArgs {
     system: Option<String>,
     #[command(flatten)]
     limits: crate::LimitArgs,
-    /// The question.
+    /// The question (none: only the images and the template count).
+    #[arg(default_value = "")]
     question: String,
 }
 

@@ -74,13 +74,17 @@ enum Command {
     /// Evaluate on ChartQA, DocVQA, InfoVQA, TextVQA, OCRBench, AI2D or generated data.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
+    /// Print a shell completion script (e.g. `phi3v completions bash > ~/.local/share/bash-completion/completions/phi3v`).
+    Completions {
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Which checkpoint, and how to run it: shared by `ask`, `chat`, `eval run` and `bench`.
 #[derive(Args)]
 pub struct LoadArgs {
     /// Checkpoint directory, or a Hugging Face model id (resolved through the HF cache).
-    #[arg(long, default_value = "microsoft/Phi-3.5-vision-instruct")]
+    #[arg(short, long, env = "PHI3V_MODEL", default_value = "microsoft/Phi-3.5-vision-instruct")]
     model: String,
     /// Maximum crops per image (default: the checkpoint's, 4 for Phi-3.5-vision, 16 for Phi-3-vision).
     #[arg(long, value_parser = num_crops)]
@@ -106,6 +110,27 @@ pub struct LoadArgs {
     threads: Option<usize>,
     #[command(flatten)]
     limits: LimitArgs,
+}
+
+/// One line about an answer: its tokens, time to first token, speed and why it stopped (with
+/// a word when `--max-tokens` cut it).
+pub fn stats_line(g: &phi3v::Generation, max_tokens: usize) -> String {
+    let t = &g.timings;
+    let stop = match &g.stop {
+        phi3v::StopReason::EndToken(_) => "end of answer".to_string(),
+        phi3v::StopReason::StopString(s) => format!("stop string {s:?}"),
+        phi3v::StopReason::MaxTokens => format!("cut at --max-tokens {max_tokens}"),
+        phi3v::StopReason::ContextFull => "the model's context is full".to_string(),
+        phi3v::StopReason::Cancelled => "stopped".to_string(),
+    };
+    format!(
+        "({} prompt tokens, {} of them image; {} generated; first token after {:.2} s; {:.1} tokens/s; {stop})",
+        g.prompt_tokens,
+        g.image_tokens.iter().sum::<usize>(),
+        g.tokens.len(),
+        (t.encode + t.prefill).as_secs_f64(),
+        t.decode_tokens_per_s(),
+    )
 }
 
 /// `--num-crops`: 1 to the most the HD transform takes.
@@ -148,10 +173,10 @@ pub struct ModelArgs {
     #[command(flatten)]
     load: LoadArgs,
     /// Most tokens to generate.
-    #[arg(long, default_value_t = 512)]
+    #[arg(short = 'n', long, default_value_t = 512)]
     max_tokens: usize,
     /// Sampling temperature; 0 is greedy.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(short, long, default_value_t = 0.0)]
     temperature: f32,
     /// Nucleus sampling: keep the most likely tokens up to this probability mass.
     #[arg(long, default_value_t = 1.0)]
@@ -168,6 +193,13 @@ pub struct ModelArgs {
     /// System message.
     #[arg(long)]
     system: Option<String>,
+    /// End the answer where this text appears (not included); repeat for several.
+    #[arg(long = "stop", value_name = "TEXT")]
+    stop: Vec<String>,
+    /// After each answer, one line on stderr: tokens, time to first token, speed, why it
+    /// stopped (always on a terminal).
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -209,7 +241,7 @@ impl ModelArgs {
             top_k: self.top_k,
             seed: self.seed.unwrap_or_else(rand::random),
             repetition_penalty: self.repetition_penalty,
-            stop: Vec::new(),
+            stop: self.stop.clone(),
             cancel: None,
         };
         let flag = |e: phi3v::ParamError| {
@@ -220,6 +252,11 @@ impl ModelArgs {
         };
         params.validate().map_err(flag)?;
         Ok(params)
+    }
+
+    /// Whether to print [`stats_line`] after an answer.
+    fn show_stats(&self) -> bool {
+        self.verbose || std::io::stderr().is_terminal()
     }
 
     /// Encodes `images` ahead of generation (the pipeline caches the result), with a progress
@@ -362,6 +399,11 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Eval(command) => eval::run(command),
         Command::Bench(args) => bench::run(args),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "phi3v", &mut script);
+            emit(&String::from_utf8_lossy(&script))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -60,7 +60,7 @@ fn chat_takes_quoted_dropped_and_home_paths_multi_line_input_and_its_commands() 
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("(image 3 attached"), "three paths, three images: {stderr}");
-    assert!(stderr.contains("prompt tokens (2271 image)"), "/stats: {stderr}");
+    assert!(stderr.contains("2271 of them image"), "/stats: {stderr}");
     assert!(stderr.contains("(system message set; conversation cleared)"), "{stderr}");
     for command in ["/image", "/system", "/reset", "/save", "/stats", "/help", "/exit"] {
         assert!(stderr.contains(command), "/nonsense lists {command}: {stderr}");
@@ -84,7 +84,45 @@ fn chat_on_a_terminal_edits_lines_keeps_history_and_ends_on_ctrl_d() {
         .env("HF_HUB_OFFLINE", "1"));
     let screen = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{screen}");
-    assert!(screen.contains("/help") && screen.contains("(cut at --max-tokens 2)"), "{screen}");
+    assert!(screen.contains("/help") && screen.contains("cut at --max-tokens 2"), "{screen}");
     let history = std::fs::read_to_string(state.path().join("phi3v/chat-history")).unwrap();
     assert!(history.lines().any(|l| l == "Hello there"), "{history}");
+}
+
+#[test]
+fn short_flags_prompts_from_files_and_stdin_stop_strings_and_stats() {
+    use std::io::Write;
+    let model = fixture("tiny-phi35v");
+    let chart = fixture("../../assets/chart.png");
+    let question = "Which quarter had the highest revenue?";
+    let reference = ask_json(&["--image", &chart, question]);
+    // Short flags, the model from PHI3V_MODEL, the question from a file and from stdin.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("q.txt");
+    std::fs::write(&file, question).unwrap();
+    let file_arg = file.to_str().unwrap();
+    let from_file = run(phi3v(&["ask", "--json", "-n", "6", "-i", &chart, "-f", file_arg]).env("PHI3V_MODEL", &model));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&from_file.stdout).unwrap()["tokens"], reference["tokens"]);
+    let mut child = phi3v(&["ask", "-m", &model, "--json", "-n", "6", "-i", &chart, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(question.as_bytes()).unwrap();
+    let from_stdin = child.wait_with_output().unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&from_stdin.stdout).unwrap()["tokens"], reference["tokens"]);
+    // --stop ends the answer before the text; -v adds the stats line.
+    let answer = reference["answer"].as_str().unwrap();
+    let cut: String = answer.chars().skip(2).take(2).collect();
+    let stopped = ask_json(&["--stop", &cut, "--image", &chart, question]);
+    assert!(stopped["stop"].as_str().unwrap().starts_with("string"), "{stopped}");
+    assert!(answer.starts_with(stopped["answer"].as_str().unwrap()) && !stopped["answer"].as_str().unwrap().contains(&cut));
+    let out = run(&mut phi3v(&["ask", "-m", &model, "-n", "3", "-v", "Hi"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("prompt tokens") && stderr.contains("cut at --max-tokens 3"), "{stderr}");
+    // inspect without a question; completions.
+    let out = run(&mut phi3v(&["inspect", "-m", &model, "-i", &chart]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("757 image"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&mut phi3v(&["completions", "bash"]));
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("_phi3v()"));
 }

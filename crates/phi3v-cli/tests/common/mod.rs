@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 pub fn phi3v(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_phi3v"));
-    cmd.args(args).env("HF_HUB_OFFLINE", "1").env("HF_HOME", "/nonexistent-hf-home");
+    cmd.args(args).env("HF_HUB_OFFLINE", "1").env("HF_HOME", "/nonexistent-hf-home").env_remove("PHI3V_MODEL");
     cmd
 }
 
