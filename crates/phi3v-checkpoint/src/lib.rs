@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 pub use config::{EmbdLayer, ImgProcessor, Phi3VConfig, RopeScaling, VisionConfig};
-pub use weights::{TensorInfo, Weights};
+pub use weights::{ReadObserver, TensorInfo, Weights};
 
 /// What can go wrong reading a checkpoint. Every variant names the file.
 #[derive(Debug, thiserror::Error)]

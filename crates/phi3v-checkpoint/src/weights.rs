@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use std::io::{Read, Seek, SeekFrom};
 
@@ -147,13 +148,23 @@ impl Weights {
     /// the dtype asked for (`dtype` unless the caller names another). Shape checks happen at
     /// fetch time and name the tensor.
     pub fn var_builder(&self, dtype: DType, device: &Device) -> Result<VarBuilder<'static>, CheckpointError> {
-        Ok(VarBuilder::from_backend(Box::new(Reader { tensors: self.tensors.clone() }), dtype, device.clone()))
+        self.var_builder_observed(dtype, device, Arc::new(|_| {}))
+    }
+
+    /// [`Self::var_builder`], calling `read(bytes)` with each tensor's stored size once it is
+    /// read (from the loading threads), for progress out of [`Self::total_bytes`].
+    pub fn var_builder_observed(&self, dtype: DType, device: &Device, read: ReadObserver) -> Result<VarBuilder<'static>, CheckpointError> {
+        Ok(VarBuilder::from_backend(Box::new(Reader { tensors: self.tensors.clone(), read }), dtype, device.clone()))
     }
 }
+
+/// Called with the stored size of each tensor read.
+pub type ReadObserver = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// Reads single tensors from the safetensors files.
 struct Reader {
     tensors: BTreeMap<String, TensorInfo>,
+    read: ReadObserver,
 }
 
 impl Reader {
@@ -163,12 +174,14 @@ impl Reader {
         let mut file = File::open(&info.file).map_err(io)?;
         file.seek(SeekFrom::Start(info.offset)).map_err(io)?;
         let shape = info.shape.as_slice();
-        match info.dtype.as_str() {
+        let tensor = match info.dtype.as_str() {
             "BF16" => Tensor::from_vec(read_values::<bf16>(&mut file, info.bytes).map_err(io)?, shape, dev),
             "F16" => Tensor::from_vec(read_values::<f16>(&mut file, info.bytes).map_err(io)?, shape, dev),
             "F32" => Tensor::from_vec(read_values::<f32>(&mut file, info.bytes).map_err(io)?, shape, dev),
             other => candle_core::bail!("{name}: stored as {other}, expected BF16, F16 or F32"),
-        }
+        };
+        (self.read)(info.bytes as u64);
+        tensor
     }
 }
 

@@ -53,7 +53,6 @@ pub fn run(args: AskArgs) -> Result<()> {
     let question = args.question()?;
     let images = args.images.iter().map(|p| m.load.image(p)).collect::<Result<Vec<_>>>()?;
     let pipeline = m.load.pipeline()?;
-    m.encode(&pipeline, &images)?;
     // A closed stdout ends the generation: nobody reads the rest.
     let closed = Cancel::new();
     params.cancel = Some(closed.clone());

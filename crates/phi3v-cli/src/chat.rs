@@ -215,10 +215,6 @@ pub fn run(args: ChatArgs) -> Result<()> {
             }
             let text = line.strip_prefix('/').unwrap_or(line); // `//…` → `/…`
             let images = std::mem::take(&mut pending);
-            if let Err(e) = m.encode(&pipeline, &images) {
-                eprintln!("error: {e:#}");
-                continue;
-            }
             cancel.reset();
             *ANSWERING.lock().unwrap_or_else(|e| e.into_inner()) = Some(cancel.clone());
             let result = session.ask(text, &images, &params, |piece| {

@@ -112,6 +112,36 @@ pub struct LoadArgs {
     limits: LimitArgs,
 }
 
+/// Bars on stderr for the pipeline's long steps: reading the weights (bytes), each image's
+/// crops, the prompt's tokens. Each bar goes away when its step is done.
+fn progress_bars() -> phi3v::Observer {
+    use phi3v::Progress;
+    let current: std::sync::Mutex<Option<(&'static str, indicatif::ProgressBar)>> = std::sync::Mutex::new(None);
+    phi3v::Observer::new(move |p| {
+        let (label, pos, len, unit) = match p {
+            Progress::Loading { bytes, total } => ("loading weights", bytes, total, "{binary_bytes}/{binary_total_bytes}"),
+            Progress::Encoding { crops, of } => ("encoding image, crops", crops as u64, of as u64, "{pos}/{len}"),
+            Progress::Prefill { tokens, of } => ("reading the prompt, tokens", tokens as u64, of as u64, "{pos}/{len}"),
+        };
+        let mut current = current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_ref().is_none_or(|(l, bar)| *l != label || bar.length() != Some(len)) {
+            if let Some((_, old)) = current.take() {
+                old.finish_and_clear();
+            }
+            let template = format!("{label} {{bar:30}} {unit} {{elapsed}}");
+            let style = indicatif::ProgressStyle::with_template(&template).expect("valid template");
+            *current = Some((label, indicatif::ProgressBar::new(len).with_style(style)));
+        }
+        if let Some((_, bar)) = current.as_ref() {
+            bar.set_position(pos.max(bar.position()));
+            if pos >= len {
+                bar.finish_and_clear();
+                *current = None;
+            }
+        }
+    })
+}
+
 /// One line about an answer: its tokens, time to first token, speed and why it stopped (with
 /// a word when `--max-tokens` cut it).
 pub fn stats_line(g: &phi3v::Generation, max_tokens: usize) -> String {
@@ -258,24 +288,6 @@ impl ModelArgs {
     fn show_stats(&self) -> bool {
         self.verbose || std::io::stderr().is_terminal()
     }
-
-    /// Encodes `images` ahead of generation (the pipeline caches the result), with a progress
-    /// bar on a terminal.
-    fn encode(&self, pipeline: &Pipeline, images: &[phi3v::ImageInput]) -> Result<()> {
-        if images.is_empty() || !std::io::stderr().is_terminal() {
-            return Ok(());
-        }
-        let bar = indicatif::ProgressBar::new(images.len() as u64).with_style(
-            indicatif::ProgressStyle::with_template("encoding images {bar:20} {pos}/{len} {elapsed}")
-                .expect("valid template"),
-        );
-        for image in images {
-            pipeline.encode_image(image)?;
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        Ok(())
-    }
 }
 
 impl LoadArgs {
@@ -284,21 +296,12 @@ impl LoadArgs {
         Ok(phi3v::hub::resolve(&self.model, std::io::stderr().is_terminal())?)
     }
 
-    /// Loads the checkpoint in `dir`, with a spinner on a terminal.
+    /// Loads the checkpoint in `dir` (with a bar on a terminal).
     fn pipeline_from(&self, dir: &Path) -> Result<Pipeline> {
         if std::io::stderr().is_terminal() {
             self.suggest_quant(dir);
         }
-        let spinner = std::io::stderr().is_terminal().then(|| {
-            let s = indicatif::ProgressBar::new_spinner().with_message(format!("loading {}", dir.display()));
-            s.enable_steady_tick(std::time::Duration::from_millis(100));
-            s
-        });
-        let pipeline = Pipeline::load(dir, &self.options());
-        if let Some(s) = spinner {
-            s.finish_and_clear();
-        }
-        Ok(pipeline?)
+        Ok(Pipeline::load(dir, &self.options())?)
     }
 
     /// On a terminal, 16-bit weights run as stored get a word on `--quant q4`: exact is the
@@ -325,7 +328,8 @@ impl LoadArgs {
             KvCache::F16 => Some(KvDtype::F16),
             KvCache::Q8 => Some(KvDtype::Q8),
         };
-        PipelineOptions { weights, vision_weights, kv_cache, threads: self.threads(), ..Default::default() }
+        let progress = std::io::stderr().is_terminal().then(progress_bars);
+        PipelineOptions { weights, vision_weights, kv_cache, threads: self.threads(), progress, ..Default::default() }
     }
 
     /// `--threads`, capped to the cores with a warning (more only slows the model down).

@@ -366,13 +366,24 @@ impl Decoder {
     /// cache still holds short-factor keys, the cache is rebuilt from its stored input rows with
     /// the long factors first (the Phi-3.5 rule; transformers does the same re-prefill).
     pub fn forward(&self, rows: &Tensor, cache: &mut KvCache) -> std::result::Result<Tensor, DecoderError> {
+        self.forward_observed(rows, cache, &mut |_| {})
+    }
+
+    /// [`Self::forward`], calling `done(k)` each time the first `k` rows are through every
+    /// layer (once per chunk of [`PREFILL_CHUNK`] rows).
+    pub fn forward_observed(
+        &self,
+        rows: &Tensor,
+        cache: &mut KvCache,
+        done: &mut dyn FnMut(usize),
+    ) -> std::result::Result<Tensor, DecoderError> {
         let (_, width) = rows.dims2()?;
         if width != self.shape.hidden {
             return Err(DecoderError::Width { got: width, expected: self.shape.hidden });
         }
         let rows = rows.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let mut buffers = Buffers::default();
-        self.run(&rows, cache, &mut buffers)?;
+        self.run(&rows, cache, &mut buffers, done)?;
         Ok(Tensor::from_slice(&buffers.logits, self.shape.vocab, &self.device)?)
     }
 
@@ -395,14 +406,14 @@ impl Decoder {
             _ => with_elements(&self.embed_tokens, |t: &[f32]| row.copy_from_slice(&t[id * h..][..h]))?,
         }
         let mut buffers = std::mem::take(&mut cache.step);
-        let result = self.run(&row, cache, &mut buffers);
+        let result = self.run(&row, cache, &mut buffers, &mut |_| {});
         (cache.step, cache.row) = (buffers, row);
         result?;
         Ok(&cache.step.logits)
     }
 
     /// The forward of `rows` `[n, H]` into `cache`, the last row's logits left in `b.logits`.
-    fn run(&self, rows: &[f32], cache: &mut KvCache, b: &mut Buffers) -> std::result::Result<(), DecoderError> {
+    fn run(&self, rows: &[f32], cache: &mut KvCache, b: &mut Buffers, done: &mut dyn FnMut(usize)) -> std::result::Result<(), DecoderError> {
         let h = self.shape.hidden;
         let n = rows.len() / h;
         if n == 0 {
@@ -419,7 +430,8 @@ impl Decoder {
             all.extend_from_slice(rows);
             (cache.layers, cache.len) = (Vec::new(), 0);
             let mut rebuild = Buffers::default();
-            self.run(&all, cache, &mut rebuild)?;
+            let earlier = all.len() / h - n;
+            self.run(&all, cache, &mut rebuild, &mut |k| done(k.saturating_sub(earlier)))?;
             b.logits.clone_from(&rebuild.logits);
             return Ok(());
         }
@@ -435,7 +447,7 @@ impl Decoder {
             }
             cache.inputs.extend_from_slice(rows);
         }
-        let mut last = 0;
+        let (mut last, mut through) = (0, 0);
         for chunk in rows.chunks(PREFILL_CHUNK * h) {
             let len = chunk.len() / h;
             b.size(&self.shape, len);
@@ -446,6 +458,8 @@ impl Decoder {
             }
             cache.len += len;
             last = len - 1;
+            through += len;
+            done(through);
         }
         self.norm.forward(&b.x[last * h..][..h], &mut b.normed[..h]);
         self.lm_head.forward_into(&b.normed[..h], 1, &mut b.logits, &mut b.linear)?;

@@ -166,10 +166,21 @@ impl ClipVisionTower {
     /// `crops`: `[N, 3, S, S]` pixel values (S = 336) → patch features `[N, G², C]`
     /// (G = 24 patches per side; CLS dropped). Crops are independent and run in parallel.
     pub fn forward(&self, crops: &Tensor) -> Result<Tensor> {
+        self.forward_observed(crops, &|_| {})
+    }
+
+    /// [`Self::forward`], calling `done(k)` as the k-th crop is finished (from the worker
+    /// threads, in any order of crops).
+    pub fn forward_observed(&self, crops: &Tensor, done: &(dyn Fn(usize) + Sync)) -> Result<Tensor> {
         let n = crops.dim(0)?;
+        let finished = std::sync::atomic::AtomicUsize::new(0);
         let features = (0..n)
             .into_par_iter()
-            .map(|i| self.forward_batch(&crops.narrow(0, i, 1)?))
+            .map(|i| {
+                let f = self.forward_batch(&crops.narrow(0, i, 1)?);
+                done(finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1);
+                f
+            })
             .collect::<Result<Vec<_>>>()?;
         Tensor::cat(&features, 0)
     }

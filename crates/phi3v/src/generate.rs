@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use phi3v_decoder::KvCache;
 
 use crate::pipeline::{Pipeline, PromptInputs, STOP_IDS};
+use crate::progress::Progress;
 use crate::sampling::{GenerationParams, Sampler};
 use crate::stream::TextStream;
 use crate::Result;
@@ -91,7 +92,11 @@ pub(crate) fn run(
     let decoder = &pipeline.0.decoder;
     let mut timings = Timings { encode: inputs.encode_time, prefill_tokens: inputs.ids.len(), ..Default::default() };
     let start = Instant::now();
-    let mut logits = pipeline.compute(|| decoder.forward(&inputs.rows, cache))?.to_vec1::<f32>()?;
+    let of = inputs.ids.len();
+    let progress = &pipeline.0.progress;
+    crate::progress::report(progress, Progress::Prefill { tokens: 0, of });
+    let mut on_rows = |tokens| crate::progress::report(progress, Progress::Prefill { tokens, of });
+    let mut logits = pipeline.compute(|| decoder.forward_observed(&inputs.rows, cache, &mut on_rows))?.to_vec1::<f32>()?;
     timings.prefill = start.elapsed();
     finite(&logits, cache.len())?;
     // As transformers' `max_length`: prompt and answer together fill at most the context, so

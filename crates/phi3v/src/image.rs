@@ -2,7 +2,7 @@
 
 use candle_core::{Device, Tensor};
 use phi3v_linear::WeightFormat;
-use phi3v_checkpoint::Checkpoint;
+use phi3v_checkpoint::{Checkpoint, ReadObserver};
 use phi3v_projector::Projector;
 use phi3v_vision::{ClipVisionTower, Normalization, Preprocessed, CROP};
 
@@ -21,7 +21,12 @@ impl ImageEncoder {
     /// Loads the vision tower and projector of a checkpoint, their matrices in `format`
     /// (resolved; quantised straight from the stored dtype), the rest in f32.
     pub fn load(ckpt: &Checkpoint, format: WeightFormat, device: &Device) -> Result<Self> {
-        let vb = ckpt.weights.var_builder(format.table_dtype(ckpt.weights.stored_dtype()), device)?;
+        Self::load_observed(ckpt, format, device, std::sync::Arc::new(|_| {}))
+    }
+
+    /// [`Self::load`], reporting each tensor's stored bytes to `read` as it is read.
+    pub fn load_observed(ckpt: &Checkpoint, format: WeightFormat, device: &Device, read: ReadObserver) -> Result<Self> {
+        let vb = ckpt.weights.var_builder_observed(format.table_dtype(ckpt.weights.stored_dtype()), device, read)?;
         Ok(Self {
             tower: ClipVisionTower::load(&ckpt.vision, format, vb.clone())?,
             projector: Projector::load(ckpt.vision.hidden_size, ckpt.config.hidden_size, format, vb)?,
@@ -49,8 +54,13 @@ impl ImageEncoder {
 
     /// CLIP penultimate-layer patch features `[crops, 576, vision_hidden]` (global view first).
     pub fn features(&self, pre: &Preprocessed) -> Result<Tensor> {
+        self.features_observed(pre, &|_| {})
+    }
+
+    /// [`Self::features`], calling `done(k)` as the k-th crop is finished.
+    pub fn features_observed(&self, pre: &Preprocessed, done: &(dyn Fn(usize) + Sync)) -> Result<Tensor> {
         let crops = Tensor::from_slice(&pre.crops, (pre.num_crops(), 3, CROP, CROP), &self.device)?;
-        Ok(self.tower.forward(&crops)?)
+        Ok(self.tower.forward_observed(&crops, done)?)
     }
 
     /// The 2×2 merge, separators and MLP projector: features → rows `[num_img_tokens, hidden]`.

@@ -13,6 +13,7 @@ use phi3v_vision::HdLayout;
 use crate::generate::{run, Generation};
 use crate::image::ImageEncoder;
 use crate::input::ImageInput;
+use crate::progress::{report, Observer, Progress};
 use crate::prompt::{chat_prompt, Message, PromptTokenizer};
 use crate::sampling::GenerationParams;
 use crate::session::Session;
@@ -39,6 +40,8 @@ pub struct PipelineOptions {
     /// Worker threads for this pipeline's computation (`None`: rayon's global pool, one thread
     /// per core unless `RAYON_NUM_THREADS` says otherwise).
     pub threads: Option<usize>,
+    /// Receives the progress of loading, image encoding and prefill.
+    pub progress: Option<Observer>,
 }
 
 impl Default for PipelineOptions {
@@ -49,6 +52,7 @@ impl Default for PipelineOptions {
             kv_cache: None,
             image_cache_bytes: 256 << 20,
             threads: None,
+            progress: None,
         }
     }
 }
@@ -102,6 +106,7 @@ pub(crate) struct Inner {
     pub(crate) decoder: Decoder,
     cache: Mutex<ImageCache>,
     pool: Option<rayon::ThreadPool>,
+    pub(crate) progress: Option<Observer>,
 }
 
 /// A loaded model. Cloning is cheap (shared); all methods take `&self` and may run from several
@@ -134,14 +139,23 @@ impl Pipeline {
         let device = Device::Cpu;
         let stored = ckpt.weights.stored_dtype();
         let weights = options.weights.resolve(stored);
-        let vb = ckpt.weights.var_builder(weights.table_dtype(stored), &device)?;
+        let total = ckpt.weights.total_bytes() as u64;
+        let read = std::sync::atomic::AtomicU64::new(0);
+        let observer = options.progress.clone();
+        let on_read: phi3v_checkpoint::ReadObserver = std::sync::Arc::new(move |bytes| {
+            let bytes = read.fetch_add(bytes, std::sync::atomic::Ordering::SeqCst) + bytes;
+            report(&observer, Progress::Loading { bytes, total });
+        });
+        let vb = ckpt.weights.var_builder_observed(weights.table_dtype(stored), &device, on_read.clone())?;
         let kv = options.kv_cache.unwrap_or(match weights {
             WeightFormat::F32 => KvDtype::F32,
             WeightFormat::Q4 => KvDtype::Q8,
             _ => KvDtype::F16,
         });
         let decoder = Decoder::load(&ckpt.config, weights, vb)?.with_kv_dtype(kv);
-        let images = ImageEncoder::load(&ckpt, options.vision_weights.resolve(stored), &device)?;
+        let images = ImageEncoder::load_observed(&ckpt, options.vision_weights.resolve(stored), &device, on_read)?;
+        // Done (tensors the model does not use, such as CLIP's last layer, are never read).
+        report(&options.progress, Progress::Loading { bytes: total, total });
         let cache = ImageCache { capacity: options.image_cache_bytes, used: 0, entries: Vec::new() };
         Ok(Self(Arc::new(Inner {
             config: ckpt.config,
@@ -150,6 +164,7 @@ impl Pipeline {
             decoder,
             cache: Mutex::new(cache),
             pool,
+            progress: options.progress.clone(),
         })))
     }
 
@@ -197,7 +212,10 @@ impl Pipeline {
         let rows = self.compute(|| -> Result<Tensor> {
             // The decoded pixels live only until the crops are cut.
             let pre = self.0.images.preprocess(&*image.rgb()?, crops)?;
-            self.0.images.encode(&pre)
+            let of = pre.num_crops();
+            report(&self.0.progress, Progress::Encoding { crops: 0, of });
+            let features = self.0.images.features_observed(&pre, &|k| report(&self.0.progress, Progress::Encoding { crops: k, of }))?;
+            self.0.images.project(&features, &pre)
         })?;
         self.lock_cache().put(key, crops, rows.clone());
         Ok(rows)

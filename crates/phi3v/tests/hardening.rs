@@ -177,3 +177,28 @@ fn from_pretrained_takes_a_directory_or_names_what_is_missing() {
     let err = Pipeline::from_pretrained("./no/such/checkpoint", &exact()).err().unwrap();
     assert!(matches!(&err, Error::Hub(m) if m.contains("./no/such/checkpoint")), "{err}");
 }
+
+#[test]
+fn long_steps_report_their_progress() {
+    use phi3v::{Observer, Progress};
+    use std::sync::{Arc, Mutex};
+    let events: Arc<Mutex<Vec<Progress>>> = Arc::default();
+    let sink = events.clone();
+    let opts = PipelineOptions { progress: Some(Observer::new(move |p| sink.lock().unwrap().push(p))), ..exact() };
+    let p = Pipeline::load(&phi3v_fixtures::path("tiny-phi35v"), &opts).unwrap();
+    let loading: Vec<(u64, u64)> =
+        events.lock().unwrap().iter().filter_map(|e| if let Progress::Loading { bytes, total } = e { Some((*bytes, *total)) } else { None }).collect();
+    let total = loading[0].1;
+    assert!(loading.windows(2).all(|w| w[0].0 <= w[1].0), "bytes only grow");
+    assert_eq!(loading.last().unwrap().0, total, "the last report is the whole");
+    assert!(loading.len() > 20, "one report per tensor read");
+    events.lock().unwrap().clear();
+    let chart = ImageInput::open(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/chart.png")).unwrap();
+    let g = p.ask("Which quarter?", &[chart], &greedy(2), |_| {}).unwrap();
+    let events = events.lock().unwrap().clone();
+    let crops: Vec<usize> = events.iter().filter_map(|e| if let Progress::Encoding { crops, of: 5 } = e { Some(*crops) } else { None }).collect();
+    assert_eq!(crops, [0, 1, 2, 3, 4, 5], "a 640×480 image at 4 crops is 5 crops with the global view");
+    let prefill: Vec<usize> = events.iter().filter_map(|e| if let Progress::Prefill { tokens, .. } = e { Some(*tokens) } else { None }).collect();
+    assert_eq!((prefill.first(), prefill.last()), (Some(&0), Some(&g.prompt_tokens)));
+    assert!(prefill.len() >= 3, "the 768-token prompt is read in chunks: {prefill:?}");
+}

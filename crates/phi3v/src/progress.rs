@@ -1,0 +1,42 @@
+//! Progress of the long steps, for bars and logs: reading the weights, encoding an image's
+//! crops, reading the prompt. Set [`crate::PipelineOptions::progress`] to receive it.
+
+use std::sync::Arc;
+
+/// Where a long step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Loading: `bytes` of the checkpoint's `total` read (and converted or quantised).
+    Loading { bytes: u64, total: u64 },
+    /// Encoding an image: `crops` of its `of` crops (global view included) through CLIP.
+    Encoding { crops: usize, of: usize },
+    /// Prefill: `tokens` of the prompt's `of` positions through the decoder.
+    Prefill { tokens: usize, of: usize },
+}
+
+/// Receives [`Progress`], from any of the pipeline's threads. Clones share the function.
+#[derive(Clone)]
+pub struct Observer(Arc<dyn Fn(Progress) + Send + Sync>);
+
+impl Observer {
+    pub fn new(f: impl Fn(Progress) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    pub(crate) fn report(&self, p: Progress) {
+        (self.0)(p)
+    }
+}
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
+}
+
+/// Reports through `observer`, if there is one.
+pub(crate) fn report(observer: &Option<Observer>, p: Progress) {
+    if let Some(o) = observer {
+        o.report(p);
+    }
+}
