@@ -50,6 +50,10 @@ impl AskArgs {
 pub fn run(args: AskArgs) -> Result<()> {
     let m = &args.model;
     let mut params = m.params()?;
+    let stdin_question = args.prompt.as_deref() == Some("-") || args.file.as_deref() == Some(std::path::Path::new("-"));
+    if stdin_question && args.images.iter().any(|p| p == std::path::Path::new("-")) {
+        return Err(crate::Usage("the question and an image cannot both come from stdin".into()).into());
+    }
     let question = args.question()?;
     let images = args.images.iter().map(|p| m.load.image(p)).collect::<Result<Vec<_>>>()?;
     let pipeline = m.load.pipeline()?;

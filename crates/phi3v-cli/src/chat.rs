@@ -175,6 +175,9 @@ fn percent_decode(s: &str) -> String {
 pub fn run(args: ChatArgs) -> Result<()> {
     let m = &args.model;
     let mut params = m.params()?;
+    if args.images.iter().any(|p| p == Path::new("-")) {
+        return Err(crate::Usage("--image -: stdin is where the chat reads your messages".into()).into());
+    }
     let mut pending = args.images.iter().map(|p| m.load.image(p)).collect::<Result<Vec<_>>>()?;
     let pipeline = m.load.pipeline()?;
     let mut system = m.system.clone();

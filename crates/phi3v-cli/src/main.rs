@@ -190,8 +190,20 @@ impl LimitArgs {
 
     /// Opens an image file within the limits and decodes it once (then drops the pixels), so
     /// that a corrupt file is reported before any model work.
+    /// `-` reads the image from stdin, an `http(s)://` URL is downloaded (30 s at most).
     fn open(&self, path: &Path) -> Result<phi3v::ImageInput> {
-        let image = phi3v::ImageInput::open_within(path, &self.limits())?;
+        let limits = self.limits();
+        let text = path.to_string_lossy();
+        let image = if path == Path::new("-") {
+            use std::io::Read;
+            let mut bytes = Vec::new();
+            std::io::stdin().take(limits.max_bytes + 1).read_to_end(&mut bytes)?;
+            phi3v::ImageInput::from_bytes_within(bytes, &limits).map_err(|e| anyhow::anyhow!("<stdin>: {e}"))?
+        } else if text.starts_with("http://") || text.starts_with("https://") {
+            phi3v::ImageInput::fetch(&text, &limits, std::time::Duration::from_secs(30))?
+        } else {
+            phi3v::ImageInput::open_within(path, &limits)?
+        };
         image.check()?;
         Ok(image)
     }

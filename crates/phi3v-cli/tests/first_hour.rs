@@ -126,3 +126,61 @@ fn short_flags_prompts_from_files_and_stdin_stop_strings_and_stats() {
     let out = run(&mut phi3v(&["completions", "bash"]));
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("_phi3v()"));
 }
+
+/// Serves `routes` (path → raw HTTP response) on 127.0.0.1 for `requests` requests, then stops.
+fn serve(routes: Vec<(&'static str, Vec<u8>)>, requests: usize) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let mut stream = stream.unwrap();
+            let mut line = String::new();
+            BufReader::new(&stream).read_line(&mut line).unwrap();
+            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let response = routes.iter().find(|(p, _)| *p == path).map_or(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(), |(_, r)| r.clone());
+            let _ = stream.write_all(&response);
+        }
+    });
+    (base, handle)
+}
+
+#[test]
+fn images_come_from_stdin_and_urls_within_the_limits() {
+    use std::io::Write;
+    let model = fixture("tiny-phi35v");
+    let chart_path = fixture("../../assets/chart.png");
+    let chart = std::fs::read(&chart_path).unwrap();
+    let reference = ask_json(&["-i", &chart_path, "What?"]);
+    let mut ok = format!("HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\r\n", chart.len()).into_bytes();
+    ok.extend(&chart);
+    let routes = vec![
+        ("/chart.png", ok),
+        ("/moved", b"HTTP/1.1 302 Found\r\nLocation: /chart.png\r\nContent-Length: 0\r\n\r\n".to_vec()),
+        ("/loop", b"HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n".to_vec()),
+        ("/big", b"HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\n".to_vec()),
+    ];
+    let (base, server) = serve(routes, 2 + 6 + 1);
+    for path in ["/chart.png", "/moved"] {
+        let url = format!("{base}{path}");
+        assert_eq!(ask_json(&["-i", &url, "What?"])["tokens"], reference["tokens"], "{path}");
+    }
+    let url = format!("{base}/loop");
+    let out = run(&mut phi3v(&["ask", "-m", &model, "-i", &url, "What?"]));
+    common::assert_clean_error(&out, "/loop");
+    let url = format!("{base}/big");
+    let out = run(&mut phi3v(&["ask", "-m", &model, "-i", &url, "What?"]));
+    common::assert_clean_error(&out, "999999999999 bytes, more than the limit of 268435456");
+    server.join().unwrap();
+    // From stdin.
+    let mut child = phi3v(&["ask", "-m", &model, "--json", "-n", "6", "-i", "-", "What?"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&chart).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["tokens"], reference["tokens"]);
+    let out = run(&mut phi3v(&["ask", "-m", &model, "-i", "-", "-"]));
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}

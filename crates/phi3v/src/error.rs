@@ -33,6 +33,9 @@ pub enum Error {
          its weights or config values are broken"
     )]
     NonFiniteLogits { position: usize, token: usize, value: f32 },
+    /// An image URL that cannot be fetched, or whose content is refused.
+    #[error("{url}: {message}")]
+    Fetch { url: String, message: String },
     /// A model id that cannot be resolved or downloaded.
     #[error("{0}")]
     Hub(String),

@@ -52,6 +52,29 @@ impl ImageInput {
         Ok(input)
     }
 
+    /// Downloads an image from an `http(s)://` URL: at most `limits.max_bytes` (a larger
+    /// `Content-Length` is refused before the body is read), within `timeout` for the whole
+    /// exchange, following at most 5 redirects.
+    pub fn fetch(url: &str, limits: &ImageLimits, timeout: std::time::Duration) -> Result<Self> {
+        use std::io::Read;
+        let fail = |message: String| crate::Error::Fetch { url: url.to_string(), message };
+        let agent = ureq::AgentBuilder::new().timeout(timeout).redirects(5).build();
+        let response = agent.get(url).call().map_err(|e| fail(e.to_string()))?;
+        let declared = response.header("Content-Length").and_then(|v| v.parse::<u64>().ok());
+        if let Some(len) = declared.filter(|&len| len > limits.max_bytes) {
+            return Err(fail(format!("{len} bytes, more than the limit of {}", limits.max_bytes)));
+        }
+        let mut bytes = Vec::new();
+        response.into_reader().take(limits.max_bytes + 1).read_to_end(&mut bytes).map_err(|e| fail(e.to_string()))?;
+        if bytes.len() as u64 > limits.max_bytes {
+            return Err(fail(format!("more than the limit of {} bytes", limits.max_bytes)));
+        }
+        Self::from_bytes_within(bytes, limits).map_err(|e| match e {
+            crate::Error::Vision(v) => fail(v.to_string()),
+            other => other,
+        })
+    }
+
     /// An image held in memory, encoded in any supported format, within the default
     /// [`ImageLimits`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
