@@ -63,21 +63,27 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Ask one question about images and print the answer as it is generated.
+    #[command(after_help = "Example:\n  phi3v ask --quant q4 -i chart.png \"Which quarter had the highest revenue?\"")]
     Ask(ask::AskArgs),
     /// Talk with the model; images can be attached in any turn.
+    #[command(after_help = "Example:\n  phi3v chat --quant q4 -i scan.jpg      (then type; /help lists the commands)")]
     Chat(chat::ChatArgs),
     /// Show a checkpoint's sizes and what a question with images costs in tokens.
+    #[command(after_help = "Example:\n  phi3v inspect -i chart.png --num-crops 16 \"What is shown?\"")]
     Inspect(inspect::InspectArgs),
     /// Time every stage (preprocessing, CLIP, projector, prefill, first token, decode) and
     /// the peak memory on a checkpoint.
+    #[command(after_help = "Example:\n  phi3v bench --quant q4 --json ours.json --compare torch.json")]
     Bench(bench::BenchArgs),
     /// Evaluate on ChartQA, DocVQA, InfoVQA, TextVQA, OCRBench, AI2D or generated data.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  phi3v eval run --task chartqa=\"ChartQA Dataset/test\" --out runs/chartqa")]
     Eval(eval::EvalCommand),
-    /// Print a shell completion script (e.g. `phi3v completions bash > ~/.local/share/bash-completion/completions/phi3v`).
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    /// Print a shell completion script.
+    #[command(after_help = "Example:\n  phi3v completions bash > ~/.local/share/bash-completion/completions/phi3v")]
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff), generated from these definitions.
+    #[command(after_help = "Example:\n  phi3v manpage > ~/.local/share/man/man1/phi3v.1")]
+    Manpage,
 }
 
 /// Which checkpoint, and how to run it: shared by `ask`, `chat`, `eval run` and `bench`.
@@ -419,6 +425,10 @@ fn main() -> ExitCode {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "phi3v", &mut script);
             emit(&String::from_utf8_lossy(&script))
+        }
+        Command::Manpage => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page).map_err(anyhow::Error::from).and_then(|()| emit(&String::from_utf8_lossy(&page)))
         }
     };
     match result {

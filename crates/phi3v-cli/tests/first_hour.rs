@@ -125,6 +125,14 @@ fn short_flags_prompts_from_files_and_stdin_stop_strings_and_stats() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("757 image"), "{}", String::from_utf8_lossy(&out.stderr));
     let out = run(&mut phi3v(&["completions", "bash"]));
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("_phi3v()"));
+    let out = run(&mut phi3v(&["manpage"]));
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains(".TH phi3v 1"));
+    // Every command's help ends with an example.
+    for cmd in ["ask", "chat", "inspect", "bench", "eval", "completions", "manpage"] {
+        let out = run(&mut phi3v(&[cmd, "--help"]));
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains(&format!("Example:\n  phi3v {cmd}")), "{cmd}: {help}");
+    }
 }
 
 /// Serves `routes` (path → raw HTTP response) on 127.0.0.1 for `requests` requests, then stops.
