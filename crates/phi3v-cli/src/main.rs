@@ -78,6 +78,17 @@ enum Command {
     /// Evaluate on ChartQA, DocVQA, InfoVQA, TextVQA, OCRBench, AI2D or generated data.
     #[command(subcommand, after_help = "Example:\n  phi3v eval run --task chartqa=\"ChartQA Dataset/test\" --out runs/chartqa")]
     Eval(eval::EvalCommand),
+    /// Download a model into the Hugging Face cache (with progress), then print its folder.
+    #[command(after_help = "Example:\n  phi3v pull microsoft/Phi-3-vision-128k-instruct")]
+    Pull {
+        /// Hugging Face model id.
+        #[arg(default_value = "microsoft/Phi-3.5-vision-instruct")]
+        id: String,
+    },
+    /// List the Phi-3-vision models in the Hugging Face cache, with their size and what each
+    /// weight format needs in memory.
+    #[command(after_help = "Example:\n  phi3v list")]
+    List,
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  phi3v completions bash > ~/.local/share/bash-completion/completions/phi3v")]
     Completions { shell: clap_complete::Shell },
@@ -167,6 +178,39 @@ pub fn stats_line(g: &phi3v::Generation, max_tokens: usize) -> String {
         (t.encode + t.prefill).as_secs_f64(),
         t.decode_tokens_per_s(),
     )
+}
+
+/// `phi3v list`: the cached Phi-3-vision checkpoints, their size on disk and their memory (weights
+/// only) as stored, with q8 and with q4.
+fn list() -> Result<()> {
+    use phi3v::memory::estimate;
+    let mut found = 0;
+    for (id, dir) in phi3v::hub::cached() {
+        let Ok(ckpt) = phi3v::checkpoint::Checkpoint::open(&dir) else { continue };
+        let memory = |f| size(estimate(&ckpt, f, f, None, 0).total());
+        let stored = WeightFormat::Auto.resolve(ckpt.weights.stored_dtype());
+        outln!(
+            "{id:<44} {:>9} on disk; in memory {stored} {}, q8 {}, q4 {}   {}",
+            size(ckpt.weights.total_bytes() as u64),
+            memory(WeightFormat::Auto),
+            memory(WeightFormat::Q8),
+            memory(WeightFormat::Q4),
+            dir.display()
+        );
+        found += 1;
+    }
+    if found == 0 {
+        eprintln!("no Phi-3-vision models in the Hugging Face cache; `phi3v pull` downloads one");
+    }
+    Ok(())
+}
+
+/// Bytes for people: `9.21 GB`, `4.5 MB`.
+pub fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1_000_000_000 => format!("{:.2} GB", b as f64 / 1e9),
+        b => format!("{:.1} MB", b as f64 / 1e6),
+    }
 }
 
 /// `--num-crops`: 1 to the most the HD transform takes.
@@ -426,6 +470,10 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "phi3v", &mut script);
             emit(&String::from_utf8_lossy(&script))
         }
+        Command::Pull { id } => phi3v::hub::resolve(&id, std::io::stderr().is_terminal())
+            .map_err(anyhow::Error::from)
+            .and_then(|dir| emit(&format!("{}\n", dir.display()))),
+        Command::List => list(),
         Command::Manpage => {
             let mut page = Vec::new();
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page).map_err(anyhow::Error::from).and_then(|()| emit(&String::from_utf8_lossy(&page)))

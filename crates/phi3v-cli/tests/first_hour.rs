@@ -122,13 +122,15 @@ fn short_flags_prompts_from_files_and_stdin_stop_strings_and_stats() {
     assert!(stderr.contains("prompt tokens") && stderr.contains("cut at --max-tokens 3"), "{stderr}");
     // inspect without a question; completions.
     let out = run(&mut phi3v(&["inspect", "-m", &model, "-i", &chart]));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("757 image"), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("757 image"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(shown.contains("memory    bf16 ") && shown.contains(" MB, q8 ") && shown.contains(", q4 "), "{shown}");
     let out = run(&mut phi3v(&["completions", "bash"]));
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("_phi3v()"));
     let out = run(&mut phi3v(&["manpage"]));
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains(".TH phi3v 1"));
     // Every command's help ends with an example.
-    for cmd in ["ask", "chat", "inspect", "bench", "eval", "completions", "manpage"] {
+    for cmd in ["ask", "chat", "inspect", "bench", "eval", "pull", "list", "completions", "manpage"] {
         let out = run(&mut phi3v(&[cmd, "--help"]));
         let help = String::from_utf8_lossy(&out.stdout);
         assert!(help.contains(&format!("Example:\n  phi3v {cmd}")), "{cmd}: {help}");
@@ -191,4 +193,27 @@ fn images_come_from_stdin_and_urls_within_the_limits() {
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["tokens"], reference["tokens"]);
     let out = run(&mut phi3v(&["ask", "-m", &model, "-i", "-", "-"]));
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn pull_and_list_go_through_the_hf_cache() {
+    let hf = tempfile::tempdir().unwrap();
+    let home = hf.path().to_str().unwrap();
+    let out = run(phi3v(&["list"]).env("HF_HOME", home));
+    assert!(out.status.success() && out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("phi3v pull"));
+    common::fake_hf_home(hf.path(), "microsoft/Phi-3.5-vision-instruct", "tiny-phi35v");
+    common::fake_hf_home(hf.path(), "someone/tiny-phi3v", "tiny-phi3v");
+    let out = run(phi3v(&["list"]).env("HF_HOME", home));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(lines[0].starts_with("microsoft/Phi-3.5-vision-instruct") && lines[0].contains("4.5 MB on disk"), "{listed}");
+    assert!(lines[1].starts_with("someone/tiny-phi3v") && lines[1].contains("q4 "), "{listed}");
+    // Pull of a cached id: nothing to download, its folder printed.
+    let out = run(phi3v(&["pull"]).env("HF_HOME", home));
+    let folder = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(out.status.success() && std::path::Path::new(&folder).join("config.json").is_file(), "{folder}");
+    let out = run(phi3v(&["pull", "someone/missing"]).env("HF_HOME", home));
+    common::assert_clean_error(&out, "HF_HUB_OFFLINE");
 }

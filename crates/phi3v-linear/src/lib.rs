@@ -78,6 +78,17 @@ impl WeightFormat {
         }
     }
 
+    /// Bytes a `rows × cols` weight matrix takes in this format (`Auto` counted as f32:
+    /// resolve it first).
+    pub fn matrix_bytes(self, rows: usize, cols: usize) -> usize {
+        match self {
+            Self::F32 | Self::Auto => 4 * rows * cols,
+            Self::Bf16 | Self::F16 => 2 * rows * cols,
+            Self::Q8 => q8::Q8Matrix::bytes_for(rows, cols),
+            Self::Q4 => q4::Q4Matrix::bytes_for(rows, cols),
+        }
+    }
+
     /// The dtype for tables that are looked up rather than multiplied (token embeddings) under
     /// this resolved format: f32 with f32 weights, otherwise the stored 16-bit dtype.
     pub fn table_dtype(self, stored: DType) -> DType {
@@ -350,6 +361,7 @@ mod tests {
                 let want = x.broadcast_matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
                 for (format, bound) in bounds {
                     let lin = Linear::load(k, n, true, format, vb.clone()).unwrap();
+                    assert_eq!(lin.weight_bytes(), format.matrix_bytes(n, k), "{format} {n}×{k}: bytes");
                     let got = lin.forward(&x).unwrap();
                     assert_eq!(got.dims(), [2, m, n]);
                     let e = rel_err(&got, &want);

@@ -103,6 +103,11 @@ impl Q4Matrix {
         self.data.len()
     }
 
+    /// Bytes a `rows × cols` matrix takes in this format.
+    pub fn bytes_for(rows: usize, cols: usize) -> usize {
+        rows * cols.div_ceil(BLOCK) * ROW_BYTES_PER_BLOCK
+    }
+
     /// Row `r`'s scales, sub-scales and quants.
     fn row(&self, r: usize) -> RowRef<'_> {
         let blocks = self.blocks;

@@ -59,6 +59,11 @@ impl Q8Matrix {
         self.data.len()
     }
 
+    /// Bytes a `rows × cols` matrix takes in this format.
+    pub fn bytes_for(rows: usize, cols: usize) -> usize {
+        rows * cols.div_ceil(BLOCK) * ROW_BYTES_PER_BLOCK
+    }
+
     /// Row `r`'s scales (f32, native byte order) and quants (`q + 128`).
     fn row(&self, r: usize) -> (&[u8], &[u8]) {
         let stride = self.blocks * ROW_BYTES_PER_BLOCK;

@@ -80,3 +80,21 @@ pub fn resolve(spec: &str, progress: bool) -> Result<PathBuf> {
     }
     Ok(config.parent().unwrap_or(Path::new(".")).to_path_buf())
 }
+
+/// The models in the Hugging Face cache (`HF_HOME`): each id with the directory of its current
+/// snapshot (`refs/main`), sorted by id. Whether each is a Phi-3-vision checkpoint is for the
+/// caller to check.
+pub fn cached() -> Vec<(String, PathBuf)> {
+    let cache = Cache::from_env();
+    let Ok(entries) = std::fs::read_dir(cache.path()) else { return Vec::new() };
+    let mut models: Vec<(String, PathBuf)> = entries
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let id = name.strip_prefix("models--")?.replacen("--", "/", 1);
+            let config = cache.repo(Repo::model(id.clone())).get("config.json")?;
+            Some((id, config.parent()?.to_path_buf()))
+        })
+        .collect();
+    models.sort();
+    models
+}

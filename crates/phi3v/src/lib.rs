@@ -38,6 +38,7 @@ mod generate;
 pub mod hub;
 pub mod image;
 mod input;
+pub mod memory;
 mod pipeline;
 pub mod progress;
 pub mod prompt;

@@ -147,11 +147,7 @@ impl Pipeline {
             report(&observer, Progress::Loading { bytes, total });
         });
         let vb = ckpt.weights.var_builder_observed(weights.table_dtype(stored), &device, on_read.clone())?;
-        let kv = options.kv_cache.unwrap_or(match weights {
-            WeightFormat::F32 => KvDtype::F32,
-            WeightFormat::Q4 => KvDtype::Q8,
-            _ => KvDtype::F16,
-        });
+        let kv = options.kv_cache.unwrap_or(default_kv(weights));
         let decoder = Decoder::load(&ckpt.config, weights, vb)?.with_kv_dtype(kv);
         let images = ImageEncoder::load_observed(&ckpt, options.vision_weights.resolve(stored), &device, on_read)?;
         // Done (tensors the model does not use, such as CLIP's last layer, are never read).
@@ -328,6 +324,16 @@ impl Pipeline {
     /// A conversation that keeps its KV cache between turns.
     pub fn session(&self) -> Session {
         Session::new(self.clone())
+    }
+}
+
+/// The KV cache's dtype when none is asked for, by the decoder's resolved weight format (see
+/// [`PipelineOptions::kv_cache`]).
+pub(crate) fn default_kv(weights: WeightFormat) -> KvDtype {
+    match weights {
+        WeightFormat::F32 => KvDtype::F32,
+        WeightFormat::Q4 => KvDtype::Q8,
+        _ => KvDtype::F16,
     }
 }
 

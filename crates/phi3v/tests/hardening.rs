@@ -202,3 +202,20 @@ fn long_steps_report_their_progress() {
     assert_eq!((prefill.first(), prefill.last()), (Some(&0), Some(&g.prompt_tokens)));
     assert!(prefill.len() >= 3, "the 768-token prompt is read in chunks: {prefill:?}");
 }
+
+#[test]
+fn memory_estimates_match_what_loading_holds() {
+    use phi3v::memory::estimate;
+    use phi3v::WeightFormat;
+    let dir = phi3v_fixtures::path("tiny-phi35v");
+    let ckpt = phi3v::checkpoint::Checkpoint::open(&dir).unwrap();
+    for format in [WeightFormat::Auto, WeightFormat::F32, WeightFormat::Q8, WeightFormat::Q4] {
+        let opts = PipelineOptions { weights: format, vision_weights: format, ..Default::default() };
+        let p = Pipeline::load(&dir, &opts).unwrap();
+        let e = estimate(&ckpt, format, format, None, 100);
+        // The decoder's matrices and the cache at 100 positions, as the loaded decoder counts them.
+        assert_eq!(e.decoder_matrices as usize, p.decode_bytes_per_token(0), "{format}");
+        assert_eq!(e.kv_cache as usize, p.decode_bytes_per_token(100) - p.decode_bytes_per_token(0), "{format}");
+        assert!(e.other_weights > 0);
+    }
+}
