@@ -33,8 +33,13 @@ fn a_terminal_run_of_16_bit_weights_suggests_q4() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let shown = tty("");
+    let chart = fixture("../../assets/chart.png");
+    let shown = tty(&format!("-i {chart}"));
     assert!(shown.contains("note: running the bf16 weights as stored; --quant q4 is ~3× faster"), "{shown}");
+    // Bars for the long steps, and the line after the answer.
+    for step in ["loading weights", "encoding image, crops", "reading the prompt, tokens", "757 of them image"] {
+        assert!(shown.contains(step), "{step}: {shown}");
+    }
     assert!(!tty("--quant q4").contains("--quant q4 is"));
     // Not on a terminal: nothing on stderr.
     let out = run(&mut phi3v(&["ask", "--model", &model, "--max-tokens", "1", "Hi"]));
