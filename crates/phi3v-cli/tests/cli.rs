@@ -71,7 +71,7 @@ fn ask_streams_the_same_answer_as_json() {
 #[test]
 fn model_ids_resolve_through_the_hf_cache() {
     let tmp = tempfile::tempdir().unwrap();
-    common::fake_hf_home(tmp.path(), "microsoft/Phi-3.5-vision-instruct", "tiny-phi35v");
+    phi3v_fixtures::fake_hf_home(tmp.path(), "microsoft/Phi-3.5-vision-instruct", "tiny-phi35v");
     // The default model id, from the cache, offline.
     let out = run(phi3v(&["ask", "--json", "--max-tokens", "2", "Hello"]).env("HF_HOME", tmp.path()));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

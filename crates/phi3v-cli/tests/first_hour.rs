@@ -207,8 +207,8 @@ fn pull_and_list_go_through_the_hf_cache() {
     let out = run(phi3v(&["list"]).env("HF_HOME", home));
     assert!(out.status.success() && out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("phi3v pull"));
-    common::fake_hf_home(hf.path(), "microsoft/Phi-3.5-vision-instruct", "tiny-phi35v");
-    common::fake_hf_home(hf.path(), "someone/tiny-phi3v", "tiny-phi3v");
+    phi3v_fixtures::fake_hf_home(hf.path(), "microsoft/Phi-3.5-vision-instruct", "tiny-phi35v");
+    phi3v_fixtures::fake_hf_home(hf.path(), "someone/tiny-phi3v", "tiny-phi3v");
     let out = run(phi3v(&["list"]).env("HF_HOME", home));
     let listed = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = listed.lines().collect();

@@ -7,7 +7,8 @@
 use std::path::Path;
 
 mod common;
-use common::{fake_hf_home, run};
+use common::run;
+use phi3v_fixtures::fake_hf_home;
 
 /// The commands of the README's `sh` blocks, continuation lines joined, comments dropped.
 fn commands(readme: &str) -> Vec<String> {

@@ -145,3 +145,16 @@ pub fn model_cases(checkpoint: &str) -> Vec<(String, ModelCase)> {
     names.sort();
     names.into_iter().map(|n| (n.clone(), read_json(&format!("golden/{checkpoint}/{n}.json")))).collect()
 }
+
+/// A Hugging Face cache holding `owner/name` at one snapshot, as hf-hub and transformers lay it out.
+pub fn fake_hf_home(root: &Path, id: &str, from: &str) {
+    let repo = root.join("hub").join(format!("models--{}", id.replace('/', "--")));
+    let snapshot = repo.join("snapshots").join("0123456789abcdef");
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), "0123456789abcdef").unwrap();
+    for e in std::fs::read_dir(path(from)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), snapshot.join(e.file_name())).unwrap();
+    }
+}

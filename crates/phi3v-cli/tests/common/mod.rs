@@ -3,7 +3,6 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::io::Write;
-use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 pub fn phi3v(args: &[&str]) -> Command {
@@ -57,15 +56,3 @@ fn chat_env(max_tokens: &str, script: &[u8], keep_stdin: bool, env: &[(&str, &st
     child
 }
 
-/// A Hugging Face cache holding `owner/name` at one snapshot, as hf-hub and transformers lay it out.
-pub fn fake_hf_home(root: &Path, id: &str, from: &str) {
-    let repo = root.join("hub").join(format!("models--{}", id.replace('/', "--")));
-    let snapshot = repo.join("snapshots").join("0123456789abcdef");
-    std::fs::create_dir_all(&snapshot).unwrap();
-    std::fs::create_dir_all(repo.join("refs")).unwrap();
-    std::fs::write(repo.join("refs/main"), "0123456789abcdef").unwrap();
-    for e in std::fs::read_dir(phi3v_fixtures::path(from)).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), snapshot.join(e.file_name())).unwrap();
-    }
-}
