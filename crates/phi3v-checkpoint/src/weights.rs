@@ -223,6 +223,5 @@ fn mmap(path: &Path) -> Result<Mmap, CheckpointError> {
         return Err(CheckpointError::invalid(path, "not a regular file"));
     }
     let file = File::open(path).map_err(|e| CheckpointError::io(path, e))?;
-    // SAFETY: read-only mapping of a file nobody is expected to modify while it is opened.
-    unsafe { Mmap::map(&file) }.map_err(|e| CheckpointError::io(path, e))
+    phi3v_linear::unsafe_io::map_readonly(&file).map_err(|e| CheckpointError::io(path, e))
 }

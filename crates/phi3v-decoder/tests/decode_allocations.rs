@@ -5,37 +5,14 @@
 //!
 //! This file holds one test so that no other test allocates while it counts.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use candle_core::Device;
 use phi3v_checkpoint::Checkpoint;
 use phi3v_decoder::{Decoder, KvCache, KvDtype};
+use phi3v_linear::unsafe_io::CountingAllocator;
 use phi3v_linear::WeightFormat;
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is passed on to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator::new();
 
 /// Index of the largest logit.
 fn argmax(logits: &[f32]) -> u32 {
@@ -60,11 +37,11 @@ fn warm_decode_steps_allocate_nothing() {
                 for _ in 0..3 {
                     token = argmax(dec.step(token, &mut cache).unwrap());
                 }
-                let before = ALLOCATIONS.load(Ordering::SeqCst);
+                let before = GLOBAL.count();
                 for _ in 0..16 {
                     token = argmax(dec.step(token, &mut cache).unwrap());
                 }
-                (ALLOCATIONS.load(Ordering::SeqCst) - before, cache.len())
+                (GLOBAL.count() - before, cache.len())
             });
             assert_eq!(tokens, 40 + 3 + 16);
             assert_eq!(counted, 0, "{format} weights, {kv:?} cache: {counted} allocations in 16 warm steps");

@@ -28,6 +28,7 @@ pub mod huge;
 mod int8;
 pub mod q4;
 pub mod q8;
+pub mod unsafe_io;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -258,6 +259,7 @@ fn widened<T: gemv::Widen>(w: &[T], n: usize, k: usize, xs: &[f32], m: usize, y:
 struct SharedOut(*mut f32);
 // SAFETY: every task writes only its own elements of the output.
 unsafe impl Send for SharedOut {}
+// SAFETY: as for `Send`: no two tasks touch the same element.
 unsafe impl Sync for SharedOut {}
 
 impl SharedOut {
