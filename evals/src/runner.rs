@@ -176,7 +176,8 @@ impl Store {
                 let f = std::fs::OpenOptions::new().write(true).open(&path).map_err(io(&path))?;
                 f.set_len(keep as u64).map_err(io(&path))?;
             }
-            let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+            // Lines as `str::lines` numbers them (a final newline ends the last line).
+            let lines: Vec<&[u8]> = if bytes.is_empty() { Vec::new() } else { bytes.strip_suffix(b"\n").unwrap_or(&bytes).split(|&b| b == b'\n').collect() };
             for (n, line) in lines.iter().enumerate() {
                 let last_cut = n + 1 == lines.len() && !complete;
                 let Ok(line) = std::str::from_utf8(line) else {
@@ -398,6 +399,10 @@ mod tests {
         std::fs::write(dir.path().join("predictions-x.jsonl"), "not json\n{}\n").unwrap();
         let err = Store::open(dir.path(), "p.jsonl").err().unwrap().to_string();
         assert!(err.contains("predictions-x.jsonl: line 1"), "{err}");
+        // Blank lines count in the numbering.
+        std::fs::write(dir.path().join("predictions-x.jsonl"), "\n\nnot json\n").unwrap();
+        let err = Store::open(dir.path(), "p.jsonl").err().unwrap().to_string();
+        assert!(err.contains("predictions-x.jsonl: line 3"), "{err}");
     }
 
     #[test]

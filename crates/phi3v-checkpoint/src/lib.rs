@@ -116,26 +116,45 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, Checkpoin
 /// The most a checkpoint's JSON file (configs, index, tokenizer) may hold: 256 MiB.
 pub const MAX_JSON_BYTES: u64 = 256 << 20;
 
+/// Why [`read_capped`] refused a file.
+#[derive(Debug)]
+pub enum CappedReadError {
+    Io(std::io::Error),
+    /// A FIFO, a device or a directory.
+    NotRegular,
+    /// The file's size in bytes (or what was read of it), over the cap.
+    TooLarge(u64),
+}
+
 /// The bytes of a regular file of at most `max_bytes`. Anything else (a FIFO or device, which
-/// would block or never end; a directory; a larger file) is refused before it is read.
-pub fn read_regular(path: &Path, max_bytes: u64) -> Result<Vec<u8>, CheckpointError> {
+/// would block or never end; a directory; a larger file) is refused before it is read, and
+/// reading stops at the cap if the file grows meanwhile.
+pub fn read_capped(path: &Path, max_bytes: u64) -> Result<Vec<u8>, CappedReadError> {
     use std::io::Read;
     // Looked at before it is opened: opening a FIFO blocks until someone writes to it.
-    let meta = std::fs::metadata(path).map_err(|e| CheckpointError::io(path, e))?;
+    let meta = std::fs::metadata(path).map_err(CappedReadError::Io)?;
     if !meta.is_file() {
-        return Err(CheckpointError::invalid(path, "not a regular file"));
+        return Err(CappedReadError::NotRegular);
     }
-    let file = std::fs::File::open(path).map_err(|e| CheckpointError::io(path, e))?;
-    let too_big = |n: u64| CheckpointError::invalid(path, format!("{n} bytes, more than the {max_bytes} allowed"));
     if meta.len() > max_bytes {
-        return Err(too_big(meta.len()));
+        return Err(CappedReadError::TooLarge(meta.len()));
     }
+    let file = std::fs::File::open(path).map_err(CappedReadError::Io)?;
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(max_bytes + 1).read_to_end(&mut bytes).map_err(|e| CheckpointError::io(path, e))?;
+    file.take(max_bytes + 1).read_to_end(&mut bytes).map_err(CappedReadError::Io)?;
     if bytes.len() as u64 > max_bytes {
-        return Err(too_big(bytes.len() as u64));
+        return Err(CappedReadError::TooLarge(bytes.len() as u64));
     }
     Ok(bytes)
+}
+
+/// [`read_capped`] with the refusal as a [`CheckpointError`] naming the file.
+pub fn read_regular(path: &Path, max_bytes: u64) -> Result<Vec<u8>, CheckpointError> {
+    read_capped(path, max_bytes).map_err(|e| match e {
+        CappedReadError::Io(e) => CheckpointError::io(path, e),
+        CappedReadError::NotRegular => CheckpointError::invalid(path, "not a regular file"),
+        CappedReadError::TooLarge(n) => CheckpointError::invalid(path, format!("{n} bytes, more than the {max_bytes} allowed")),
+    })
 }
 
 /// Whether `name` (a shard file named in an index) stays inside the checkpoint directory: a

@@ -7,9 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use phi3v::checkpoint::Checkpoint;
 use phi3v::prompt::{chat_prompt, Message, PromptTokenizer};
-use phi3v::memory::estimate;
 use phi3v::vision::HdLayout;
-use phi3v::WeightFormat;
 
 #[derive(Args)]
 pub struct InspectArgs {
@@ -83,14 +81,7 @@ pub fn run(args: InspectArgs) -> Result<()> {
     let ids = tokenizer.encode(&chat_prompt(&messages, true), &counts)?;
     let image_tokens: usize = counts.iter().sum();
     crate::outln!("prompt    {} tokens ({image_tokens} image, {} text)", ids.len(), ids.len() - image_tokens);
-    let memory: Vec<String> = [("as stored", WeightFormat::Auto), ("q8", WeightFormat::Q8), ("q4", WeightFormat::Q4)]
-        .into_iter()
-        .map(|(label, f)| {
-            let label = if f == WeightFormat::Auto { f.resolve(ckpt.weights.stored_dtype()).to_string() } else { label.to_string() };
-            format!("{label} {}", crate::size(estimate(&ckpt, f, f, None, ids.len()).total()))
-        })
-        .collect();
-    crate::outln!("memory    {} (weights, and the KV cache for this prompt)", memory.join(", "));
+    crate::outln!("memory    {} (weights, and the KV cache for this prompt)", crate::memory_by_format(&ckpt, ids.len()));
     if ids.len() >= c.max_position_embeddings {
         // The library's own error, with the same numbers `ask` would give.
         let e = phi3v::Error::PromptTooLong { tokens: ids.len(), max: c.max_position_embeddings };

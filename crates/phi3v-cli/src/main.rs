@@ -183,26 +183,26 @@ pub fn stats_line(g: &phi3v::Generation, max_tokens: usize) -> String {
 /// `phi3v list`: the cached Phi-3-vision checkpoints, their size on disk and their memory (weights
 /// only) as stored, with q8 and with q4.
 fn list() -> Result<()> {
-    use phi3v::memory::estimate;
     let mut found = 0;
     for (id, dir) in phi3v::hub::cached() {
         let Ok(ckpt) = phi3v::checkpoint::Checkpoint::open(&dir) else { continue };
-        let memory = |f| size(estimate(&ckpt, f, f, None, 0).total());
-        let stored = WeightFormat::Auto.resolve(ckpt.weights.stored_dtype());
-        outln!(
-            "{id:<44} {:>9} on disk; in memory {stored} {}, q8 {}, q4 {}   {}",
-            size(ckpt.weights.total_bytes() as u64),
-            memory(WeightFormat::Auto),
-            memory(WeightFormat::Q8),
-            memory(WeightFormat::Q4),
-            dir.display()
-        );
+        let on_disk = size(ckpt.weights.total_bytes() as u64);
+        outln!("{id:<44} {on_disk:>9} on disk; in memory {}   {}", memory_by_format(&ckpt, 0), dir.display());
         found += 1;
     }
     if found == 0 {
         eprintln!("no Phi-3-vision models in the Hugging Face cache; `phi3v pull` downloads one");
     }
     Ok(())
+}
+
+/// What `ckpt` needs in memory with `positions` in the KV cache, as stored, with q8 and with
+/// q4: `bf16 9.21 GB, q8 5.02 GB, q4 2.98 GB`.
+pub fn memory_by_format(ckpt: &phi3v::checkpoint::Checkpoint, positions: usize) -> String {
+    let stored = WeightFormat::Auto.resolve(ckpt.weights.stored_dtype());
+    [(stored, WeightFormat::Auto), (WeightFormat::Q8, WeightFormat::Q8), (WeightFormat::Q4, WeightFormat::Q4)]
+        .map(|(label, f)| format!("{label} {}", size(phi3v::memory::estimate(ckpt, f, f, None, positions).total())))
+        .join(", ")
 }
 
 /// Bytes for people: `9.21 GB`, `4.5 MB`.

@@ -7,7 +7,7 @@
 //! crate, built from source), with the defaults PIL uses (ISLOW IDCT, fancy upsampling), so the
 //! pixels are PIL's exactly. Other formats use the `image` crate. See `docs/REFERENCE-NOTES.md`.
 
-use std::io::{Cursor, Read};
+use std::io::Cursor;
 use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
@@ -57,23 +57,13 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, VisionError> {
 /// The bytes of an image file, refused before reading when it is not a regular file (a FIFO or
 /// a device would block or never end) or is larger than `limits.max_bytes`.
 pub fn read_file(path: &Path, limits: &ImageLimits) -> Result<Vec<u8>, VisionError> {
+    use phi3v_checkpoint::CappedReadError;
     let err = |message: String| VisionError::Read { path: path.to_path_buf(), message };
-    // Looked at before it is opened: opening a FIFO blocks until someone writes to it.
-    let meta = std::fs::metadata(path).map_err(|e| err(plain_io(&e)))?;
-    if !meta.is_file() {
-        return Err(err("not a regular file".into()));
-    }
-    let file = std::fs::File::open(path).map_err(|e| err(plain_io(&e)))?;
-    if meta.len() > limits.max_bytes {
-        return Err(VisionError::TooManyBytes { bytes: meta.len(), max: limits.max_bytes }.at(path));
-    }
-    // The file may grow while it is read: never take more than the limit.
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(limits.max_bytes + 1).read_to_end(&mut bytes).map_err(|e| err(plain_io(&e)))?;
-    if bytes.len() as u64 > limits.max_bytes {
-        return Err(VisionError::TooManyBytes { bytes: bytes.len() as u64, max: limits.max_bytes }.at(path));
-    }
-    Ok(bytes)
+    phi3v_checkpoint::read_capped(path, limits.max_bytes).map_err(|e| match e {
+        CappedReadError::Io(e) => err(plain_io(&e)),
+        CappedReadError::NotRegular => err("not a regular file".into()),
+        CappedReadError::TooLarge(bytes) => VisionError::TooManyBytes { bytes, max: limits.max_bytes }.at(path),
+    })
 }
 
 /// An I/O error's text without Rust's " (os error N)" suffix.

@@ -49,7 +49,12 @@ impl ImageEncoder {
     /// Image rows `[num_img_tokens, hidden]` for a preprocessed image: [`Self::features`] then
     /// [`Self::project`].
     pub fn encode(&self, pre: &Preprocessed) -> Result<Tensor> {
-        self.project(&self.features(pre)?, pre)
+        self.encode_observed(pre, &|_| {})
+    }
+
+    /// [`Self::encode`], calling `done(k)` as the k-th crop is through CLIP.
+    pub fn encode_observed(&self, pre: &Preprocessed, done: &(dyn Fn(usize) + Sync)) -> Result<Tensor> {
+        self.project(&self.features_observed(pre, done)?, pre)
     }
 
     /// CLIP penultimate-layer patch features `[crops, 576, vision_hidden]` (global view first).

@@ -53,8 +53,9 @@ impl ImageInput {
     }
 
     /// Downloads an image from an `http(s)://` URL: at most `limits.max_bytes` (a larger
-    /// `Content-Length` is refused before the body is read), within `timeout` for the whole
-    /// exchange, following at most 5 redirects.
+    /// `Content-Length` is refused before the body is read, and reading stops one byte past the
+    /// limit, which the header check then refuses), within `timeout` for the whole exchange,
+    /// following at most 5 redirects.
     pub fn fetch(url: &str, limits: &ImageLimits, timeout: std::time::Duration) -> Result<Self> {
         use std::io::Read;
         let fail = |message: String| crate::Error::Fetch { url: url.to_string(), message };
@@ -66,9 +67,6 @@ impl ImageInput {
         }
         let mut bytes = Vec::new();
         response.into_reader().take(limits.max_bytes + 1).read_to_end(&mut bytes).map_err(|e| fail(e.to_string()))?;
-        if bytes.len() as u64 > limits.max_bytes {
-            return Err(fail(format!("more than the limit of {} bytes", limits.max_bytes)));
-        }
         Self::from_bytes_within(bytes, limits).map_err(|e| match e {
             crate::Error::Vision(v) => fail(v.to_string()),
             other => other,

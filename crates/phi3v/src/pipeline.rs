@@ -210,8 +210,7 @@ impl Pipeline {
             let pre = self.0.images.preprocess(&*image.rgb()?, crops)?;
             let of = pre.num_crops();
             report(&self.0.progress, Progress::Encoding { crops: 0, of });
-            let features = self.0.images.features_observed(&pre, &|k| report(&self.0.progress, Progress::Encoding { crops: k, of }))?;
-            self.0.images.project(&features, &pre)
+            self.0.images.encode_observed(&pre, &|k| report(&self.0.progress, Progress::Encoding { crops: k, of }))
         })?;
         self.lock_cache().put(key, crops, rows.clone());
         Ok(rows)
