@@ -4,6 +4,7 @@
 //! - `phi3v chat`: a conversation; `/image PATH` attaches an image, `/reset`, `/exit`.
 //! - `phi3v inspect`: sizes and token costs, without loading weights.
 //! - `phi3v eval run|score|generate`: the chart/OCR evaluation suite.
+//! - `phi3v serve`: an OpenAI-compatible HTTP server (chat completions with images).
 //! - `phi3v bench`: stage timings and peak memory, optionally against the PyTorch reference.
 //!
 //! Every error ends as one line on stderr and exit code 1 (2 for bad flags and values). A
@@ -14,6 +15,7 @@ mod bench;
 mod chat;
 mod eval;
 mod inspect;
+mod serve;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -68,6 +70,10 @@ enum Command {
     /// Talk with the model; images can be attached in any turn.
     #[command(after_help = "Example:\n  phi3v chat --quant q4 -i scan.jpg      (then type; /help lists the commands)")]
     Chat(chat::ChatArgs),
+    /// Serve the OpenAI chat-completions API over HTTP (images as data URLs, http(s) URLs or
+    /// allowed local files).
+    #[command(after_help = "Example:\n  phi3v serve --quant q4 --port 8000\n  curl http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' \\\n    -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'")]
+    Serve(serve::ServeArgs),
     /// Show a checkpoint's sizes and what a question with images costs in tokens.
     #[command(after_help = "Example:\n  phi3v inspect -i chart.png --num-crops 16 \"What is shown?\"")]
     Inspect(inspect::InspectArgs),
@@ -463,6 +469,7 @@ fn main() -> ExitCode {
         Command::Ask(args) => ask::run(args),
         Command::Chat(args) => chat::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Eval(command) => eval::run(command),
         Command::Bench(args) => bench::run(args),
         Command::Completions { shell } => {

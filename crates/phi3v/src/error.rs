@@ -39,6 +39,12 @@ pub enum Error {
     /// A model id that cannot be resolved or downloaded.
     #[error("{0}")]
     Hub(String),
+    /// An [`crate::Engine`] request whose cancel flag was set before it started.
+    #[error("the request was cancelled before it started")]
+    Cancelled,
+    /// A bug: the generation panicked (the engine keeps serving other requests).
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("cannot start the worker threads: {0}")]
     Threads(String),
     #[error("tokenizer.json has token ids up to {} but the model's vocabulary has only {model}", tokenizer - 1)]

@@ -74,11 +74,17 @@ struct ImageCache {
     capacity: usize,
     used: usize,
     entries: Vec<([u8; 32], usize, Tensor)>, // most recent last
+    hits: u64,
+    misses: u64,
 }
 
 impl ImageCache {
     fn get(&mut self, key: &[u8; 32], crops: usize) -> Option<Tensor> {
-        let i = self.entries.iter().position(|(k, c, _)| k == key && *c == crops)?;
+        let Some(i) = self.entries.iter().position(|(k, c, _)| k == key && *c == crops) else {
+            self.misses += 1;
+            return None;
+        };
+        self.hits += 1;
         let entry = self.entries.remove(i);
         let rows = entry.2.clone();
         self.entries.push(entry);
@@ -140,11 +146,14 @@ impl Pipeline {
         let stored = ckpt.weights.stored_dtype();
         let weights = options.weights.resolve(stored);
         let total = ckpt.weights.total_bytes() as u64;
-        let read = std::sync::atomic::AtomicU64::new(0);
+        // Tensors may be read from several threads: the count and its report happen under one
+        // lock, so the observer sees the bytes grow.
+        let read = Mutex::new(0u64);
         let observer = options.progress.clone();
         let on_read: phi3v_checkpoint::ReadObserver = std::sync::Arc::new(move |bytes| {
-            let bytes = read.fetch_add(bytes, std::sync::atomic::Ordering::SeqCst) + bytes;
-            report(&observer, Progress::Loading { bytes, total });
+            let mut read = read.lock().unwrap_or_else(|e| e.into_inner());
+            *read += bytes;
+            report(&observer, Progress::Loading { bytes: *read, total });
         });
         let vb = ckpt.weights.var_builder_observed(weights.table_dtype(stored), &device, on_read.clone())?;
         let kv = options.kv_cache.unwrap_or(default_kv(weights));
@@ -152,7 +161,7 @@ impl Pipeline {
         let images = ImageEncoder::load_observed(&ckpt, options.vision_weights.resolve(stored), &device, on_read)?;
         // Done (tensors the model does not use, such as CLIP's last layer, are never read).
         report(&options.progress, Progress::Loading { bytes: total, total });
-        let cache = ImageCache { capacity: options.image_cache_bytes, used: 0, entries: Vec::new() };
+        let cache = ImageCache { capacity: options.image_cache_bytes, used: 0, entries: Vec::new(), hits: 0, misses: 0 };
         Ok(Self(Arc::new(Inner {
             config: ckpt.config,
             tokenizer,
@@ -222,6 +231,12 @@ impl Pipeline {
         (cache.entries.len(), cache.used)
     }
 
+    /// Image lookups answered from the embedding cache and those that had to encode, since load.
+    pub fn image_cache_hits(&self) -> (u64, u64) {
+        let cache = self.lock_cache();
+        (cache.hits, cache.misses)
+    }
+
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, ImageCache> {
         // A panic while holding the lock cannot leave the cache inconsistent; keep using it.
         self.0.cache.lock().unwrap_or_else(|e| e.into_inner())
@@ -233,6 +248,25 @@ impl Pipeline {
     /// `past` positions are already in the cache the prompt will follow: the prompt is refused
     /// when it leaves no position for the answer.
     pub(crate) fn inputs(&self, prompt: &str, images: &[ImageInput], first_image: usize, continuation: bool, past: usize) -> Result<PromptInputs> {
+        let (ids, image_tokens) = self.tokenize(prompt, images, first_image, continuation, past)?;
+        let start = Instant::now();
+        let image_rows = images.iter().map(|img| self.encode_image(img)).collect::<Result<Vec<_>>>()?;
+        let encode_time = start.elapsed();
+        let rows = self.interleave(&ids, &image_rows, first_image)?;
+        Ok(PromptInputs { ids, rows, image_tokens, encode_time })
+    }
+
+    /// Input ids of a prompt (image N's placeholders are `-N`) and image tokens per image,
+    /// without encoding anything; refused when the prompt leaves no position for the answer
+    /// after `past` cached ones. See [`Self::inputs`] for the other arguments.
+    fn tokenize(
+        &self,
+        prompt: &str,
+        images: &[ImageInput],
+        first_image: usize,
+        continuation: bool,
+        past: usize,
+    ) -> Result<(Vec<i64>, Vec<usize>)> {
         if prompt.trim().is_empty() && images.is_empty() {
             return Err(Error::EmptyPrompt);
         }
@@ -249,11 +283,17 @@ impl Pipeline {
         if past + ids.len() >= max {
             return Err(Error::PromptTooLong { tokens: past + ids.len(), max });
         }
-        let start = Instant::now();
-        let image_rows = images.iter().map(|img| self.encode_image(img)).collect::<Result<Vec<_>>>()?;
-        let encode_time = start.elapsed();
-        let rows = self.interleave(&ids, &image_rows, first_image)?;
-        Ok(PromptInputs { ids, rows, image_tokens, encode_time })
+        Ok((ids, image_tokens))
+    }
+
+    /// Prompt tokens (image tokens included) of a conversation as [`Self::chat`] would see it,
+    /// checked as `chat` checks it (image tags, context length) but without encoding images:
+    /// a cheap check before queueing a request.
+    pub fn chat_prompt_tokens(&self, messages: &[Message], images: &[ImageInput]) -> Result<usize> {
+        if images.is_empty() && messages.iter().all(|m| m.content.trim().is_empty()) {
+            return Err(Error::EmptyPrompt);
+        }
+        Ok(self.tokenize(&chat_prompt(messages, true), images, 1, false, 0)?.0.len())
     }
 
     /// Text embeddings with image N's rows over the run of `-N` placeholders.
