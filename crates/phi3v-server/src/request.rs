@@ -91,7 +91,7 @@ pub fn parse(body: &[u8]) -> Result<ChatCompletionRequest, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let param = if path == "." { "body".to_string() } else { path };
+        let param = if path == "." || path == "?" { "body".to_string() } else { path };
         ApiError::bad_request(format!("invalid request body: {}", e.inner()), param)
     })
 }
