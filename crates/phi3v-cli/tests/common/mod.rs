@@ -2,6 +2,8 @@
 //! reach, fixture paths, and the shape of a clean error.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod server;
+
 use std::io::Write;
 use std::process::{Child, Command, Output, Stdio};
 
