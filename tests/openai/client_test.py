@@ -149,6 +149,21 @@ class OpenAIClientTest(unittest.TestCase):
         results = asyncio.run(run())
         self.assertEqual(len(set(results)), 1, results)
 
+    def test_the_readme_example(self):
+        readme = (REPO / "README.md").read_text()
+        block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+        block = block.replace("http://127.0.0.1:8000/v1", self.server.base_url).replace('api_key="unused"', f'api_key="{KEY}"')
+        block = block.replace('model="tests/fixtures/tiny-phi35v"', f'model="{NAME}"')
+        cwd = os.getcwd()
+        os.chdir(REPO)  # the example opens assets/chart.png
+        try:
+            scope = {}
+            exec(compile(block, "README.md", "exec"), scope)
+        finally:
+            os.chdir(cwd)
+        self.assertEqual(scope["reply"].object, "chat.completion")
+        self.assertGreater(scope["reply"].usage.prompt_tokens, 757)
+
     def test_errors_are_the_clients_own_classes_and_the_server_goes_on(self):
         broken = bytearray((IMAGES / "palette.png").read_bytes())
         broken[len(broken) // 2 :] = bytes(len(broken) - len(broken) // 2)

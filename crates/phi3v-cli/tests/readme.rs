@@ -1,8 +1,10 @@
 //! The README as a newcomer runs it: every command in its `sh` blocks, top to bottom, from a
 //! folder laid out like the repository, with `phi3v` (or `cargo run --release -p phi3v-cli --`)
 //! as this build's binary and `microsoft/Phi-3.5-vision-instruct` served from a local Hugging
-//! Face cache holding the tiny checkpoint. (`text` blocks need the real downloads; the Rust
-//! blocks are compiled as doctests of the `phi3v` crate.)
+//! Face cache holding the tiny checkpoint. `phi3v serve … &` starts the server in the background
+//! (on a free port) and the `curl` commands after it are run by `sh` against it. (`text` blocks
+//! need the real downloads; the Rust blocks are compiled as doctests of the `phi3v` crate; the
+//! Python block is run by `tests/openai/client_test.py`.)
 
 use std::path::Path;
 
@@ -68,11 +70,30 @@ fn every_readme_command_runs_as_written() {
     let hf = tempfile::tempdir().unwrap();
     fake_hf_home(hf.path(), "microsoft/Phi-3.5-vision-instruct", "tiny-phi35v");
     let mut ran = 0;
+    let mut server: Option<common::server::Server> = None;
     for command in &commands {
         let words = words(command);
         let args: Vec<&str> = match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
             // What the test run itself is, and installing (the binary under test stands in).
             ["cargo", "test", ..] | ["cargo", "install", ..] => continue,
+            ["phi3v", "serve", rest @ .., "&"] => {
+                // The README's port may be taken here: the helper picks a free one.
+                let mut args = rest.to_vec();
+                if let Some(at) = args.iter().position(|a| *a == "--port") {
+                    args.drain(at..at + 2);
+                }
+                server = Some(common::server::Server::start_in(&args, work.path(), hf.path()));
+                continue;
+            }
+            ["curl", ..] => {
+                let base = &server.as_ref().expect("a curl command before `phi3v serve`").base;
+                let out = run(std::process::Command::new("sh").arg("-c").arg(command.replace("http://127.0.0.1:8000", base)));
+                assert!(out.status.success(), "`{command}` failed: {}", String::from_utf8_lossy(&out.stderr));
+                let reply: serde_json::Value = serde_json::from_slice(&out.stdout).expect("curl printed JSON");
+                assert_eq!(reply["object"], "chat.completion", "{reply}");
+                ran += 1;
+                continue;
+            }
             ["cargo", "run", "--release", "-p", "phi3v-cli", "--", rest @ ..] => rest.to_vec(),
             ["phi3v", rest @ ..] => rest.to_vec(),
             other => panic!("README command not understood by this test: {other:?}"),
@@ -86,7 +107,8 @@ fn every_readme_command_runs_as_written() {
         assert!(!out.stdout.is_empty(), "`{command}` printed nothing");
         ran += 1;
     }
-    assert!(ran >= 4, "only {ran} README commands ran: {commands:?}");
+    assert!(ran >= 5, "only {ran} README commands ran: {commands:?}");
+    assert!(server.is_some(), "the README starts the server");
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! port, asked over HTTP, killed when dropped.
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,11 +19,23 @@ pub struct Server {
 }
 
 impl Server {
+    /// The tiny checkpoint with `extra` flags.
     pub fn start(extra: &[&str]) -> Server {
         let model = fixture("tiny-phi35v");
         let mut args = vec!["serve", "--model", &model, "--port", "0"];
         args.extend_from_slice(extra);
-        let mut child = phi3v(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start phi3v serve");
+        Self::spawn(phi3v(&args))
+    }
+
+    /// `phi3v serve ARGS --port 0` run from `dir` with `hf_home` as the Hugging Face cache.
+    pub fn start_in(args: &[&str], dir: &Path, hf_home: &Path) -> Server {
+        let mut cmd = phi3v(&[&["serve"], args, &["--port", "0"]].concat());
+        cmd.current_dir(dir).env("HF_HOME", hf_home);
+        Self::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start phi3v serve");
         let log = Arc::new(Mutex::new(Vec::new()));
         let (sink, stderr) = (log.clone(), child.stderr.take().unwrap());
         std::thread::spawn(move || {
