@@ -378,3 +378,20 @@ fn shutdown_timeout_cuts_what_is_still_running() {
     let _ = connection.read_to_string(&mut rest);
     assert!(rest.contains("[DONE]"), "the cut answer still ends properly: {rest:.300}");
 }
+
+#[test]
+fn a_model_that_cannot_load_ends_serve_with_one_error_line() {
+    let out = run(&mut phi3v(&["serve", "--model", "/no/such/checkpoint", "--port", "0"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.trim_end().lines().last().unwrap();
+    assert!(last.starts_with("error: ") && last.contains("/no/such/checkpoint"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // A port that is taken is named.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = run(&mut phi3v(&["serve", "--model", &fixture("tiny-phi35v"), "--port", &port]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{stderr}");
+}
