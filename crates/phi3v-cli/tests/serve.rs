@@ -345,6 +345,22 @@ fn a_client_that_goes_away_cancels_its_generation_and_a_full_queue_refuses() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(server.chat(&json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})).0, 200);
+
+    // The same for an answer that is not streamed: the client leaves while it is generated.
+    let address = server.base.strip_prefix("http://").unwrap();
+    let mut plain = TcpStream::connect(address).unwrap();
+    let body = json!({"messages": [{"role": "user", "content": "Go on forever"}], "max_tokens": 100_000}).to_string();
+    write!(plain, "POST /v1/chat/completions HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.metric("phi3v_requests_running") != 1.0 {
+        assert!(Instant::now() < deadline, "never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(plain);
+    while server.metric("phi3v_requests_running") != 0.0 {
+        assert!(Instant::now() < deadline, "the plain generation went on after its client left");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
