@@ -33,5 +33,5 @@ mod model;
 mod rope;
 
 pub use kv::{KvDtype, UnknownKvDtype};
-pub use model::{argmax, Decoder, DecoderError, KvCache, PREFILL_CHUNK};
+pub use model::{argmax, BatchBuffers, Decoder, DecoderError, KvCache, PREFILL_CHUNK};
 pub use rope::LongRope;

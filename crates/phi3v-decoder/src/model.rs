@@ -134,24 +134,37 @@ impl Layer {
         })
     }
 
-    /// `b.x`: `[n, H]` rows at positions `cache.len()..+ n` (rotary tables in `b.cos`, `b.sin`)
-    /// → the layer's output in place; appends the rows' keys and values to `cache`.
-    fn forward(&self, s: &Shape, b: &mut Buffers, n: usize, cache: &mut LayerCache) -> Result<()> {
+    /// `b.x`: `[n, H]` rows (rotary tables per row in `b.cos`, `b.sin`) → the layer's output in
+    /// place; appends the rows' keys and values to their sequences' caches: `n` consecutive
+    /// positions of one sequence, or one position of each of `n` sequences.
+    fn forward(&self, s: &Shape, b: &mut Buffers, n: usize, seqs: Seqs<'_, '_>) -> Result<()> {
         let (hd, heads, kvh) = (s.head_dim, s.heads, s.kv_heads);
         self.input_layernorm.forward(&b.x, &mut b.normed);
         self.qkv_proj.forward_into(&b.normed, n, &mut b.qkv, &mut b.linear)?;
         let half = hd / 2;
         let (cos, sin) = (&b.cos, &b.sin);
         each_row(&mut b.qkv, s.qkv(), |i, row| LongRope::rotate(&mut row[..(heads + kvh) * hd], &cos[i * half..][..half], &sin[i * half..][..half]));
-        for row in b.qkv.chunks_exact(s.qkv()) {
-            let (k, v) = row[heads * hd..].split_at(kvh * hd);
-            cache.append(k, v);
-        }
         let scale = (hd as f64).powf(-0.5) as f32;
-        if n == 1 {
-            cache.attend_one(&b.qkv[..heads * hd], heads, scale, &mut b.attn, &mut b.scores);
-        } else {
-            attend_rows(s, &b.qkv, n, cache, scale, &mut b.attn);
+        match seqs {
+            Seqs::One(cache) => {
+                for row in b.qkv.chunks_exact(s.qkv()) {
+                    let (k, v) = row[heads * hd..].split_at(kvh * hd);
+                    cache.append(k, v);
+                }
+                if n == 1 {
+                    cache.attend_one(&b.qkv[..heads * hd], heads, scale, &mut b.attn, &mut b.scores);
+                } else {
+                    attend_rows(s, &b.qkv, n, cache, scale, &mut b.attn);
+                }
+            }
+            Seqs::PerRow(caches) => {
+                let rows = b.qkv.chunks_exact(s.qkv()).zip(b.attn.chunks_exact_mut(heads * hd));
+                for ((row, out), cache) in rows.zip(caches) {
+                    let (k, v) = row[heads * hd..].split_at(kvh * hd);
+                    cache.append(k, v);
+                    cache.attend_one(&row[..heads * hd], heads, scale, out, &mut b.scores);
+                }
+            }
         }
         self.o_proj.forward_into(&b.attn, n, &mut b.proj, &mut b.linear)?;
         add_rows(&mut b.x, &b.proj, s.hidden);
@@ -168,6 +181,14 @@ impl Layer {
         add_rows(&mut b.x, &b.proj, s.hidden);
         Ok(())
     }
+}
+
+/// Whose rows a layer's forward holds.
+enum Seqs<'a, 'c> {
+    /// Consecutive positions of one sequence.
+    One(&'a mut LayerCache),
+    /// The next position of each of several sequences, row `i` for `caches[i]`.
+    PerRow(Vec<&'c mut LayerCache>),
 }
 
 /// Causal attention of `n` rows (the last `n` positions of `cache`), one kv head per task on
@@ -229,6 +250,19 @@ impl KvCache {
         self.long
     }
 
+    /// Keeps input `rows` `[n, H]` when a later forward may cross to the long rotary factors
+    /// (`may_switch`, and not switched yet), to rebuild the cache from then. Grows by blocks.
+    fn keep_input(&mut self, rows: &[f32], h: usize, may_switch: bool) {
+        if !may_switch || self.long {
+            return;
+        }
+        if self.inputs.len() + rows.len() > self.inputs.capacity() {
+            let block = INPUT_BLOCK * h;
+            self.inputs.reserve_exact((self.inputs.len() + rows.len()).next_multiple_of(block) - self.inputs.len());
+        }
+        self.inputs.extend_from_slice(rows);
+    }
+
     /// Drops everything (a new conversation).
     pub fn clear(&mut self) {
         *self = Self::default();
@@ -252,6 +286,17 @@ impl KvCache {
         self.len = len;
         true
     }
+}
+
+/// The buffers of [`Decoder::step_batch`], kept by its caller between steps.
+#[derive(Default)]
+pub struct BatchBuffers {
+    b: Buffers,
+    /// `[n, vocab]`.
+    logits: Vec<f32>,
+    /// One row's rotary tables.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
 }
 
 /// Errors specific to running the decoder.
@@ -399,17 +444,73 @@ impl Decoder {
         }
         let mut row = std::mem::take(&mut cache.row);
         row.resize(h, 0.0);
-        let id = id as usize;
-        match self.embed_tokens.dtype() {
-            DType::BF16 => with_elements(&self.embed_tokens, |t: &[bf16]| widen_into(&t[id * h..][..h], &mut row))?,
-            DType::F16 => with_elements(&self.embed_tokens, |t: &[f16]| widen_into(&t[id * h..][..h], &mut row))?,
-            _ => with_elements(&self.embed_tokens, |t: &[f32]| row.copy_from_slice(&t[id * h..][..h]))?,
-        }
+        self.embed_into(id, &mut row)?;
         let mut buffers = std::mem::take(&mut cache.step);
         let result = self.run(&row, cache, &mut buffers, &mut |_| {});
         (cache.step, cache.row) = (buffers, row);
         result?;
         Ok(&cache.step.logits)
+    }
+
+    /// The embedding of token `id` (checked to be in the vocabulary) into `out` `[H]`.
+    fn embed_into(&self, id: u32, out: &mut [f32]) -> std::result::Result<(), DecoderError> {
+        let (h, id) = (self.shape.hidden, id as usize);
+        match self.embed_tokens.dtype() {
+            DType::BF16 => with_elements(&self.embed_tokens, |t: &[bf16]| widen_into(&t[id * h..][..h], out))?,
+            DType::F16 => with_elements(&self.embed_tokens, |t: &[f16]| widen_into(&t[id * h..][..h], out))?,
+            _ => with_elements(&self.embed_tokens, |t: &[f32]| out.copy_from_slice(&t[id * h..][..h]))?,
+        }
+        Ok(())
+    }
+
+    /// One token for each of several sequences in one pass: `ids[i]` is appended to `caches[i]`
+    /// and row `i` of the returned logits `[n, vocab]` is its next token's. Every matrix is read
+    /// once for all `n` rows (what makes several streams cost barely more than one); attention
+    /// is per sequence, over its own cache. Row by row this is [`Self::step`] on each (the
+    /// products are row-independent; a test holds the tokens equal). A sequence whose step
+    /// crosses to the long rotary factors is stepped on its own (its cache is rebuilt).
+    pub fn step_batch<'b>(
+        &self,
+        ids: &[u32],
+        caches: &mut [&mut KvCache],
+        buffers: &'b mut BatchBuffers,
+    ) -> std::result::Result<&'b [f32], DecoderError> {
+        let (s, n) = (self.shape, ids.len());
+        assert_eq!(n, caches.len(), "one token per sequence");
+        if n == 0 {
+            return Err(DecoderError::NoRows);
+        }
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= s.vocab) {
+            return Err(DecoderError::TokenId { id, vocab: s.vocab });
+        }
+        let alone = |c: &KvCache| c.layers.is_empty() || (!c.long && self.rope.is_long(c.len + 1)) || c.len + 1 > self.max_positions;
+        if n == 1 || caches.iter().any(|c| alone(c)) {
+            buffers.logits.resize(n * s.vocab, 0.0);
+            for (i, (&id, cache)) in ids.iter().zip(caches.iter_mut()).enumerate() {
+                let logits = self.step(id, cache)?;
+                buffers.logits[i * s.vocab..][..s.vocab].copy_from_slice(logits);
+            }
+            return Ok(&buffers.logits);
+        }
+        let (b, h, half) = (&mut buffers.b, s.hidden, s.head_dim / 2);
+        b.size(&s, n);
+        (b.cos.clear(), b.sin.clear());
+        for (i, (&id, cache)) in ids.iter().zip(caches.iter_mut()).enumerate() {
+            self.embed_into(id, &mut b.x[i * h..][..h])?;
+            cache.keep_input(&b.x[i * h..][..h], h, self.rope.is_long(self.max_positions));
+            self.rope.fill(cache.len, 1, cache.long, &mut buffers.cos, &mut buffers.sin);
+            b.cos.extend_from_slice(&buffers.cos[..half]);
+            b.sin.extend_from_slice(&buffers.sin[..half]);
+        }
+        for (l, layer) in self.layers.iter().enumerate() {
+            let layer_caches = caches.iter_mut().map(|c| &mut c.layers[l]).collect();
+            layer.forward(&s, b, n, Seqs::PerRow(layer_caches))?;
+        }
+        caches.iter_mut().for_each(|c| c.len += 1);
+        self.norm.forward(&b.x, &mut b.normed);
+        buffers.logits.resize(n * s.vocab, 0.0);
+        self.lm_head.forward_into(&b.normed, n, &mut buffers.logits, &mut b.linear)?;
+        Ok(&buffers.logits)
     }
 
     /// The forward of `rows` `[n, H]` into `cache`, the last row's logits left in `b.logits`.
@@ -440,13 +541,7 @@ impl Decoder {
             cache.layers = self.layers.iter().map(|_| LayerCache::new(self.kv_dtype, s.kv_heads, s.head_dim)).collect();
         }
         cache.long = long;
-        if !long && self.rope.is_long(self.max_positions) {
-            // A later forward may cross to the long factors: keep the rows to rebuild from.
-            if cache.inputs.len() + rows.len() > cache.inputs.capacity() {
-                cache.inputs.reserve_exact((cache.inputs.len() + rows.len()).next_multiple_of(INPUT_BLOCK * h) - cache.inputs.len());
-            }
-            cache.inputs.extend_from_slice(rows);
-        }
+        cache.keep_input(rows, h, !long && self.rope.is_long(self.max_positions));
         let (mut last, mut through) = (0, 0);
         for chunk in rows.chunks(PREFILL_CHUNK * h) {
             let len = chunk.len() / h;
@@ -454,7 +549,7 @@ impl Decoder {
             b.x.copy_from_slice(chunk);
             self.rope.fill(cache.len, len, long, &mut b.cos, &mut b.sin);
             for (layer, lc) in self.layers.iter().zip(cache.layers.iter_mut()) {
-                layer.forward(&self.shape, b, len, lc)?;
+                layer.forward(&self.shape, b, len, Seqs::One(lc))?;
             }
             cache.len += len;
             last = len - 1;

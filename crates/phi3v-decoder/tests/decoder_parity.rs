@@ -203,3 +203,65 @@ fn bytes_per_token_counts_every_matrix_and_cached_row() {
     let dec = dec.with_kv_dtype(KvDtype::Q8);
     assert_eq!(dec.bytes_per_token(10), matrices + 10 * layers * 2 * kvh * (hd + 4));
 }
+
+/// Greedy index of a logits row.
+fn greedy(row: &[f32]) -> u32 {
+    (0..row.len()).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap() as u32
+}
+
+#[test]
+fn batched_steps_give_the_tokens_of_single_steps() {
+    // Four sequences of different lengths decoded together, one joining late and one crossing
+    // to the long rotary factors (past 1 024 positions) inside the batch, against each decoded
+    // alone with `step`: the same greedy tokens (f32 KV cache), logits within 1e-4 (f32) or
+    // 1e-3 (int4, whose multi-row kernels sum in another order).
+    use phi3v_decoder::BatchBuffers;
+    for format in [WeightFormat::F32, WeightFormat::Q4] {
+        let (_, dec) = decoder("tiny-phi35v", format);
+        let prompts: Vec<Vec<u32>> =
+            [5usize, 40, 1020, 300].iter().enumerate().map(|(k, &n)| (0..n).map(|i| ((i * 31 + k * 7) % 32000 + 1) as u32).collect()).collect();
+        let steps = 12;
+        // Alone.
+        let alone: Vec<(Vec<u32>, Vec<Vec<f32>>)> = prompts
+            .iter()
+            .map(|p| {
+                let mut cache = KvCache::default();
+                let mut next = argmax(&dec.forward(&dec.embed(p).unwrap(), &mut cache).unwrap()).unwrap();
+                let (mut tokens, mut logits) = (vec![next], Vec::new());
+                for _ in 0..steps {
+                    let row = dec.step(next, &mut cache).unwrap().to_vec();
+                    next = greedy(&row);
+                    tokens.push(next);
+                    logits.push(row);
+                }
+                (tokens, logits)
+            })
+            .collect();
+        // Together: the last sequence joins after three batched steps of the others.
+        let mut caches: Vec<KvCache> = prompts.iter().map(|_| KvCache::default()).collect();
+        let mut next: Vec<u32> = Vec::new();
+        for (p, cache) in prompts.iter().zip(&mut caches) {
+            next.push(argmax(&dec.forward(&dec.embed(p).unwrap(), cache).unwrap()).unwrap());
+        }
+        let mut done = vec![0usize; prompts.len()];
+        let mut buffers = BatchBuffers::default();
+        let tol = if format == WeightFormat::F32 { 1e-4 } else { 1e-3 };
+        while done.iter().any(|&d| d < steps) {
+            let active: Vec<usize> = (0..prompts.len()).filter(|&i| done[i] < steps && (i != 3 || done[0] >= 3)).collect();
+            let ids: Vec<u32> = active.iter().map(|&i| next[i]).collect();
+            let mut refs: Vec<&mut KvCache> = caches.iter_mut().enumerate().filter(|(i, _)| active.contains(i)).map(|(_, c)| c).collect();
+            let logits = dec.step_batch(&ids, &mut refs, &mut buffers).unwrap().to_vec();
+            let vocab = logits.len() / active.len();
+            for (row, &i) in logits.chunks_exact(vocab).zip(&active) {
+                let expected = &alone[i].1[done[i]];
+                let d = row.iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(d <= tol, "{format}: sequence {i} step {} differs by {d}", done[i]);
+                next[i] = greedy(row);
+                assert_eq!(next[i], alone[i].0[done[i] + 1], "{format}: sequence {i} step {}", done[i]);
+                done[i] += 1;
+            }
+        }
+        assert!(caches[2].is_long(), "the 1 020-token prompt crossed to the long factors");
+        assert_eq!(caches.iter().map(KvCache::len).collect::<Vec<_>>(), prompts.iter().map(|p| p.len() + steps).collect::<Vec<_>>());
+    }
+}

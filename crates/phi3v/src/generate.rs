@@ -89,70 +89,150 @@ pub(crate) fn run(
     mut on_text: impl FnMut(&str),
 ) -> Result<Generation> {
     params.validate()?;
-    let decoder = &pipeline.0.decoder;
-    let mut timings = Timings { encode: inputs.encode_time, prefill_tokens: inputs.ids.len(), ..Default::default() };
+    let mut decoding = prefill(pipeline, inputs, cache, params)?;
+    while let Some(token) = decoding.next(seen, &mut on_text)? {
+        let step = Instant::now();
+        // The step's logits are copied into the same buffer: nothing is allocated per token.
+        let decoder = &pipeline.0.decoder;
+        pipeline.compute(|| decoder.step(token, cache).map(|next| decoding.logits.copy_from_slice(next)))?;
+        decoding.fed(cache.len(), step.elapsed())?;
+    }
+    Ok(decoding.finish(&mut on_text))
+}
+
+/// Feeds the whole prompt into `cache` (reporting progress) and starts its token loop.
+pub(crate) fn prefill<'t>(pipeline: &'t Pipeline, inputs: &PromptInputs, cache: &mut KvCache, params: &GenerationParams) -> Result<Decoding<'t>> {
     let start = Instant::now();
     let of = inputs.ids.len();
     let progress = &pipeline.0.progress;
     crate::progress::report(progress, Progress::Prefill { tokens: 0, of });
     let mut on_rows = |tokens| crate::progress::report(progress, Progress::Prefill { tokens, of });
-    let mut logits = pipeline.compute(|| decoder.forward_observed(&inputs.rows, cache, &mut on_rows))?.to_vec1::<f32>()?;
-    timings.prefill = start.elapsed();
-    finite(&logits, cache.len())?;
-    // As transformers' `max_length`: prompt and answer together fill at most the context, so
-    // every generated token still fits in the cache.
-    let room = pipeline.0.config.max_position_embeddings.saturating_sub(cache.len());
-    let limit = params.max_new_tokens.min(room);
+    let decoder = &pipeline.0.decoder;
+    let logits = pipeline.compute(|| decoder.forward_observed(&inputs.rows, cache, &mut on_rows))?.to_vec1::<f32>()?;
+    Decoding::new(pipeline, inputs, params, logits, cache.len(), start.elapsed())
+}
 
-    let mut sampler = Sampler::new(params);
-    let mut stream = TextStream::new(pipeline.0.tokenizer.tokenizer());
-    let mut text = String::new(); // released to on_text
-    let mut pending = String::new(); // decoded but held back: could start a stop string
-    let hold = params.stop.iter().map(String::len).max().unwrap_or(0);
-    let mut tokens = Vec::new();
-    let mut stop = if limit < params.max_new_tokens { StopReason::ContextFull } else { StopReason::MaxTokens };
-    while tokens.len() < limit {
-        if params.cancelled() {
-            stop = StopReason::Cancelled;
-            break;
+/// One sequence's token loop after its prefill: sampling, stop tokens and strings, the
+/// context limit, cancellation, text released in UTF-8-safe pieces, timings. The caller feeds
+/// each token [`Decoding::next`] returns to the decoder (alone, or batched with other
+/// sequences) and hands back the logits through [`Decoding::logits`] and [`Decoding::fed`].
+pub(crate) struct Decoding<'t> {
+    params: GenerationParams,
+    sampler: Sampler,
+    stream: TextStream<'t>,
+    /// `[vocab]`: the logits of the next token (written by the caller after each step).
+    pub(crate) logits: Vec<f32>,
+    /// Released to `on_text` so far.
+    text: String,
+    /// Decoded but held back: could start a stop string.
+    pending: String,
+    /// The longest stop string's length.
+    hold: usize,
+    tokens: Vec<u32>,
+    /// Most tokens this sequence may generate (the context may allow fewer than asked).
+    limit: usize,
+    stop: StopReason,
+    finished: bool,
+    prompt_tokens: usize,
+    image_tokens: Vec<usize>,
+    timings: Timings,
+}
+
+impl<'t> Decoding<'t> {
+    /// `logits` of the prompt's last row, with `cached` positions in the sequence's cache.
+    pub(crate) fn new(
+        pipeline: &'t Pipeline,
+        inputs: &PromptInputs,
+        params: &GenerationParams,
+        logits: Vec<f32>,
+        cached: usize,
+        prefill: Duration,
+    ) -> Result<Self> {
+        finite(&logits, cached)?;
+        // As transformers' `max_length`: prompt and answer together fill at most the context, so
+        // every generated token still fits in the cache.
+        let room = pipeline.0.config.max_position_embeddings.saturating_sub(cached);
+        let limit = params.max_new_tokens.min(room);
+        Ok(Self {
+            params: params.clone(),
+            sampler: Sampler::new(params),
+            stream: TextStream::new(pipeline.0.tokenizer.tokenizer()),
+            logits,
+            text: String::new(),
+            pending: String::new(),
+            hold: params.stop.iter().map(String::len).max().unwrap_or(0),
+            tokens: Vec::new(),
+            limit,
+            stop: if limit < params.max_new_tokens { StopReason::ContextFull } else { StopReason::MaxTokens },
+            finished: false,
+            prompt_tokens: inputs.ids.len(),
+            image_tokens: inputs.image_tokens.clone(),
+            timings: Timings { encode: inputs.encode_time, prefill, prefill_tokens: inputs.ids.len(), ..Default::default() },
+        })
+    }
+
+    /// Samples the next token from [`Self::logits`] (`seen`: the penalty's history, which it
+    /// joins) and releases what text became final. `None` when the sequence is done; otherwise
+    /// the token to feed (the last one too when it completed a stop string).
+    pub(crate) fn next(&mut self, seen: &mut Vec<u32>, on_text: &mut dyn FnMut(&str)) -> Result<Option<u32>> {
+        if self.finished || self.tokens.len() >= self.limit {
+            return Ok(None);
         }
-        let token = sampler.next(&logits, seen);
+        if self.params.cancelled() {
+            self.stop = StopReason::Cancelled;
+            return Ok(None);
+        }
+        let token = self.sampler.next(&self.logits, seen);
         if STOP_IDS.contains(&token) {
-            stop = StopReason::EndToken(token);
-            break;
+            self.stop = StopReason::EndToken(token);
+            return Ok(None);
         }
-        tokens.push(token);
+        self.tokens.push(token);
         seen.push(token);
-        pending.push_str(&stream.push(token)?);
-        if let Some((at, s)) = params.stop.iter().filter_map(|s| pending.find(s.as_str()).map(|at| (at, s))).min() {
-            pending.truncate(at);
-            stop = StopReason::StopString(s.clone());
+        self.pending.push_str(&self.stream.push(token)?);
+        let found = self.params.stop.iter().filter_map(|s| self.pending.find(s.as_str()).map(|at| (at, s))).min();
+        if let Some((at, s)) = found {
+            self.pending.truncate(at);
+            self.stop = StopReason::StopString(s.clone());
+            self.finished = true;
         }
         // Release what can no longer be the start of a stop string.
-        let mut cut = if matches!(stop, StopReason::StopString(_)) { pending.len() } else { pending.len().saturating_sub(hold) };
-        while !pending.is_char_boundary(cut) {
+        let mut cut = if self.finished { self.pending.len() } else { self.pending.len().saturating_sub(self.hold) };
+        while !self.pending.is_char_boundary(cut) {
             cut -= 1;
         }
-        let released: String = pending.drain(..cut).collect();
+        let released: String = self.pending.drain(..cut).collect();
         if !released.is_empty() {
             on_text(&released);
-            text.push_str(&released);
+            self.text.push_str(&released);
         }
-        let step = Instant::now();
-        // The step's logits are copied into the same buffer: nothing is allocated per token.
-        pipeline.compute(|| decoder.step(token, cache).map(|next| logits.copy_from_slice(next)))?;
-        finite(&logits, cache.len())?;
-        timings.decode += step.elapsed();
-        timings.decode_steps += 1;
-        if matches!(stop, StopReason::StopString(_)) {
-            break;
+        Ok(Some(token))
+    }
+
+    /// The decoder has taken the token: [`Self::logits`] holds the next ones, `cached`
+    /// positions are in the cache, the step took `elapsed`.
+    pub(crate) fn fed(&mut self, cached: usize, elapsed: Duration) -> Result<()> {
+        finite(&self.logits, cached)?;
+        self.timings.decode += elapsed;
+        self.timings.decode_steps += 1;
+        Ok(())
+    }
+
+    /// The generation, with any text still held back released.
+    pub(crate) fn finish(mut self, on_text: &mut dyn FnMut(&str)) -> Generation {
+        if !self.pending.is_empty() {
+            on_text(&self.pending);
+            self.text.push_str(&self.pending);
+        }
+        Generation {
+            text: self.text,
+            tokens: self.tokens,
+            prompt_tokens: self.prompt_tokens,
+            image_tokens: self.image_tokens,
+            stop: self.stop,
+            timings: self.timings,
         }
     }
-    if !pending.is_empty() {
-        on_text(&pending);
-        text.push_str(&pending);
-    }
-    Ok(Generation { text, tokens, prompt_tokens: inputs.ids.len(), image_tokens: inputs.image_tokens.clone(), stop, timings })
 }
 
 /// Refuses logits with NaN or infinities (broken weights), which would otherwise decode as an
