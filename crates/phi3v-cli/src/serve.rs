@@ -23,9 +23,16 @@ pub struct ServeArgs {
     /// Require `Authorization: Bearer KEY` on /v1/ requests.
     #[arg(long, env = "PHI3V_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
-    /// Chat requests that may wait while one is generated; more get 429.
+    /// Chat requests that may wait while the batch is full; more get 429.
     #[arg(long, default_value_t = 16)]
     max_queue: usize,
+    /// Requests generated together (continuous batching; 1: one at a time).
+    #[arg(long, default_value_t = 8, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_batch: usize,
+    /// Prompt rows read between two decode steps of the running answers: smaller keeps them
+    /// flowing while a long image prompt is read, larger reads prompts faster.
+    #[arg(long, default_value_t = 128, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    prefill_chunk: usize,
     /// Largest request body in bytes (base64 images included); larger ones get 413.
     #[arg(long, default_value_t = 64 << 20)]
     max_body_bytes: usize,
@@ -61,7 +68,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         port: args.port,
         model_name: args.served_model_name.clone().unwrap_or_else(|| args.load.model.clone()),
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
-        max_queue: args.max_queue,
+        engine: phi3v::EngineOptions { max_queue: args.max_queue, max_batch: args.max_batch, prefill_chunk: args.prefill_chunk },
         max_body_bytes: args.max_body_bytes,
         max_images: args.max_images_per_request,
         max_crops: args.max_num_crops,

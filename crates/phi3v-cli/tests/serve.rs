@@ -332,7 +332,7 @@ fn start_stream(server: &Server, max_tokens: usize) -> BufReader<TcpStream> {
 
 #[test]
 fn a_client_that_goes_away_cancels_its_generation_and_a_full_queue_refuses() {
-    let server = Server::start(&["--max-queue", "0"]);
+    let server = Server::start(&["--max-queue", "0", "--max-batch", "1"]);
     let connection = start_stream(&server, 100_000);
     assert_eq!(server.metric("phi3v_requests_running"), 1.0);
     // The one worker is busy and no request may wait.

@@ -5,8 +5,8 @@
 //! - `GET /health`: 200 once the weights are loaded, 503 before.
 //! - `GET /metrics`: Prometheus text.
 //!
-//! The model runs on the library's [`phi3v::Engine`] (one worker thread, a bounded queue); the
-//! async threads only speak HTTP. The server keeps no state between requests beyond the
+//! The model runs on the library's [`phi3v::Engine`] (continuous batching on one worker thread,
+//! a bounded queue); the async threads only speak HTTP. The server keeps no state between requests beyond the
 //! engine's image cache, so replicas can sit behind any HTTP load balancer.
 
 mod chat;
@@ -43,8 +43,8 @@ pub struct ServerConfig {
     pub model_name: String,
     /// Requests to `/v1/…` need `Authorization: Bearer <key>` when set.
     pub api_key: Option<String>,
-    /// Chat requests that may wait while one runs; more are refused with 429.
-    pub max_queue: usize,
+    /// Batching and queueing of chat requests (requests past a full queue get 429).
+    pub engine: phi3v::EngineOptions,
     /// Largest request body (images as data URLs included); larger ones are refused with 413.
     pub max_body_bytes: usize,
     /// Most images in one request.
@@ -218,7 +218,7 @@ async fn run(config: ServerConfig, load: impl FnOnce() -> phi3v::Result<Pipeline
     let local: SocketAddr = listener.local_addr().map_err(|source| ServeError::Bind { address, source })?;
     tracing::info!(address = %format!("http://{local}"), model = %config.model_name, "listening");
     let shutdown_timeout = config.shutdown_timeout;
-    let max_queue = config.max_queue;
+    let engine_options = config.engine;
     let state = Arc::new(AppState {
         config,
         engine: OnceLock::new(),
@@ -235,7 +235,7 @@ async fn run(config: ServerConfig, load: impl FnOnce() -> phi3v::Result<Pipeline
         Ok(pipeline) => {
             loading.context_length.store(pipeline.config().max_position_embeddings as u64, Ordering::SeqCst);
             loading.loaded_at.store(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()), Ordering::SeqCst);
-            let _ = loading.engine.set(Engine::new(pipeline, max_queue));
+            let _ = loading.engine.set(Engine::new(pipeline, engine_options));
             tracing::info!("ready");
         }
         Err(e) => {

@@ -77,7 +77,7 @@ impl Metrics {
         let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(engine) = engine {
             self.waiting.set(engine.waiting() as i64);
-            self.running.set(i64::from(engine.busy()));
+            self.running.set(engine.running() as i64);
             let (hits, misses) = engine.pipeline().image_cache_hits();
             self.image_cache_hits.inc_by(hits.saturating_sub(self.image_cache_hits.get()));
             self.image_cache_misses.inc_by(misses.saturating_sub(self.image_cache_misses.get()));

@@ -14,7 +14,7 @@ fn config(port: u16) -> ServerConfig {
         port,
         model_name: "tiny".into(),
         api_key: None,
-        max_queue: 4,
+        engine: phi3v::EngineOptions::default(),
         max_body_bytes: 1 << 20,
         max_images: 2,
         max_crops: 4,

@@ -1,20 +1,29 @@
-//! [`Engine`]: one worker thread that runs chat generations from a bounded queue, for servers
-//! and other callers that must never block on the model.
+//! [`Engine`]: a worker thread that generates for many conversations at once, fed from a
+//! bounded queue, for servers and other callers that must never block on the model.
 //!
 //! A request is submitted with a callback; the worker calls it with each piece of text as it is
-//! generated ([`Event::Text`]) and once at the end ([`Event::Done`]). Requests run one at a time
-//! in arrival order; a full queue refuses new ones at once ([`QueueFull`]). A request whose
-//! [`crate::Cancel`] flag is set while it waits is dropped without running; one that is running
-//! stops before its next token.
+//! generated ([`Event::Text`]) and once at the end ([`Event::Done`]). The worker's loop is
+//! continuous batching: up to [`EngineOptions::max_batch`] requests are active at once; each
+//! turn of the loop feeds one chunk of the oldest new prompt ([`EngineOptions::prefill_chunk`]
+//! rows) and then one token of every running answer in one batched decoder pass
+//! ([`phi3v_decoder::Decoder::step_batch`]: each weight matrix is read once for all of them).
+//! Requests join between steps and leave as soon as they end. A full queue refuses new requests
+//! at once ([`QueueFull`]); a request whose [`crate::Cancel`] flag is set stops before its next
+//! chunk or token.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
+use std::time::Instant;
 
-use crate::generate::Generation;
+use phi3v_decoder::{BatchBuffers, KvCache};
+
+use crate::generate::{Decoding, Generation};
 use crate::input::ImageInput;
-use crate::pipeline::Pipeline;
-use crate::prompt::Message;
+use crate::pipeline::{Pipeline, PromptInputs};
+use crate::prompt::{chat_prompt, Message};
 use crate::sampling::GenerationParams;
 use crate::{Error, Result};
 
@@ -31,7 +40,7 @@ pub enum Event {
     /// New text of the answer (never a split UTF-8 character).
     Text(String),
     /// The end: the whole generation, or why it failed ([`Error::Cancelled`] when its flag was
-    /// set before it started).
+    /// set before its answer started).
     Done(Result<Generation>),
 }
 
@@ -42,48 +51,53 @@ pub struct QueueFull {
     pub capacity: usize,
 }
 
+/// How the engine schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Requests that may wait while the batch is full (0: none wait).
+    pub max_queue: usize,
+    /// Requests generated together (1: one at a time).
+    pub max_batch: usize,
+    /// Prompt rows fed per turn of the loop: smaller keeps running answers flowing while a
+    /// long (image) prompt is read, larger reads prompts faster.
+    pub prefill_chunk: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self { max_queue: 16, max_batch: 8, prefill_chunk: 128 }
+    }
+}
+
 type Callback = Box<dyn FnMut(Event) + Send>;
 
 /// A pipeline with a worker thread and a queue in front of it. Dropping the engine lets the
-/// worker finish the queued requests, then end.
+/// worker finish the requests it has, then end.
 pub struct Engine {
     pipeline: Pipeline,
     sender: SyncSender<(ChatRequest, Callback)>,
     capacity: usize,
     waiting: Arc<AtomicUsize>,
-    busy: Arc<AtomicBool>,
+    active: Arc<AtomicUsize>,
 }
 
 impl Engine {
-    /// Starts the worker; at most `capacity` requests wait while one runs (0: none wait).
-    pub fn new(pipeline: Pipeline, capacity: usize) -> Self {
-        let (sender, receiver) = sync_channel::<(ChatRequest, Callback)>(capacity);
+    /// Starts the worker.
+    pub fn new(pipeline: Pipeline, options: EngineOptions) -> Self {
+        let (sender, receiver) = sync_channel::<(ChatRequest, Callback)>(options.max_queue);
         let waiting = Arc::new(AtomicUsize::new(0));
-        let busy = Arc::new(AtomicBool::new(false));
-        let (worker, count, running) = (pipeline.clone(), waiting.clone(), busy.clone());
+        let active = Arc::new(AtomicUsize::new(0));
+        let worker = Worker {
+            pipeline: pipeline.clone(),
+            options: EngineOptions { max_batch: options.max_batch.max(1), prefill_chunk: options.prefill_chunk.max(1), ..options },
+            waiting: waiting.clone(),
+            active: active.clone(),
+        };
         std::thread::Builder::new()
             .name("phi3v-engine".into())
-            .spawn(move || {
-                for (request, mut on_event) in receiver {
-                    count.fetch_sub(1, Ordering::SeqCst);
-                    if request.params.cancelled() {
-                        on_event(Event::Done(Err(Error::Cancelled)));
-                        continue;
-                    }
-                    running.store(true, Ordering::SeqCst);
-                    // A bug in one request must not take the worker, and every later request, down.
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        worker.chat(&request.messages, &request.images, &request.params, |text| {
-                            on_event(Event::Text(text.to_string()))
-                        })
-                    }))
-                    .unwrap_or_else(|panic| Err(Error::Internal(panic_message(&panic))));
-                    running.store(false, Ordering::SeqCst);
-                    on_event(Event::Done(result));
-                }
-            })
+            .spawn(move || worker.run(receiver))
             .expect("spawning the engine's worker thread");
-        Self { pipeline, sender, capacity, waiting, busy }
+        Self { pipeline, sender, capacity: options.max_queue, waiting, active }
     }
 
     /// The model this engine runs.
@@ -108,16 +122,199 @@ impl Engine {
         self.waiting.load(Ordering::SeqCst)
     }
 
-    /// Whether a request is running now.
-    pub fn busy(&self) -> bool {
-        self.busy.load(Ordering::SeqCst)
+    /// Requests being generated now (their prompts being read, or their answers written).
+    pub fn running(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
     }
 }
 
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
-        (Some(s), _) => s.to_string(),
-        (_, Some(s)) => s.clone(),
-        _ => "a panic without a message".to_string(),
+/// A request whose prompt is being fed, chunk by chunk.
+struct Prefill {
+    inputs: PromptInputs,
+    params: GenerationParams,
+    cache: KvCache,
+    fed: usize,
+    started: Instant,
+    on_event: Callback,
+}
+
+/// A request whose answer is being generated.
+struct Sequence<'t> {
+    decoding: Decoding<'t>,
+    cache: KvCache,
+    /// The penalty's history: prompt and answer ids.
+    seen: Vec<u32>,
+    on_event: Callback,
+    /// The token to feed this turn, or how the sequence ended.
+    next: Option<Result<Option<u32>>>,
+}
+
+struct Worker {
+    pipeline: Pipeline,
+    options: EngineOptions,
+    waiting: Arc<AtomicUsize>,
+    active: Arc<AtomicUsize>,
+}
+
+impl Worker {
+    fn run(self, receiver: Receiver<(ChatRequest, Callback)>) {
+        let mut prefilling: VecDeque<Prefill> = VecDeque::new();
+        let mut running: Vec<Sequence<'_>> = Vec::new();
+        let mut buffers = BatchBuffers::default();
+        loop {
+            // Admit requests while there is room in the batch (waiting for one when idle).
+            while prefilling.len() + running.len() < self.options.max_batch {
+                let job = if prefilling.is_empty() && running.is_empty() {
+                    match receiver.recv() {
+                        Ok(job) => job,
+                        Err(_) => return, // the engine was dropped and nothing is left
+                    }
+                } else {
+                    match receiver.try_recv() {
+                        Ok(job) => job,
+                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                    }
+                };
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                if let Some(p) = self.admit(job) {
+                    prefilling.push_back(p);
+                }
+                self.active.store(prefilling.len() + running.len(), Ordering::SeqCst);
+            }
+            if let Some(seq) = self.prefill_chunk(&mut prefilling) {
+                running.push(seq);
+            }
+            self.decode_step(&mut running, &mut buffers);
+            self.active.store(prefilling.len() + running.len(), Ordering::SeqCst);
+        }
     }
+
+    /// Tokenises the request and encodes its images (on the spot: an image is not split over
+    /// turns); `None` when it already ended (cancelled or refused).
+    fn admit(&self, (request, mut on_event): (ChatRequest, Callback)) -> Option<Prefill> {
+        if request.params.cancelled() {
+            on_event(Event::Done(Err(Error::Cancelled)));
+            return None;
+        }
+        let started = Instant::now();
+        let inputs = catch(|| {
+            request.params.validate()?;
+            if request.images.is_empty() && request.messages.iter().all(|m| m.content.trim().is_empty()) {
+                return Err(Error::EmptyPrompt);
+            }
+            self.pipeline.inputs(&chat_prompt(&request.messages, true), &request.images, 1, false, 0)
+        });
+        match inputs {
+            Ok(inputs) => Some(Prefill { inputs, params: request.params, cache: KvCache::default(), fed: 0, started, on_event }),
+            Err(e) => {
+                on_event(Event::Done(Err(e)));
+                None
+            }
+        }
+    }
+
+    /// Feeds one chunk of the oldest prompt; its answer starts once the whole prompt is in.
+    fn prefill_chunk<'t>(&'t self, prefilling: &mut VecDeque<Prefill>) -> Option<Sequence<'t>> {
+        let p = prefilling.front_mut()?;
+        let total = p.inputs.ids.len();
+        let n = self.options.prefill_chunk.min(total - p.fed);
+        let logits = if p.params.cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            catch(|| {
+                let rows = p.inputs.rows.narrow(0, p.fed, n)?;
+                let decoder = &self.pipeline.0.decoder;
+                Ok(self.pipeline.compute(|| decoder.forward(&rows, &mut p.cache))?.to_vec1::<f32>()?)
+            })
+        };
+        p.fed += n;
+        let logits = match logits {
+            Ok(_) if p.fed < total => return None,
+            Ok(logits) => logits,
+            Err(e) => {
+                let mut p = prefilling.pop_front()?;
+                (p.on_event)(Event::Done(Err(e)));
+                return None;
+            }
+        };
+        let mut p = prefilling.pop_front()?;
+        let prefill = p.started.elapsed().saturating_sub(p.inputs.encode_time);
+        match Decoding::new(&self.pipeline, &p.inputs, &p.params, logits, p.cache.len(), prefill) {
+            Ok(decoding) => {
+                let seen = p.inputs.ids.iter().filter(|&&i| i >= 0).map(|&i| i as u32).collect();
+                Some(Sequence { decoding, cache: p.cache, seen, on_event: p.on_event, next: None })
+            }
+            Err(e) => {
+                (p.on_event)(Event::Done(Err(e)));
+                None
+            }
+        }
+    }
+
+    /// One token for every running answer, in one batched pass; finished answers leave.
+    fn decode_step<'t>(&'t self, running: &mut Vec<Sequence<'t>>, buffers: &mut BatchBuffers) {
+        for seq in running.iter_mut() {
+            let Sequence { decoding, seen, on_event, .. } = seq;
+            seq.next = Some(decoding.next(seen, &mut |text| on_event(Event::Text(text.to_string()))));
+        }
+        let token = |s: &Sequence<'_>| match s.next {
+            Some(Ok(Some(t))) => Some(t),
+            _ => None,
+        };
+        let stepping: Vec<usize> = (0..running.len()).filter(|&i| token(&running[i]).is_some()).collect();
+        if !stepping.is_empty() {
+            let ids: Vec<u32> = stepping.iter().filter_map(|&i| token(&running[i])).collect();
+            let start = Instant::now();
+            let result = catch(|| {
+                let mut caches: Vec<&mut KvCache> = running.iter_mut().filter(|s| token(s).is_some()).map(|s| &mut s.cache).collect();
+                let decoder = &self.pipeline.0.decoder;
+                Ok(self.pipeline.compute(|| decoder.step_batch(&ids, &mut caches, buffers).map(<[f32]>::to_vec))?)
+            })
+            .map_err(|e| e.to_string());
+            let elapsed = start.elapsed();
+            for (k, &i) in stepping.iter().enumerate() {
+                let seq = &mut running[i];
+                let fed = match &result {
+                    Ok(logits) => {
+                        let vocab = logits.len() / ids.len();
+                        seq.decoding.logits.copy_from_slice(&logits[k * vocab..][..vocab]);
+                        seq.decoding.fed(seq.cache.len(), elapsed)
+                    }
+                    Err(e) => Err(Error::Internal(format!("batched decode step: {e}"))),
+                };
+                if let Err(e) = fed {
+                    seq.next = Some(Err(e));
+                }
+            }
+        }
+        // Retire what ended: a stop, a limit, cancellation or an error.
+        let mut i = 0;
+        while i < running.len() {
+            if token(&running[i]).is_some() {
+                i += 1;
+                continue;
+            }
+            let mut seq = running.swap_remove(i);
+            let outcome = match seq.next.take() {
+                Some(Err(e)) => Err(e),
+                _ => {
+                    let on_event = &mut seq.on_event;
+                    Ok(seq.decoding.finish(&mut |text| on_event(Event::Text(text.to_string()))))
+                }
+            };
+            (seq.on_event)(Event::Done(outcome));
+        }
+    }
+}
+
+/// Runs `f`; a panic becomes [`Error::Internal`] (one request's bug must not end the worker).
+fn catch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let message = match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+            (Some(s), _) => s.to_string(),
+            (_, Some(s)) => s.clone(),
+            _ => "a panic without a message".to_string(),
+        };
+        Err(Error::Internal(message))
+    })
 }

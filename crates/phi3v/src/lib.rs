@@ -29,8 +29,9 @@
 //!   `<|endoftext|>` and `</s>`, and when prompt and answer fill the context.
 //! - [`ImageInput`] checks a file or buffer against [`ImageLimits`] (bytes, pixels) from its
 //!   header and decodes it only when the model encodes it.
-//! - [`Engine`] runs requests one at a time from a bounded queue on a worker thread, for
-//!   servers (`phi3v serve` is built on it).
+//! - [`Engine`] generates for many requests at once (continuous batching, prompts fed in
+//!   chunks between decode steps) from a bounded queue on a worker thread, for servers
+//!   (`phi3v serve` is built on it).
 //! - Images seen before (same pixels, same `num_crops`) are not encoded again.
 //!
 //! The stages are re-exported: [`checkpoint`], [`vision`], [`projector`], [`decoder`].
@@ -49,7 +50,7 @@ pub mod sampling;
 mod session;
 mod stream;
 
-pub use engine::{ChatRequest, Engine, Event, QueueFull};
+pub use engine::{ChatRequest, Engine, EngineOptions, Event, QueueFull};
 pub use error::{Error, Result};
 pub use generate::{Generation, StopReason, Timings};
 pub use input::ImageInput;
