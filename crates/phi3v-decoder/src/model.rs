@@ -494,7 +494,8 @@ impl Decoder {
         }
         let (b, h, half) = (&mut buffers.b, s.hidden, s.head_dim / 2);
         b.size(&s, n);
-        (b.cos.clear(), b.sin.clear());
+        b.cos.clear();
+        b.sin.clear();
         for (i, (&id, cache)) in ids.iter().zip(caches.iter_mut()).enumerate() {
             self.embed_into(id, &mut b.x[i * h..][..h])?;
             cache.keep_input(&b.x[i * h..][..h], h, self.rope.is_long(self.max_positions));
