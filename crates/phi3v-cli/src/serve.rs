@@ -72,6 +72,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         max_body_bytes: args.max_body_bytes,
         max_images: args.max_images_per_request,
         max_crops: args.max_num_crops,
+        default_crops: args.load.num_crops,
         media: MediaPolicy {
             limits: args.load.limits.limits(),
             fetch_timeout: seconds(args.fetch_timeout, "fetch-timeout")?,

@@ -153,6 +153,13 @@ fn fields_change_the_answer_as_documented() {
     let (four, one) = (tokens(json!({})), tokens(json!({"num_crops": 1})));
     assert_eq!(four - one, 757 - 313, "640×480: 757 image tokens at 4 crops, 313 at 1 (a 1×1 grid)");
     assert_eq!(tokens(json!({"mm_processor_kwargs": {"num_crops": 1}})), one);
+    // The server's --num-crops is the default a request can override.
+    let one_crop = Server::start(&["--num-crops", "1"]);
+    let body = json!({"messages": image, "max_tokens": 1});
+    assert_eq!(one_crop.chat(&body).1["usage"]["prompt_tokens"].as_u64(), Some(one));
+    let mut four_crops = body.clone();
+    four_crops["num_crops"] = json!(4);
+    assert_eq!(one_crop.chat(&four_crops).1["usage"]["prompt_tokens"].as_u64(), Some(four));
     // Unknown fields are ignored; n = 1 is fine.
     assert_eq!(greedy(json!({"n": 1, "user": "me", "some_future_field": {"x": 1}}))["choices"][0]["message"]["content"], json!(text));
 }

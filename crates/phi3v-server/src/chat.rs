@@ -44,7 +44,8 @@ pub async fn completions(State(state): State<Arc<AppState>>, body: Body) -> Resu
     let prepared = request.prepare(state.config.max_images, state.config.max_crops)?;
 
     // Images and the prompt's length, off the async threads (downloads, decoding, tokenising).
-    let (policy, refs, crops, messages) = (state.config.media.clone(), prepared.images, prepared.num_crops, prepared.messages);
+    let crops = prepared.num_crops.or(state.config.default_crops);
+    let (policy, refs, messages) = (state.config.media.clone(), prepared.images, prepared.messages);
     let pipeline = engine.pipeline().clone();
     let (images, messages, prompt_tokens) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
         let mut images = Vec::new();

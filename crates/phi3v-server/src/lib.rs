@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub max_images: usize,
     /// Largest `num_crops` a request may ask for (each crop is a CLIP pass).
     pub max_crops: usize,
+    /// `num_crops` for requests that do not say (`None`: the checkpoint's).
+    pub default_crops: Option<usize>,
     pub media: MediaPolicy,
     /// After SIGTERM or Ctrl-C, how long running requests may take to finish before they are
     /// cut (their answers end with what was generated).

@@ -18,6 +18,7 @@ fn config(port: u16) -> ServerConfig {
         max_body_bytes: 1 << 20,
         max_images: 2,
         max_crops: 4,
+        default_crops: None,
         media: MediaPolicy { limits: ImageLimits::default(), fetch_timeout: Duration::from_secs(5), allowed_dir: None },
         shutdown_timeout: Duration::from_secs(5),
     }
