@@ -125,7 +125,10 @@ class OpenAIClientTest(unittest.TestCase):
         finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
         self.assertEqual(finishes, [plain.choices[0].finish_reason])
         self.assertEqual(chunks[-1].choices, [])
-        self.assertEqual(chunks[-1].usage, plain.usage)
+        for field in ("prompt_tokens", "completion_tokens", "total_tokens"):
+            self.assertEqual(getattr(chunks[-1].usage, field), getattr(plain.usage, field))
+        # Asked again, the prompt comes from the prefix cache (all but its last token).
+        self.assertEqual(chunks[-1].usage.prompt_tokens_details.cached_tokens, plain.usage.prompt_tokens - 1)
         streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         self.assertEqual(streamed, plain.choices[0].message.content)
 

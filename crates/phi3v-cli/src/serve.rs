@@ -33,6 +33,10 @@ pub struct ServeArgs {
     /// flowing while a long image prompt is read, larger reads prompts faster.
     #[arg(long, default_value_t = 128, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     prefill_chunk: usize,
+    /// Memory for the KV caches of finished answers, so a conversation resent with a new
+    /// question only reads its new tokens (0: off).
+    #[arg(long, default_value_t = 1 << 30)]
+    prefix_cache_bytes: usize,
     /// Largest request body in bytes (base64 images included); larger ones get 413.
     #[arg(long, default_value_t = 64 << 20)]
     max_body_bytes: usize,
@@ -68,7 +72,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
         port: args.port,
         model_name: args.served_model_name.clone().unwrap_or_else(|| args.load.model.clone()),
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
-        engine: phi3v::EngineOptions { max_queue: args.max_queue, max_batch: args.max_batch, prefill_chunk: args.prefill_chunk },
+        engine: phi3v::EngineOptions {
+            max_queue: args.max_queue,
+            max_batch: args.max_batch,
+            prefill_chunk: args.prefill_chunk,
+            prefix_cache_bytes: args.prefix_cache_bytes,
+        },
         max_body_bytes: args.max_body_bytes,
         max_images: args.max_images_per_request,
         max_crops: args.max_num_crops,

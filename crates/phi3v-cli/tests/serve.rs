@@ -96,7 +96,13 @@ fn the_stream_has_openai_shape_and_equals_the_plain_answer() {
     assert_eq!(finishing.len(), 1, "exactly one finish_reason");
     let (usage, choices) = chunks.split_last().unwrap();
     assert_eq!(usage["choices"], json!([]));
-    assert_eq!(usage["usage"], plain["usage"]);
+    for field in ["prompt_tokens", "completion_tokens", "total_tokens"] {
+        assert_eq!(usage["usage"][field], plain["usage"][field], "{field}");
+    }
+    // The same prompt again: all of it but its last token comes from the prefix cache.
+    assert_eq!(plain["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+    let prompt = plain["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert_eq!(usage["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64(), Some(prompt - 1));
     assert!(choices.iter().all(|c| c["usage"].is_null()));
     assert_eq!(choices.last().unwrap()["choices"][0]["finish_reason"], plain["choices"][0]["finish_reason"]);
     assert!(choices.last().unwrap()["choices"][0]["delta"].get("content").is_none());
@@ -330,6 +336,8 @@ fn start_stream(server: &Server, max_tokens: usize) -> BufReader<TcpStream> {
     write!(stream, "POST /v1/chat/completions HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "the stream was refused: {line}");
     while !line.starts_with("data: ") {
         line.clear();
         reader.read_line(&mut line).unwrap();

@@ -196,5 +196,6 @@ fn completion_tokens(g: &Generation) -> usize {
 
 fn usage(g: &Generation) -> Value {
     let completion = completion_tokens(g);
-    json!({"prompt_tokens": g.prompt_tokens, "completion_tokens": completion, "total_tokens": g.prompt_tokens + completion})
+    json!({"prompt_tokens": g.prompt_tokens, "completion_tokens": completion, "total_tokens": g.prompt_tokens + completion,
+           "prompt_tokens_details": {"cached_tokens": g.cached_tokens}})
 }

@@ -21,6 +21,8 @@ pub struct Metrics {
     completion_tokens: Counter,
     image_cache_hits: Counter,
     image_cache_misses: Counter,
+    prefix_cache_hits: Counter,
+    prefix_cache_tokens: Counter,
 }
 
 impl Default for Metrics {
@@ -36,6 +38,8 @@ impl Default for Metrics {
             completion_tokens: Counter::default(),
             image_cache_hits: Counter::default(),
             image_cache_misses: Counter::default(),
+            prefix_cache_hits: Counter::default(),
+            prefix_cache_tokens: Counter::default(),
         };
         {
             let mut r = m.registry.lock().unwrap_or_else(|e| e.into_inner());
@@ -48,6 +52,8 @@ impl Default for Metrics {
             r.register("completion_tokens", "Tokens generated", m.completion_tokens.clone());
             r.register("image_cache_hits", "Images answered from the embedding cache", m.image_cache_hits.clone());
             r.register("image_cache_misses", "Images that had to be encoded", m.image_cache_misses.clone());
+            r.register("prefix_cache_hits", "Prompts that reused a cached prefix", m.prefix_cache_hits.clone());
+            r.register("prefix_cache_tokens", "Prompt tokens taken from the prefix cache", m.prefix_cache_tokens.clone());
         }
         m
     }
@@ -81,6 +87,9 @@ impl Metrics {
             let (hits, misses) = engine.pipeline().image_cache_hits();
             self.image_cache_hits.inc_by(hits.saturating_sub(self.image_cache_hits.get()));
             self.image_cache_misses.inc_by(misses.saturating_sub(self.image_cache_misses.get()));
+            let (hits, tokens) = engine.prefix_cache_hits();
+            self.prefix_cache_hits.inc_by(hits.saturating_sub(self.prefix_cache_hits.get()));
+            self.prefix_cache_tokens.inc_by(tokens.saturating_sub(self.prefix_cache_tokens.get()));
         }
         let mut out = String::new();
         encode(&mut out, &registry).expect("writing to a String cannot fail");

@@ -13,8 +13,8 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,6 +23,7 @@ use phi3v_decoder::{BatchBuffers, KvCache};
 use crate::generate::{Decoding, Generation};
 use crate::input::ImageInput;
 use crate::pipeline::{Pipeline, PromptInputs};
+use crate::prefix::{prompt_keys, Keys, PrefixCache};
 use crate::prompt::{chat_prompt, Message};
 use crate::sampling::GenerationParams;
 use crate::{Error, Result};
@@ -61,11 +62,14 @@ pub struct EngineOptions {
     /// Prompt rows fed per turn of the loop: smaller keeps running answers flowing while a
     /// long (image) prompt is read, larger reads prompts faster.
     pub prefill_chunk: usize,
+    /// Memory for the KV caches of finished answers, reused by prompts that start the same way
+    /// (a conversation resent with a new question); 0 turns the prefix cache off.
+    pub prefix_cache_bytes: usize,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { max_queue: 16, max_batch: 8, prefill_chunk: 128 }
+        Self { max_queue: 16, max_batch: 8, prefill_chunk: 128, prefix_cache_bytes: 1 << 30 }
     }
 }
 
@@ -75,29 +79,33 @@ type Callback = Box<dyn FnMut(Event) + Send>;
 /// worker finish the requests it has, then end.
 pub struct Engine {
     pipeline: Pipeline,
-    sender: SyncSender<(ChatRequest, Callback)>,
-    capacity: usize,
+    sender: Sender<(ChatRequest, Callback)>,
+    options: EngineOptions,
     waiting: Arc<AtomicUsize>,
     active: Arc<AtomicUsize>,
+    prefix_stats: Arc<[AtomicU64; 2]>,
 }
 
 impl Engine {
     /// Starts the worker.
     pub fn new(pipeline: Pipeline, options: EngineOptions) -> Self {
-        let (sender, receiver) = sync_channel::<(ChatRequest, Callback)>(options.max_queue);
+        let (sender, receiver) = channel::<(ChatRequest, Callback)>();
+        let options = EngineOptions { max_batch: options.max_batch.max(1), prefill_chunk: options.prefill_chunk.max(1), ..options };
         let waiting = Arc::new(AtomicUsize::new(0));
         let active = Arc::new(AtomicUsize::new(0));
+        let prefix_stats = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
         let worker = Worker {
             pipeline: pipeline.clone(),
-            options: EngineOptions { max_batch: options.max_batch.max(1), prefill_chunk: options.prefill_chunk.max(1), ..options },
+            options,
             waiting: waiting.clone(),
             active: active.clone(),
+            prefix_stats: prefix_stats.clone(),
         };
         std::thread::Builder::new()
             .name("phi3v-engine".into())
             .spawn(move || worker.run(receiver))
             .expect("spawning the engine's worker thread");
-        Self { pipeline, sender, capacity: options.max_queue, waiting, active }
+        Self { pipeline, sender, options, waiting, active, prefix_stats }
     }
 
     /// The model this engine runs.
@@ -105,21 +113,29 @@ impl Engine {
         &self.pipeline
     }
 
-    /// Queues a request; `on_event` is called from the worker thread.
+    /// Queues a request; `on_event` is called from the worker thread. Refused when the batch
+    /// has no room and [`EngineOptions::max_queue`] requests already wait.
     pub fn submit(&self, request: ChatRequest, on_event: impl FnMut(Event) + Send + 'static) -> Result<(), QueueFull> {
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        match self.sender.try_send((request, Box::new(on_event))) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
-                Err(QueueFull { capacity: self.capacity })
-            }
+        let full = QueueFull { capacity: self.options.max_queue };
+        let room = self.options.max_queue + self.options.max_batch.saturating_sub(self.active.load(Ordering::SeqCst));
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= room {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(full);
         }
+        self.sender.send((request, Box::new(on_event))).map_err(|_| {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            full
+        })
     }
 
     /// Requests waiting to start.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Prompts that reused a cached prefix, and the prompt tokens they did not have to read.
+    pub fn prefix_cache_hits(&self) -> (u64, u64) {
+        (self.prefix_stats[0].load(Ordering::SeqCst), self.prefix_stats[1].load(Ordering::SeqCst))
     }
 
     /// Requests being generated now (their prompts being read, or their answers written).
@@ -131,9 +147,12 @@ impl Engine {
 /// A request whose prompt is being fed, chunk by chunk.
 struct Prefill {
     inputs: PromptInputs,
+    keys: Keys,
     params: GenerationParams,
     cache: KvCache,
     fed: usize,
+    /// Positions that came from the prefix cache.
+    reused: usize,
     started: Instant,
     on_event: Callback,
 }
@@ -142,6 +161,8 @@ struct Prefill {
 struct Sequence<'t> {
     decoding: Decoding<'t>,
     cache: KvCache,
+    /// The prompt's keys (for the prefix cache once the answer is done).
+    keys: Keys,
     /// The penalty's history: prompt and answer ids.
     seen: Vec<u32>,
     on_event: Callback,
@@ -154,6 +175,7 @@ struct Worker {
     options: EngineOptions,
     waiting: Arc<AtomicUsize>,
     active: Arc<AtomicUsize>,
+    prefix_stats: Arc<[AtomicU64; 2]>,
 }
 
 impl Worker {
@@ -161,6 +183,8 @@ impl Worker {
         let mut prefilling: VecDeque<Prefill> = VecDeque::new();
         let mut running: Vec<Sequence<'_>> = Vec::new();
         let mut buffers = BatchBuffers::default();
+        let position_bytes = self.pipeline.decode_bytes_per_token(1) - self.pipeline.decode_bytes_per_token(0);
+        let mut prefix = PrefixCache::new(self.options.prefix_cache_bytes, position_bytes);
         loop {
             // Admit requests while there is room in the batch (waiting for one when idle).
             while prefilling.len() + running.len() < self.options.max_batch {
@@ -176,7 +200,7 @@ impl Worker {
                     }
                 };
                 self.waiting.fetch_sub(1, Ordering::SeqCst);
-                if let Some(p) = self.admit(job) {
+                if let Some(p) = self.admit(job, &mut prefix) {
                     prefilling.push_back(p);
                 }
                 self.active.store(prefilling.len() + running.len(), Ordering::SeqCst);
@@ -184,14 +208,15 @@ impl Worker {
             if let Some(seq) = self.prefill_chunk(&mut prefilling) {
                 running.push(seq);
             }
-            self.decode_step(&mut running, &mut buffers);
+            self.decode_step(&mut running, &mut buffers, &mut prefix);
             self.active.store(prefilling.len() + running.len(), Ordering::SeqCst);
         }
     }
 
     /// Tokenises the request and encodes its images (on the spot: an image is not split over
-    /// turns); `None` when it already ended (cancelled or refused).
-    fn admit(&self, (request, mut on_event): (ChatRequest, Callback)) -> Option<Prefill> {
+    /// turns), and takes the longest cached prefix of its prompt; `None` when it already ended
+    /// (cancelled or refused).
+    fn admit(&self, (request, mut on_event): (ChatRequest, Callback), prefix: &mut PrefixCache) -> Option<Prefill> {
         if request.params.cancelled() {
             on_event(Event::Done(Err(Error::Cancelled)));
             return None;
@@ -205,7 +230,15 @@ impl Worker {
             self.pipeline.inputs(&chat_prompt(&request.messages, true), &request.images, 1, false, 0)
         });
         match inputs {
-            Ok(inputs) => Some(Prefill { inputs, params: request.params, cache: KvCache::default(), fed: 0, started, on_event }),
+            Ok(inputs) => {
+                let crops: Vec<usize> = request.images.iter().map(|i| i.num_crops().unwrap_or(self.pipeline.default_crops())).collect();
+                let keys = prompt_keys(&inputs.ids, &request.images, &crops);
+                let original = self.pipeline.config().original_max_position_embeddings;
+                let (fed, cache) = prefix.take(&keys, original).unwrap_or_default();
+                self.prefix_stats[0].store(prefix.hits, Ordering::SeqCst);
+                self.prefix_stats[1].store(prefix.reused, Ordering::SeqCst);
+                Some(Prefill { inputs, keys, params: request.params, cache, fed, reused: fed, started, on_event })
+            }
             Err(e) => {
                 on_event(Event::Done(Err(e)));
                 None
@@ -242,7 +275,7 @@ impl Worker {
         match Decoding::new(&self.pipeline, &p.inputs, &p.params, logits, p.cache.len(), prefill) {
             Ok(decoding) => {
                 let seen = p.inputs.ids.iter().filter(|&&i| i >= 0).map(|&i| i as u32).collect();
-                Some(Sequence { decoding, cache: p.cache, seen, on_event: p.on_event, next: None })
+                Some(Sequence { decoding: decoding.with_cached(p.reused), cache: p.cache, keys: p.keys, seen, on_event: p.on_event, next: None })
             }
             Err(e) => {
                 (p.on_event)(Event::Done(Err(e)));
@@ -252,7 +285,7 @@ impl Worker {
     }
 
     /// One token for every running answer, in one batched pass; finished answers leave.
-    fn decode_step<'t>(&'t self, running: &mut Vec<Sequence<'t>>, buffers: &mut BatchBuffers) {
+    fn decode_step<'t>(&'t self, running: &mut Vec<Sequence<'t>>, buffers: &mut BatchBuffers, prefix: &mut PrefixCache) {
         for seq in running.iter_mut() {
             let Sequence { decoding, seen, on_event, .. } = seq;
             seq.next = Some(decoding.next(seen, &mut |text| on_event(Event::Text(text.to_string()))));
@@ -299,7 +332,13 @@ impl Worker {
                 Some(Err(e)) => Err(e),
                 _ => {
                     let on_event = &mut seq.on_event;
-                    Ok(seq.decoding.finish(&mut |text| on_event(Event::Text(text.to_string()))))
+                    let generation = seq.decoding.finish(&mut |text| on_event(Event::Text(text.to_string())));
+                    // The cache holds the prompt and every generated token: keep it for the
+                    // conversation's next turn.
+                    let mut keys = std::mem::take(&mut seq.keys);
+                    keys.extend(generation.tokens.iter().map(|&t| u64::from(t)));
+                    prefix.put(keys, std::mem::take(&mut seq.cache));
+                    Ok(generation)
                 }
             };
             (seq.on_event)(Event::Done(outcome));

@@ -71,6 +71,9 @@ pub struct Generation {
     pub tokens: Vec<u32>,
     /// Ids in the prompt (image placeholders included).
     pub prompt_tokens: usize,
+    /// Prompt tokens whose keys and values came from an [`crate::Engine`]'s prefix cache (not
+    /// read again); 0 elsewhere.
+    pub cached_tokens: usize,
     /// Image tokens per image of this prompt.
     pub image_tokens: Vec<usize>,
     pub stop: StopReason,
@@ -134,6 +137,7 @@ pub(crate) struct Decoding<'t> {
     stop: StopReason,
     finished: bool,
     prompt_tokens: usize,
+    cached_tokens: usize,
     image_tokens: Vec<usize>,
     timings: Timings,
 }
@@ -166,9 +170,17 @@ impl<'t> Decoding<'t> {
             stop: if limit < params.max_new_tokens { StopReason::ContextFull } else { StopReason::MaxTokens },
             finished: false,
             prompt_tokens: inputs.ids.len(),
+            cached_tokens: 0,
             image_tokens: inputs.image_tokens.clone(),
             timings: Timings { encode: inputs.encode_time, prefill, prefill_tokens: inputs.ids.len(), ..Default::default() },
         })
+    }
+
+    /// Notes that the first `tokens` of the prompt came from a prefix cache.
+    pub(crate) fn with_cached(mut self, tokens: usize) -> Self {
+        self.cached_tokens = tokens;
+        self.timings.prefill_tokens -= tokens.min(self.timings.prefill_tokens);
+        self
     }
 
     /// Samples the next token from [`Self::logits`] (`seen`: the penalty's history, which it
@@ -228,6 +240,7 @@ impl<'t> Decoding<'t> {
             text: self.text,
             tokens: self.tokens,
             prompt_tokens: self.prompt_tokens,
+            cached_tokens: self.cached_tokens,
             image_tokens: self.image_tokens,
             stop: self.stop,
             timings: self.timings,

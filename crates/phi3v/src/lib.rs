@@ -46,6 +46,7 @@ pub mod memory;
 mod pipeline;
 pub mod progress;
 pub mod prompt;
+mod prefix;
 pub mod sampling;
 mod session;
 mod stream;

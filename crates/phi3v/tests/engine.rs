@@ -22,7 +22,7 @@ fn batched_answers_equal_answers_alone() {
     let alone: Vec<String> = requests.iter().map(|(m, im, p)| pipeline.chat(m, im, p, |_| {}).unwrap().text).collect();
 
     // A small prefill chunk, so prompts are read over several turns while others decode.
-    let engine = Engine::new(pipeline.clone(), EngineOptions { max_queue: 16, max_batch: 4, prefill_chunk: 16 });
+    let engine = Engine::new(pipeline.clone(), EngineOptions { max_queue: 16, max_batch: 4, prefill_chunk: 16, ..Default::default() });
     let (sender, events) = mpsc::channel();
     let mut most_running = 0;
     for (k, (messages, images, params)) in requests.into_iter().enumerate() {
@@ -48,4 +48,57 @@ fn batched_answers_equal_answers_alone() {
         assert_eq!(streamed[k], alone[k], "request {k}: the streamed text");
     }
     assert!(most_running > 1, "requests ran together (at most {most_running} at once)");
+}
+
+/// Runs one request through `engine` and waits for its generation.
+fn ask(engine: &Engine, messages: Vec<Message>, images: Vec<ImageInput>, max_new_tokens: usize) -> phi3v::Generation {
+    let (sender, events) = mpsc::channel();
+    let params = GenerationParams { max_new_tokens, ..Default::default() };
+    engine.submit(ChatRequest { messages, images, params }, move |e| sender.send(e).unwrap()).unwrap();
+    events.iter().find_map(|e| if let Event::Done(g) = e { Some(g.unwrap()) } else { None }).unwrap()
+}
+
+#[test]
+fn a_resent_conversation_reuses_its_prefix_on_both_sides_of_the_rope_switch() {
+    // tiny-phi35v switches to the long rotary factors past 1 024 positions; the chart is 757
+    // image tokens. Each follow-up must equal the same conversation read whole, with the
+    // earlier turns (image included) taken from the prefix cache.
+    let pipeline = Pipeline::load(&phi3v_fixtures::path("tiny-phi35v"), &PipelineOptions::default()).unwrap();
+    let chart = ImageInput::open(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/chart.png")).unwrap();
+    let engine = Engine::new(pipeline.clone(), EngineOptions::default());
+    let greedy = |n| GenerationParams { max_new_tokens: n, ..Default::default() };
+    let cases = [
+        ("short entry, follow-up crosses the switch in its prefill", 10, 300),
+        ("long entry, follow-up past the switch", 300, 5),
+    ];
+    for (name, first_words, second_words) in cases {
+        let q1 = format!("<|image_1|>\nDescribe {}", "the chart ".repeat(first_words / 2));
+        let turn1 = vec![Message::new("user", q1.clone())];
+        let a1 = ask(&engine, turn1, vec![chart.clone()], 8);
+        let conversation = vec![
+            Message::new("user", q1),
+            Message::new("assistant", a1.text.clone()),
+            Message::new("user", format!("And {}?", "then ".repeat(second_words))),
+        ];
+        let alone = pipeline.chat(&conversation, std::slice::from_ref(&chart), &greedy(8), |_| {}).unwrap();
+        let again = ask(&engine, conversation, vec![chart.clone()], 8);
+        assert_eq!(again.text, alone.text, "{name}");
+        assert_eq!(again.prompt_tokens, alone.prompt_tokens, "{name}");
+        // At least the whole first prompt (the answer too where its text tokenises back to the
+        // generated tokens, which random weights rarely give).
+        assert!(again.cached_tokens >= a1.prompt_tokens, "{name}: reused {} of {}", again.cached_tokens, a1.prompt_tokens);
+        assert!((a1.prompt_tokens + a1.tokens.len() > 1024) == (first_words > 100), "{name}: the entry's side of the switch");
+        assert!(again.prompt_tokens > 1024, "{name}");
+    }
+    // A long entry cannot be cut below the switch: a prompt sharing only its image is read whole.
+    let other = vec![Message::new("user", "<|image_1|>\nSomething else entirely".to_string())];
+    let alone = pipeline.chat(&other, std::slice::from_ref(&chart), &greedy(8), |_| {}).unwrap();
+    let g = ask(&engine, other, vec![chart.clone()], 8);
+    assert_eq!((g.text, g.cached_tokens), (alone.text, 0));
+    assert!(engine.prefix_cache_hits().0 >= 2);
+    // Off: nothing reused.
+    let off = Engine::new(pipeline.clone(), EngineOptions { prefix_cache_bytes: 0, ..Default::default() });
+    let first = vec![Message::new("user", "<|image_1|>\nHi".to_string())];
+    ask(&off, first.clone(), vec![chart.clone()], 4);
+    assert_eq!(ask(&off, first, vec![chart], 4).cached_tokens, 0);
 }
