@@ -10,8 +10,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -103,11 +102,7 @@ fn main() {
 fn one(server: &Server, kind: Kind, body: &Value) -> Result<Outcome, String> {
     let start = Instant::now();
     if let Kind::HangUp = kind {
-        let address = server.base.strip_prefix("http://").unwrap();
-        let mut stream = TcpStream::connect(address).map_err(|e| e.to_string())?;
-        let body = body.to_string();
-        write!(stream, "POST /v1/chat/completions HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())
-            .map_err(|e| e.to_string())?;
+        let stream = server.send_raw(body).map_err(|e| e.to_string())?;
         let mut line = String::new();
         BufReader::new(stream).read_line(&mut line).map_err(|e| e.to_string())?;
         return Ok(Outcome::HungUp); // dropped after the status line

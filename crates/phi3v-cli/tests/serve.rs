@@ -330,11 +330,8 @@ fn api_key_models_health_and_metrics() {
 
 /// Starts a streamed answer of `max_tokens` and returns the open connection after its first event.
 fn start_stream(server: &Server, max_tokens: usize) -> BufReader<TcpStream> {
-    let address = server.base.strip_prefix("http://").unwrap();
-    let mut stream = TcpStream::connect(address).unwrap();
-    let body = json!({"messages": [{"role": "user", "content": "Go on forever"}], "max_tokens": max_tokens, "stream": true, "temperature": 0}).to_string();
-    write!(stream, "POST /v1/chat/completions HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
-    let mut reader = BufReader::new(stream);
+    let body = json!({"messages": [{"role": "user", "content": "Go on forever"}], "max_tokens": max_tokens, "stream": true, "temperature": 0});
+    let mut reader = BufReader::new(server.send_raw(&body).unwrap());
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
     assert!(line.starts_with("HTTP/1.1 200"), "the stream was refused: {line}");
@@ -362,10 +359,7 @@ fn a_client_that_goes_away_cancels_its_generation_and_a_full_queue_refuses() {
     assert_eq!(server.chat(&json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})).0, 200);
 
     // The same for an answer that is not streamed: the client leaves while it is generated.
-    let address = server.base.strip_prefix("http://").unwrap();
-    let mut plain = TcpStream::connect(address).unwrap();
-    let body = json!({"messages": [{"role": "user", "content": "Go on forever"}], "max_tokens": 100_000}).to_string();
-    write!(plain, "POST /v1/chat/completions HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let plain = server.send_raw(&json!({"messages": [{"role": "user", "content": "Go on forever"}], "max_tokens": 100_000})).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while server.metric("phi3v_requests_running") != 1.0 {
         assert!(Instant::now() < deadline, "never started");

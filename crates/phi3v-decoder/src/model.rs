@@ -250,8 +250,9 @@ impl KvCache {
         self.long
     }
 
-    /// Keeps input `rows` `[n, H]` when a later forward may cross to the long rotary factors
-    /// (`may_switch`, and not switched yet), to rebuild the cache from then. Grows by blocks.
+    /// Keeps input `rows` `[n, H]` while a later forward may still cross to the long rotary
+    /// factors (`may_switch`: the model switches at all; the cache has not yet), to rebuild the
+    /// cache from then. Grows by blocks.
     fn keep_input(&mut self, rows: &[f32], h: usize, may_switch: bool) {
         if !may_switch || self.long {
             return;
@@ -467,8 +468,10 @@ impl Decoder {
     /// and row `i` of the returned logits `[n, vocab]` is its next token's. Every matrix is read
     /// once for all `n` rows (what makes several streams cost barely more than one); attention
     /// is per sequence, over its own cache. Row by row this is [`Self::step`] on each (the
-    /// products are row-independent; a test holds the tokens equal). A sequence whose step
-    /// crosses to the long rotary factors is stepped on its own (its cache is rebuilt).
+    /// products are row-independent; a test holds the tokens equal). When one sequence's step
+    /// must run on its own (its cache is rebuilt for the long rotary factors, or is still
+    /// empty), that step runs every sequence one at a time with [`Self::step`]; it happens once
+    /// in a sequence's life.
     pub fn step_batch<'b>(
         &self,
         ids: &[u32],
@@ -542,7 +545,7 @@ impl Decoder {
             cache.layers = self.layers.iter().map(|_| LayerCache::new(self.kv_dtype, s.kv_heads, s.head_dim)).collect();
         }
         cache.long = long;
-        cache.keep_input(rows, h, !long && self.rope.is_long(self.max_positions));
+        cache.keep_input(rows, h, self.rope.is_long(self.max_positions));
         let (mut last, mut through) = (0, 0);
         for chunk in rows.chunks(PREFILL_CHUNK * h) {
             let len = chunk.len() / h;

@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -72,8 +72,8 @@ pub async fn completions(State(state): State<Arc<AppState>>, body: Body) -> Resu
         })
         .map_err(|e| ApiError::status(StatusCode::TOO_MANY_REQUESTS, format!("{e}; try again later (--max-queue)")))?;
     let mut reply = Reply {
-        id: format!("chatcmpl-{}", crate::random_hex()),
-        created: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        id: format!("chatcmpl-{:024x}", rand::random::<u128>() >> 32),
+        created: crate::unix_now(),
         started,
         first_token: None,
         stream: prepared.stream,

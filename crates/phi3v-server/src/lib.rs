@@ -116,16 +116,9 @@ impl Drop for Inflight {
     }
 }
 
-/// 24 random hex digits, for response ids.
-pub(crate) fn random_hex() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut out = String::new();
-    for _ in 0..2 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-        out.push_str(&format!("{:012x}", h.finish() & 0xffff_ffff_ffff));
-    }
-    out
+/// Seconds since the Unix epoch (OpenAI's `created`).
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The routes, on a state whose engine is set once the model has loaded.
@@ -236,7 +229,7 @@ async fn run(config: ServerConfig, load: impl FnOnce() -> phi3v::Result<Pipeline
     std::thread::spawn(move || match load() {
         Ok(pipeline) => {
             loading.context_length.store(pipeline.config().max_position_embeddings as u64, Ordering::SeqCst);
-            loading.loaded_at.store(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()), Ordering::SeqCst);
+            loading.loaded_at.store(unix_now(), Ordering::SeqCst);
             let _ = loading.engine.set(Engine::new(pipeline, engine_options));
             tracing::info!("ready");
         }

@@ -84,12 +84,14 @@ impl Metrics {
         if let Some(engine) = engine {
             self.waiting.set(engine.waiting() as i64);
             self.running.set(engine.running() as i64);
+            // The engine keeps these totals; the counters catch up with them.
+            let catch_up = |counter: &Counter, total: u64| counter.inc_by(total.saturating_sub(counter.get()));
             let (hits, misses) = engine.pipeline().image_cache_hits();
-            self.image_cache_hits.inc_by(hits.saturating_sub(self.image_cache_hits.get()));
-            self.image_cache_misses.inc_by(misses.saturating_sub(self.image_cache_misses.get()));
+            catch_up(&self.image_cache_hits, hits);
+            catch_up(&self.image_cache_misses, misses);
             let (hits, tokens) = engine.prefix_cache_hits();
-            self.prefix_cache_hits.inc_by(hits.saturating_sub(self.prefix_cache_hits.get()));
-            self.prefix_cache_tokens.inc_by(tokens.saturating_sub(self.prefix_cache_tokens.get()));
+            catch_up(&self.prefix_cache_hits, hits);
+            catch_up(&self.prefix_cache_tokens, tokens);
         }
         let mut out = String::new();
         encode(&mut out, &registry).expect("writing to a String cannot fail");

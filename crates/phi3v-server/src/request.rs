@@ -183,7 +183,7 @@ impl ChatCompletionRequest {
             top_k: self.top_k.map_or(0, |k| usize::try_from(k).unwrap_or(usize::MAX)),
             top_p: top_p as f32,
             // Without a seed every request samples differently, as OpenAI's.
-            seed: self.seed.map_or_else(rand_seed, |s| s as u64),
+            seed: self.seed.map_or_else(rand::random, |s| s as u64),
             repetition_penalty: repetition_penalty as f32,
             stop,
             cancel: None,
@@ -201,13 +201,6 @@ impl ChatCompletionRequest {
         }
         Ok(Some(value as usize))
     }
-}
-
-fn rand_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-    h.finish()
 }
 
 /// The messages with image parts turned into `<|image_N|>` tags (N counted across the whole

@@ -24,7 +24,7 @@ use crate::generate::{Decoding, Generation};
 use crate::input::ImageInput;
 use crate::pipeline::{Pipeline, PromptInputs};
 use crate::prefix::{prompt_keys, Keys, PrefixCache};
-use crate::prompt::{chat_prompt, Message};
+use crate::prompt::Message;
 use crate::sampling::GenerationParams;
 use crate::{Error, Result};
 
@@ -224,14 +224,11 @@ impl Worker {
         let started = Instant::now();
         let inputs = catch(|| {
             request.params.validate()?;
-            if request.images.is_empty() && request.messages.iter().all(|m| m.content.trim().is_empty()) {
-                return Err(Error::EmptyPrompt);
-            }
-            self.pipeline.inputs(&chat_prompt(&request.messages, true), &request.images, 1, false, 0)
+            self.pipeline.chat_inputs(&request.messages, &request.images)
         });
         match inputs {
             Ok(inputs) => {
-                let crops: Vec<usize> = request.images.iter().map(|i| i.num_crops().unwrap_or(self.pipeline.default_crops())).collect();
+                let crops: Vec<usize> = request.images.iter().map(|i| self.pipeline.crops_of(i)).collect();
                 let keys = prompt_keys(&inputs.ids, &request.images, &crops);
                 let original = self.pipeline.config().original_max_position_embeddings;
                 let (fed, cache) = prefix.take(&keys, original).unwrap_or_default();
@@ -298,10 +295,11 @@ impl Worker {
         if !stepping.is_empty() {
             let ids: Vec<u32> = stepping.iter().filter_map(|&i| token(&running[i])).collect();
             let start = Instant::now();
+            let ids = &ids;
             let result = catch(|| {
                 let mut caches: Vec<&mut KvCache> = running.iter_mut().filter(|s| token(s).is_some()).map(|s| &mut s.cache).collect();
                 let decoder = &self.pipeline.0.decoder;
-                Ok(self.pipeline.compute(|| decoder.step_batch(&ids, &mut caches, buffers).map(<[f32]>::to_vec))?)
+                Ok(self.pipeline.compute(move || decoder.step_batch(ids, &mut caches, buffers))?)
             })
             .map_err(|e| e.to_string());
             let elapsed = start.elapsed();

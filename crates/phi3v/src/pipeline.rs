@@ -207,9 +207,14 @@ impl Pipeline {
         self.0.images.default_crops()
     }
 
+    /// The `num_crops` an image is cut with: its own, or the checkpoint's.
+    pub(crate) fn crops_of(&self, image: &ImageInput) -> usize {
+        image.num_crops().unwrap_or(self.default_crops())
+    }
+
     /// Image rows `[num_img_tokens, hidden]` for one image (from the cache when seen before).
     pub fn encode_image(&self, image: &ImageInput) -> Result<Tensor> {
-        let crops = image.num_crops().unwrap_or(self.default_crops());
+        let crops = self.crops_of(image);
         let key = image.content_key();
         if let Some(rows) = self.lock_cache().get(&key, crops) {
             return Ok(rows);
@@ -274,7 +279,7 @@ impl Pipeline {
             .iter()
             .map(|img| {
                 let (w, h) = img.dimensions();
-                HdLayout::new(w as usize, h as usize, img.num_crops().unwrap_or(self.default_crops()))
+                HdLayout::new(w as usize, h as usize, self.crops_of(img))
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let image_tokens: Vec<usize> = layouts.iter().map(HdLayout::num_img_tokens).collect();
@@ -290,10 +295,12 @@ impl Pipeline {
     /// checked as `chat` checks it (image tags, context length) but without encoding images:
     /// a cheap check before queueing a request.
     pub fn chat_prompt_tokens(&self, messages: &[Message], images: &[ImageInput]) -> Result<usize> {
-        if images.is_empty() && messages.iter().all(|m| m.content.trim().is_empty()) {
-            return Err(Error::EmptyPrompt);
-        }
-        Ok(self.tokenize(&chat_prompt(messages, true), images, 1, false, 0)?.0.len())
+        Ok(self.tokenize(&chat_text(messages, images)?, images, 1, false, 0)?.0.len())
+    }
+
+    /// Input ids and decoder rows of a conversation as [`Self::chat`] reads it.
+    pub(crate) fn chat_inputs(&self, messages: &[Message], images: &[ImageInput]) -> Result<PromptInputs> {
+        self.inputs(&chat_text(messages, images)?, images, 1, false, 0)
     }
 
     /// Text embeddings with image N's rows over the run of `-N` placeholders.
@@ -349,10 +356,7 @@ impl Pipeline {
         params: &GenerationParams,
         on_text: impl FnMut(&str),
     ) -> Result<Generation> {
-        if images.is_empty() && messages.iter().all(|m| m.content.trim().is_empty()) {
-            return Err(Error::EmptyPrompt);
-        }
-        self.generate(&chat_prompt(messages, true), images, params, on_text)
+        self.generate(&chat_text(messages, images)?, images, params, on_text)
     }
 
     /// One question about some images: the images are placed first, then the question.
@@ -379,6 +383,14 @@ pub(crate) fn default_kv(weights: WeightFormat) -> KvDtype {
 /// The most worker threads a pipeline may have: eight per core (more only slows it down).
 pub fn max_threads() -> usize {
     8 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A conversation rendered with the chat template, refused when it has neither text nor images.
+fn chat_text(messages: &[Message], images: &[ImageInput]) -> Result<String> {
+    if images.is_empty() && messages.iter().all(|m| m.content.trim().is_empty()) {
+        return Err(Error::EmptyPrompt);
+    }
+    Ok(chat_prompt(messages, true))
 }
 
 /// `<|image_k|>\n` for each image, then the text.

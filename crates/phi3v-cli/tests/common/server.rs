@@ -1,7 +1,8 @@
 //! A `phi3v serve` child process on 127.0.0.1 for tests and the load bench: started on a free
 //! port, asked over HTTP, killed when dropped.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -96,6 +97,18 @@ impl Server {
             .filter(|e| !e.is_empty())
             .map(|e| e.strip_prefix("data: ").unwrap_or_else(|| panic!("not a data event: {e:?}")).to_string())
             .collect()
+    }
+
+    /// A chat completion written by hand on a connection of its own, left open for the caller
+    /// to read or drop (a client that goes away).
+    pub fn send_raw(&self, body: &Value) -> std::io::Result<TcpStream> {
+        let address = self.base.strip_prefix("http://").expect("an http address");
+        let mut stream = TcpStream::connect(address)?;
+        let body = body.to_string();
+        let head = format!("POST /v1/chat/completions HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(body.as_bytes())?;
+        Ok(stream)
     }
 
     pub fn logs(&self) -> Vec<Value> {
