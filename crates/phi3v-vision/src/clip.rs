@@ -187,6 +187,25 @@ impl ClipVisionTower {
 
     /// [`Self::forward`] on one batch, without splitting it.
     fn forward_batch(&self, crops: &Tensor) -> Result<Tensor> {
+        let mut pass = self.start(crops)?;
+        self.advance(&mut pass, self.layers.len())?;
+        self.finish(pass)
+    }
+
+    /// Encoder layers a crop goes through (all but the checkpoint's last).
+    pub fn depth(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// The tower's sizes.
+    pub fn config(&self) -> &VisionConfig {
+        &self.cfg
+    }
+
+    /// Starts a pass of `crops` `[N, 3, S, S]` through the tower: patch and position
+    /// embeddings and `pre_layrnorm`; the layers follow in [`Self::advance`], as many at a time
+    /// as the caller likes (a scheduler can interleave other work between them).
+    pub fn start(&self, crops: &Tensor) -> Result<TowerPass> {
         let (n, _, s, _) = crops.dims4()?;
         let (p, g, c) = (self.cfg.patch_size, self.cfg.grid(), self.cfg.hidden_size);
         let crops = crops.to_dtype(self.patch_embedding.dtype())?;
@@ -200,12 +219,47 @@ impl ClipVisionTower {
         let x = patches.matmul(&self.patch_embedding.t()?)?.reshape((n, g * g, c))?;
         let x = Tensor::cat(&[&self.class_embedding.broadcast_as((n, 1, c))?.contiguous()?, &x], 1)?;
         let x = self.pre_layrnorm.forward(&x.broadcast_add(&self.position_embedding)?)?;
-        let l = g * g + 1;
-        let mut x = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let mut buffers = Buffers::default();
-        for layer in &self.layers {
-            layer.forward(&mut x, (n, l), &mut buffers)?;
+        let x = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        Ok(TowerPass { x, crops: n, layers_done: 0, buffers: Buffers::default() })
+    }
+
+    /// Runs up to `layers` more encoder layers of `pass`; true once it has been through all.
+    pub fn advance(&self, pass: &mut TowerPass, layers: usize) -> Result<bool> {
+        let l = self.cfg.grid() * self.cfg.grid() + 1;
+        let end = (pass.layers_done + layers).min(self.layers.len());
+        for layer in &self.layers[pass.layers_done..end] {
+            layer.forward(&mut pass.x, (pass.crops, l), &mut pass.buffers)?;
         }
-        Tensor::from_vec(x, (n, l, c), crops.device())?.narrow(1, 1, g * g)
+        pass.layers_done = end;
+        Ok(pass.is_done(self))
+    }
+
+    /// The patch features `[N, G², C]` of a pass that has been through every layer.
+    pub fn finish(&self, pass: TowerPass) -> Result<Tensor> {
+        if !pass.is_done(self) {
+            candle_core::bail!("the tower pass stopped after {} of {} layers", pass.layers_done, self.layers.len());
+        }
+        let (g, c) = (self.cfg.grid(), self.cfg.hidden_size);
+        Tensor::from_vec(pass.x, (pass.crops, g * g + 1, c), self.patch_embedding.device())?.narrow(1, 1, g * g)
+    }
+}
+
+/// Crops part-way through the tower ([`ClipVisionTower::start`]): their rows `[N, 1 + G², C]`
+/// after the first `layers_done` layers.
+pub struct TowerPass {
+    x: Vec<f32>,
+    crops: usize,
+    layers_done: usize,
+    buffers: Buffers,
+}
+
+impl TowerPass {
+    /// Layers this pass has been through.
+    pub fn layers_done(&self) -> usize {
+        self.layers_done
+    }
+
+    fn is_done(&self, tower: &ClipVisionTower) -> bool {
+        self.layers_done == tower.layers.len()
     }
 }

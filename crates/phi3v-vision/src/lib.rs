@@ -23,7 +23,7 @@ pub mod resize;
 
 use std::path::{Path, PathBuf};
 
-pub use clip::ClipVisionTower;
+pub use clip::{ClipVisionTower, TowerPass};
 pub use hd::{HdLayout, CROP, MAX_CROPS, TOKENS_PER_CROP};
 pub use load::{decode_rgb, decode_rgb_within, load_rgb, probe, read_file, ImageHeader, ImageLimits, MAX_BYTES, MAX_PIXELS};
 pub use preprocess::{hd_image, preprocess, Normalization, Preprocessed, CROP_LEN};

@@ -4,9 +4,11 @@
 //! A request is submitted with a callback; the worker calls it with each piece of text as it is
 //! generated ([`Event::Text`]) and once at the end ([`Event::Done`]). The worker's loop is
 //! continuous batching: up to [`EngineOptions::max_batch`] requests are active at once; each
-//! turn of the loop feeds one chunk of the oldest new prompt ([`EngineOptions::prefill_chunk`]
-//! rows) and then one token of every running answer in one batched decoder pass
+//! turn of the loop does one slice of work on the oldest new prompt (a chunk of
+//! [`EngineOptions::prefill_chunk`] rows, or as many CLIP layers of one of its images as cost
+//! about the same) and then one token of every running answer in one batched decoder pass
 //! ([`phi3v_decoder::Decoder::step_batch`]: each weight matrix is read once for all of them).
+//! So a new image request never stops the running answers for longer than one slice.
 //! Requests join between steps and leave as soon as they end. A full queue refuses new requests
 //! at once ([`QueueFull`]); a request whose [`crate::Cancel`] flag is set stops before its next
 //! chunk or token.
@@ -16,13 +18,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use phi3v_decoder::{BatchBuffers, KvCache};
 
-use crate::generate::{Decoding, Generation};
+use crate::generate::{Decoding, Generation, Timings};
 use crate::input::ImageInput;
-use crate::pipeline::{Pipeline, PromptInputs};
+use crate::pipeline::{ImageSlot, Pipeline};
 use crate::prefix::{prompt_keys, Keys, PrefixCache};
 use crate::prompt::Message;
 use crate::sampling::GenerationParams;
@@ -59,8 +61,9 @@ pub struct EngineOptions {
     pub max_queue: usize,
     /// Requests generated together (1: one at a time).
     pub max_batch: usize,
-    /// Prompt rows fed per turn of the loop: smaller keeps running answers flowing while a
-    /// long (image) prompt is read, larger reads prompts faster.
+    /// Prompt rows fed per turn of the loop (and image encoding in slices of the same cost):
+    /// smaller keeps running answers flowing while a long (image) prompt is read, larger reads
+    /// prompts a little faster.
     pub prefill_chunk: usize,
     /// Memory for the KV caches of finished answers, reused by prompts that start the same way
     /// (a conversation resent with a new question); 0 turns the prefix cache off.
@@ -144,9 +147,14 @@ impl Engine {
     }
 }
 
-/// A request whose prompt is being fed, chunk by chunk.
+/// A request whose prompt is being read: the images a chunk reaches are encoded a slice at a
+/// time, then its rows are fed chunk by chunk.
 struct Prefill {
-    inputs: PromptInputs,
+    /// Input ids; image N's placeholders are `-N`.
+    ids: Vec<i64>,
+    image_tokens: Vec<usize>,
+    /// Image N at `N - 1`; `None` where the prefix cache holds all of its positions.
+    images: Vec<Option<ImageSlot>>,
     keys: Keys,
     params: GenerationParams,
     cache: KvCache,
@@ -154,6 +162,8 @@ struct Prefill {
     /// Positions that came from the prefix cache.
     reused: usize,
     started: Instant,
+    /// Time spent on this request's images.
+    encode: Duration,
     on_event: Callback,
 }
 
@@ -205,7 +215,7 @@ impl Worker {
                 }
                 self.active.store(prefilling.len() + running.len(), Ordering::SeqCst);
             }
-            if let Some(seq) = self.prefill_chunk(&mut prefilling) {
+            if let Some(seq) = self.prefill_turn(&mut prefilling) {
                 running.push(seq);
             }
             self.decode_step(&mut running, &mut buffers, &mut prefix);
@@ -213,28 +223,34 @@ impl Worker {
         }
     }
 
-    /// Tokenises the request and encodes its images (on the spot: an image is not split over
-    /// turns), and takes the longest cached prefix of its prompt; `None` when it already ended
-    /// (cancelled or refused).
+    /// Tokenises the request and takes the longest cached prefix of its prompt (images are
+    /// looked at later, a slice per turn, and only where the prefix does not cover them);
+    /// `None` when it already ended (cancelled or refused).
     fn admit(&self, (request, mut on_event): (ChatRequest, Callback), prefix: &mut PrefixCache) -> Option<Prefill> {
         if request.params.cancelled() {
             on_event(Event::Done(Err(Error::Cancelled)));
             return None;
         }
-        let started = Instant::now();
-        let inputs = catch(|| {
+        let tokens = catch(|| {
             request.params.validate()?;
-            self.pipeline.chat_inputs(&request.messages, &request.images)
+            self.pipeline.chat_tokens(&request.messages, &request.images)
         });
-        match inputs {
-            Ok(inputs) => {
+        match tokens {
+            Ok((ids, image_tokens)) => {
                 let crops: Vec<usize> = request.images.iter().map(|i| self.pipeline.crops_of(i)).collect();
-                let keys = prompt_keys(&inputs.ids, &request.images, &crops);
+                let keys = prompt_keys(&ids, &request.images, &crops);
                 let original = self.pipeline.config().original_max_position_embeddings;
                 let (fed, cache) = prefix.take(&keys, original).unwrap_or_default();
                 self.prefix_stats[0].store(prefix.hits, Ordering::SeqCst);
                 self.prefix_stats[1].store(prefix.reused, Ordering::SeqCst);
-                Some(Prefill { inputs, keys, params: request.params, cache, fed, reused: fed, started, on_event })
+                let images = (request.images.into_iter().enumerate())
+                    .map(|(k, image)| {
+                        let last = ids.iter().rposition(|&id| id == -(k as i64 + 1));
+                        last.is_some_and(|last| last >= fed).then_some(ImageSlot::Waiting(image))
+                    })
+                    .collect();
+                let (started, encode) = (Instant::now(), Duration::ZERO);
+                Some(Prefill { ids, image_tokens, images, keys, params: request.params, cache, fed, reused: fed, started, encode, on_event })
             }
             Err(e) => {
                 on_event(Event::Done(Err(e)));
@@ -243,21 +259,39 @@ impl Worker {
         }
     }
 
-    /// Feeds one chunk of the oldest prompt; its answer starts once the whole prompt is in.
-    fn prefill_chunk<'t>(&'t self, prefilling: &mut VecDeque<Prefill>) -> Option<Sequence<'t>> {
+    /// One slice of work on the oldest prompt: a slice of an image its next chunk reaches
+    /// (about as costly as the chunk), or else the chunk itself. Its answer starts once the
+    /// whole prompt is in.
+    fn prefill_turn<'t>(&'t self, prefilling: &mut VecDeque<Prefill>) -> Option<Sequence<'t>> {
         let p = prefilling.front_mut()?;
-        let total = p.inputs.ids.len();
-        let n = self.options.prefill_chunk.min(total - p.fed);
+        let total = p.ids.len();
+        let end = p.fed + self.options.prefill_chunk.min(total - p.fed);
+        let unready = (0..p.images.len()).find(|&k| {
+            matches!(p.images[k], Some(ImageSlot::Waiting(_) | ImageSlot::Encoding { .. })) && p.ids[p.fed..end].contains(&-(k as i64 + 1))
+        });
         let logits = if p.params.cancelled() {
             Err(Error::Cancelled)
+        } else if let Some(slot) = unready.and_then(|k| p.images[k].as_mut()) {
+            let start = Instant::now();
+            let layers = self.pipeline.clip_layers_for(self.options.prefill_chunk);
+            let done = catch(|| self.pipeline.advance_image(slot, layers));
+            p.encode += start.elapsed();
+            match done {
+                Ok(_) => return None,
+                Err(e) => Err(e),
+            }
         } else {
             catch(|| {
-                let rows = p.inputs.rows.narrow(0, p.fed, n)?;
+                let image = |n: usize| match &p.images[n - 1] {
+                    Some(ImageSlot::Ready(rows)) => Ok(rows.clone()),
+                    _ => Err(Error::Internal(format!("image {n}'s rows were wanted before they were ready"))),
+                };
+                let rows = self.pipeline.rows(&p.ids, p.fed..end, image)?;
                 let decoder = &self.pipeline.0.decoder;
                 Ok(self.pipeline.compute(|| decoder.forward(&rows, &mut p.cache))?.to_vec1::<f32>()?)
             })
         };
-        p.fed += n;
+        p.fed = end;
         let logits = match logits {
             Ok(_) if p.fed < total => return None,
             Ok(logits) => logits,
@@ -268,10 +302,11 @@ impl Worker {
             }
         };
         let mut p = prefilling.pop_front()?;
-        let prefill = p.started.elapsed().saturating_sub(p.inputs.encode_time);
-        match Decoding::new(&self.pipeline, &p.inputs, &p.params, logits, p.cache.len(), prefill) {
+        let prefill = p.started.elapsed().saturating_sub(p.encode);
+        let timings = Timings { encode: p.encode, prefill, prefill_tokens: total, ..Default::default() };
+        match Decoding::new(&self.pipeline, &p.params, logits, p.cache.len(), p.image_tokens, timings) {
             Ok(decoding) => {
-                let seen = p.inputs.ids.iter().filter(|&&i| i >= 0).map(|&i| i as u32).collect();
+                let seen = p.ids.iter().filter(|&&i| i >= 0).map(|&i| i as u32).collect();
                 Some(Sequence { decoding: decoding.with_cached(p.reused), cache: p.cache, keys: p.keys, seen, on_event: p.on_event, next: None })
             }
             Err(e) => {

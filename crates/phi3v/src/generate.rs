@@ -112,7 +112,8 @@ pub(crate) fn prefill<'t>(pipeline: &'t Pipeline, inputs: &PromptInputs, cache: 
     let mut on_rows = |tokens| crate::progress::report(progress, Progress::Prefill { tokens, of });
     let decoder = &pipeline.0.decoder;
     let logits = pipeline.compute(|| decoder.forward_observed(&inputs.rows, cache, &mut on_rows))?.to_vec1::<f32>()?;
-    Decoding::new(pipeline, inputs, params, logits, cache.len(), start.elapsed())
+    let timings = Timings { encode: inputs.encode_time, prefill: start.elapsed(), prefill_tokens: of, ..Default::default() };
+    Decoding::new(pipeline, params, logits, cache.len(), inputs.image_tokens.clone(), timings)
 }
 
 /// One sequence's token loop after its prefill: sampling, stop tokens and strings, the
@@ -143,14 +144,15 @@ pub(crate) struct Decoding<'t> {
 }
 
 impl<'t> Decoding<'t> {
-    /// `logits` of the prompt's last row, with `cached` positions in the sequence's cache.
+    /// `logits` of the prompt's last row, with `cached` positions in the sequence's cache;
+    /// `timings` of the prompt (its `prefill_tokens` are all the prompt's tokens).
     pub(crate) fn new(
         pipeline: &'t Pipeline,
-        inputs: &PromptInputs,
         params: &GenerationParams,
         logits: Vec<f32>,
         cached: usize,
-        prefill: Duration,
+        image_tokens: Vec<usize>,
+        timings: Timings,
     ) -> Result<Self> {
         finite(&logits, cached)?;
         // As transformers' `max_length`: prompt and answer together fill at most the context, so
@@ -169,10 +171,10 @@ impl<'t> Decoding<'t> {
             limit,
             stop: if limit < params.max_new_tokens { StopReason::ContextFull } else { StopReason::MaxTokens },
             finished: false,
-            prompt_tokens: inputs.ids.len(),
+            prompt_tokens: timings.prefill_tokens,
             cached_tokens: 0,
-            image_tokens: inputs.image_tokens.clone(),
-            timings: Timings { encode: inputs.encode_time, prefill, prefill_tokens: inputs.ids.len(), ..Default::default() },
+            image_tokens,
+            timings,
         })
     }
 

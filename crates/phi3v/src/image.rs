@@ -4,7 +4,7 @@ use candle_core::{Device, Tensor};
 use phi3v_linear::WeightFormat;
 use phi3v_checkpoint::{Checkpoint, ReadObserver};
 use phi3v_projector::Projector;
-use phi3v_vision::{ClipVisionTower, Normalization, Preprocessed, CROP};
+use phi3v_vision::{ClipVisionTower, Normalization, Preprocessed, TowerPass, CROP, CROP_LEN};
 
 use crate::Result;
 
@@ -72,4 +72,54 @@ impl ImageEncoder {
     pub fn project(&self, features: &Tensor, pre: &Preprocessed) -> Result<Tensor> {
         Ok(self.projector.forward(features, pre.layout.rows(), pre.layout.cols())?)
     }
+
+    /// Multiply-adds of one CLIP encoder layer over one crop (its 577 rows through q | k | v,
+    /// out, fc1 and fc2; attention scores left out).
+    pub(crate) fn layer_macs(&self) -> usize {
+        let cfg = self.tower.config();
+        let rows = cfg.grid() * cfg.grid() + 1;
+        rows * (4 * cfg.hidden_size * cfg.hidden_size + 2 * cfg.hidden_size * cfg.intermediate_size)
+    }
+
+    /// Starts encoding `pre` a few layers at a time ([`Self::advance`]).
+    pub(crate) fn begin(&self, pre: Preprocessed) -> ImageEncoding {
+        ImageEncoding { pre, features: Vec::new(), pass: None }
+    }
+
+    /// Runs up to `layers` more CLIP layers of `encoding` (its crops one after another);
+    /// the image's rows `[num_img_tokens, hidden]` once the last crop is through, with the
+    /// projector. The rows equal [`Self::encode`]'s: each crop goes through the same layers.
+    pub(crate) fn advance(&self, encoding: &mut ImageEncoding, layers: usize) -> Result<Option<Tensor>> {
+        let mut budget = layers.max(1);
+        while budget > 0 && encoding.features.len() < encoding.pre.num_crops() {
+            let pass = match &mut encoding.pass {
+                Some(pass) => pass,
+                None => {
+                    let k = encoding.features.len();
+                    let crop = Tensor::from_slice(&encoding.pre.crops[k * CROP_LEN..][..CROP_LEN], (1, 3, CROP, CROP), &self.device)?;
+                    encoding.pass.insert(self.tower.start(&crop)?)
+                }
+            };
+            let run = budget.min(self.tower.depth() - pass.layers_done());
+            budget -= run;
+            if self.tower.advance(pass, run)? {
+                let pass = encoding.pass.take().expect("the pass just advanced");
+                encoding.features.push(self.tower.finish(pass)?);
+            }
+        }
+        if encoding.features.len() < encoding.pre.num_crops() {
+            return Ok(None);
+        }
+        let features = Tensor::cat(&encoding.features, 0)?;
+        Ok(Some(self.project(&features, &encoding.pre)?))
+    }
+}
+
+/// An image part-way through the tower ([`ImageEncoder::begin`]).
+pub(crate) struct ImageEncoding {
+    pre: Preprocessed,
+    /// `[1, 576, vision_hidden]` per finished crop, global view first.
+    features: Vec<Tensor>,
+    /// The crop under way.
+    pass: Option<TowerPass>,
 }

@@ -11,7 +11,7 @@ use phi3v_linear::WeightFormat;
 use phi3v_vision::HdLayout;
 
 use crate::generate::{run, Generation};
-use crate::image::ImageEncoder;
+use crate::image::{ImageEncoder, ImageEncoding};
 use crate::input::ImageInput;
 use crate::progress::{report, Observer, Progress};
 use crate::prompt::{chat_prompt, Message, PromptTokenizer};
@@ -67,6 +67,16 @@ pub struct PromptInputs {
     pub image_tokens: Vec<usize>,
     /// Time spent encoding images (zero for cached ones).
     pub encode_time: Duration,
+}
+
+/// An image of a prompt the engine reads ([`Pipeline::advance_image`]).
+pub(crate) enum ImageSlot {
+    /// Not looked at yet.
+    Waiting(ImageInput),
+    /// Part-way through CLIP.
+    Encoding { key: [u8; 32], crops: usize, encoding: Box<ImageEncoding> },
+    /// Its rows `[num_img_tokens, hidden]`.
+    Ready(Tensor),
 }
 
 /// Remembers image rows by (content hash, num_crops), least recently used evicted first.
@@ -257,7 +267,7 @@ impl Pipeline {
         let start = Instant::now();
         let image_rows = images.iter().map(|img| self.encode_image(img)).collect::<Result<Vec<_>>>()?;
         let encode_time = start.elapsed();
-        let rows = self.interleave(&ids, &image_rows, first_image)?;
+        let rows = self.rows(&ids, 0..ids.len(), |n| Ok(image_rows[n - first_image].clone()))?;
         Ok(PromptInputs { ids, rows, image_tokens, encode_time })
     }
 
@@ -298,27 +308,68 @@ impl Pipeline {
         Ok(self.tokenize(&chat_text(messages, images)?, images, 1, false, 0)?.0.len())
     }
 
-    /// Input ids and decoder rows of a conversation as [`Self::chat`] reads it.
-    pub(crate) fn chat_inputs(&self, messages: &[Message], images: &[ImageInput]) -> Result<PromptInputs> {
-        self.inputs(&chat_text(messages, images)?, images, 1, false, 0)
+    /// Input ids (image N's placeholders are `-N`) and image tokens per image of a conversation
+    /// as [`Self::chat`] reads it, nothing encoded yet (the engine encodes images in slices,
+    /// [`Self::advance_image`], and builds rows chunk by chunk, [`Self::rows`]).
+    pub(crate) fn chat_tokens(&self, messages: &[Message], images: &[ImageInput]) -> Result<(Vec<i64>, Vec<usize>)> {
+        self.tokenize(&chat_text(messages, images)?, images, 1, false, 0)
     }
 
-    /// Text embeddings with image N's rows over the run of `-N` placeholders.
-    fn interleave(&self, ids: &[i64], image_rows: &[Tensor], first_image: usize) -> Result<Tensor> {
+    /// Decoder rows `[range.len(), hidden]` for `ids[range]`: text embeddings, with image N's
+    /// rows over its run of `-N` placeholders (`image(N)` gives them; asked only for the images
+    /// the range reaches).
+    pub(crate) fn rows(&self, ids: &[i64], range: std::ops::Range<usize>, image: impl Fn(usize) -> Result<Tensor>) -> Result<Tensor> {
         let mut pieces = Vec::new();
         let mut i = 0;
-        while i < ids.len() {
+        while i < range.end {
             let id = ids[i];
             let run = ids[i..].iter().take_while(|&&x| (x < 0) == (id < 0) && (id >= 0 || x == id)).count();
-            if id < 0 {
-                pieces.push(image_rows[(-id) as usize - first_image].clone());
-            } else {
-                let text: Vec<u32> = ids[i..i + run].iter().map(|&x| x as u32).collect();
-                pieces.push(self.0.decoder.embed(&text)?);
+            let (from, to) = (i.max(range.start), (i + run).min(range.end));
+            if from < to {
+                if id < 0 {
+                    pieces.push(image((-id) as usize)?.narrow(0, from - i, to - from)?);
+                } else {
+                    let text: Vec<u32> = ids[from..to].iter().map(|&x| x as u32).collect();
+                    pieces.push(self.0.decoder.embed(&text)?);
+                }
             }
             i += run;
         }
         Ok(Tensor::cat(&pieces, 0)?)
+    }
+
+    /// CLIP layers (over one crop) that cost about as much as `rows` prompt rows through the
+    /// decoder (at least one): how the engine sizes its slices of image encoding.
+    pub(crate) fn clip_layers_for(&self, rows: usize) -> usize {
+        let c = &self.0.config;
+        let (h, kv) = (c.hidden_size, c.num_key_value_heads.unwrap_or(c.num_attention_heads));
+        let row = c.num_hidden_layers * (h * (2 * h + 2 * kv * (h / c.num_attention_heads)) + 3 * h * c.intermediate_size);
+        (rows * row / self.0.images.layer_macs().max(1)).max(1)
+    }
+
+    /// Does one slice of work on an image of the engine's: its cache lookup and preprocessing
+    /// first, then up to `layers` CLIP layers a call; true once its rows are ready (and cached).
+    pub(crate) fn advance_image(&self, slot: &mut ImageSlot, layers: usize) -> Result<bool> {
+        match slot {
+            ImageSlot::Ready(_) => return Ok(true),
+            ImageSlot::Waiting(image) => {
+                let (key, crops) = (image.content_key(), self.crops_of(image));
+                if let Some(rows) = self.lock_cache().get(&key, crops) {
+                    *slot = ImageSlot::Ready(rows);
+                    return Ok(true);
+                }
+                let pre = self.compute(|| -> Result<_> { self.0.images.preprocess(&*image.rgb()?, crops) })?;
+                *slot = ImageSlot::Encoding { key, crops, encoding: Box::new(self.0.images.begin(pre)) };
+            }
+            ImageSlot::Encoding { key, crops, encoding } => {
+                if let Some(rows) = self.compute(|| self.0.images.advance(encoding, layers))? {
+                    self.lock_cache().put(*key, *crops, rows.clone());
+                    *slot = ImageSlot::Ready(rows);
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Input ids and decoder rows of a templated prompt with its images.

@@ -21,8 +21,11 @@ fn batched_answers_equal_answers_alone() {
         .collect();
     let alone: Vec<String> = requests.iter().map(|(m, im, p)| pipeline.chat(m, im, p, |_| {}).unwrap().text).collect();
 
-    // A small prefill chunk, so prompts are read over several turns while others decode.
-    let engine = Engine::new(pipeline.clone(), EngineOptions { max_queue: 16, max_batch: 4, prefill_chunk: 16, ..Default::default() });
+    // A small prefill chunk, so prompts are read over several turns while others decode; a
+    // pipeline of its own without an image cache, so the engine encodes the images itself (a
+    // CLIP slice per turn).
+    let pipeline = Pipeline::load(&phi3v_fixtures::path("tiny-phi35v"), &PipelineOptions { image_cache_bytes: 0, ..Default::default() }).unwrap();
+    let engine = Engine::new(pipeline, EngineOptions { max_queue: 16, max_batch: 4, prefill_chunk: 16, ..Default::default() });
     let (sender, events) = mpsc::channel();
     let mut most_running = 0;
     for (k, (messages, images, params)) in requests.into_iter().enumerate() {
@@ -81,7 +84,10 @@ fn a_resent_conversation_reuses_its_prefix_on_both_sides_of_the_rope_switch() {
             Message::new("user", format!("And {}?", "then ".repeat(second_words))),
         ];
         let alone = pipeline.chat(&conversation, std::slice::from_ref(&chart), &greedy(8), |_| {}).unwrap();
+        let lookups = pipeline.image_cache_hits();
         let again = ask(&engine, conversation, vec![chart.clone()], 8);
+        // The image lies inside the reused prefix: it was not even looked up.
+        assert_eq!(pipeline.image_cache_hits(), lookups, "{name}");
         assert_eq!(again.text, alone.text, "{name}");
         assert_eq!(again.prompt_tokens, alone.prompt_tokens, "{name}");
         // At least the whole first prompt (the answer too where its text tokenises back to the
@@ -101,4 +107,37 @@ fn a_resent_conversation_reuses_its_prefix_on_both_sides_of_the_rope_switch() {
     let first = vec![Message::new("user", "<|image_1|>\nHi".to_string())];
     ask(&off, first.clone(), vec![chart.clone()], 4);
     assert_eq!(ask(&off, first, vec![chart], 4).cached_tokens, 0);
+}
+
+#[test]
+fn running_answers_go_on_while_a_new_image_is_encoded() {
+    // One chunk per prompt, so only the image's slices of CLIP can be interleaved; no image
+    // cache, so the image is encoded. Encoded whole on admission, the running answer would get
+    // one token while it happens; a slice per turn gives it one per slice.
+    let options = PipelineOptions { image_cache_bytes: 0, ..Default::default() };
+    let pipeline = Pipeline::load(&phi3v_fixtures::path("tiny-phi35v"), &options).unwrap();
+    let chart = ImageInput::open(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/chart.png")).unwrap().with_num_crops(16);
+    let engine = Engine::new(pipeline, EngineOptions { prefill_chunk: 4096, ..Default::default() });
+    let (sender, events) = mpsc::channel();
+    let submit = |k: usize, text: &str, images: Vec<ImageInput>, max_new_tokens| {
+        let sender = sender.clone();
+        let request = ChatRequest { messages: vec![Message::new("user", text)], images, params: GenerationParams { max_new_tokens, ..Default::default() } };
+        engine.submit(request, move |e| sender.send((k, e)).unwrap()).unwrap();
+    };
+    submit(0, "Tell me a long story.", vec![], 200);
+    assert!(matches!(events.recv().unwrap(), (0, Event::Text(_))));
+    submit(1, "<|image_1|>\nWhat is this?", vec![chart], 4);
+    let mut meanwhile = 0;
+    for (k, event) in events.iter() {
+        match (k, event) {
+            (0, Event::Text(_)) => meanwhile += 1,
+            (0, Event::Done(g)) => panic!("the story ended first: {g:?}"),
+            (_, event) => {
+                assert!(matches!(event, Event::Text(_)), "{event:?}");
+                break;
+            }
+        }
+    }
+    // 17 crops × 2 layers at the tiny model's 4 layers a slice: 9 slices and the preprocessing.
+    assert!(meanwhile >= 6, "the story got {meanwhile} pieces of text while the image was read");
 }
