@@ -37,6 +37,11 @@ pub struct ServeArgs {
     /// question only reads its new tokens (0: off).
     #[arg(long, default_value_t = 1 << 30)]
     prefix_cache_bytes: usize,
+    /// Memory for the KV caches of the requests being generated, in bytes (4GiB, 512MiB) or
+    /// positions (16384tokens): a request that does not fit waits; answers that outgrow it
+    /// preempt the youngest request (read again later); a longer prompt gets 400.
+    #[arg(long, default_value = "4GiB")]
+    kv_budget: phi3v::KvBudget,
     /// Largest request body in bytes (base64 images included); larger ones get 413.
     #[arg(long, default_value_t = 64 << 20)]
     max_body_bytes: usize,
@@ -77,6 +82,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             max_batch: args.max_batch,
             prefill_chunk: args.prefill_chunk,
             prefix_cache_bytes: args.prefix_cache_bytes,
+            kv_budget: args.kv_budget,
         },
         max_body_bytes: args.max_body_bytes,
         max_images: args.max_images_per_request,

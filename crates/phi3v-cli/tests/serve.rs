@@ -242,7 +242,7 @@ fn local_files_only_inside_the_allowed_folder() {
 
 #[test]
 fn every_error_class_has_its_status_and_the_server_keeps_answering() {
-    let server = Server::start(&["--max-body-bytes", "300000", "--max-images-per-request", "2"]);
+    let server = Server::start(&["--max-body-bytes", "300000", "--max-images-per-request", "2", "--kv-budget", "2048tokens"]);
     let ok = json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2});
     let check = |status: u16, body: &Value, expected: u16, param: Option<&str>, needle: &str| {
         let (message, p, _) = error(status, body, expected);
@@ -280,9 +280,20 @@ fn every_error_class_has_its_status_and_the_server_keeps_answering() {
     let (s, b) = server.chat(&json!({"messages": [{"role": "user", "content": long}]}));
     check(s, &b, 400, Some("messages"), "32768");
     assert_eq!(b["error"]["code"], "context_length_exceeded");
+    // One within the context but over --kv-budget.
+    let (s, b) = server.chat(&json!({"messages": [{"role": "user", "content": "hello ".repeat(3_000)}]}));
+    check(s, &b, 400, Some("messages"), "--kv-budget");
+    assert_eq!(b["error"]["code"], "context_length_exceeded");
     // A body over --max-body-bytes.
+    // The server answers as soon as the body passes the limit and closes the connection, so a
+    // client still writing may see it closed instead: tried again then.
     let huge = json!({"messages": [{"role": "user", "content": "x".repeat(400_000)}]}).to_string();
-    let (s, b) = server.post("/v1/chat/completions", &huge, &[]);
+    let over = (0..5).find_map(|_| match ureq::post(&server.url("/v1/chat/completions")).set("Content-Type", "application/json").send_string(&huge) {
+        Err(ureq::Error::Status(code, r)) => Some((code, r.into_json::<Value>().unwrap())),
+        Ok(r) => Some((r.status(), r.into_json::<Value>().unwrap())),
+        Err(ureq::Error::Transport(_)) => None,
+    });
+    let (s, b) = over.expect("an answer to the oversized body");
     check(s, &b, 413, None, "--max-body-bytes");
     let (s, b) = server.post("/v1/embeddings", "{}", &[]);
     assert_eq!(error(s, &b, 404).0, "no such endpoint");
@@ -311,15 +322,17 @@ fn api_key_models_health_and_metrics() {
     assert_eq!(models["data"][0]["owned_by"], "phi3v");
     // Health and metrics need no key.
     assert_eq!(server.get("/health"), (200, r#"{"status":"ok"}"#.to_string()));
-    // The same image twice: the second is a cache hit.
-    let image = json!({"messages": [user(vec![image_part(&data_url(&chart()))])], "max_tokens": 1}).to_string();
-    for _ in 0..2 {
-        assert_eq!(server.post("/v1/chat/completions", &image, &[("Authorization", "Bearer sekrit")]).0, 200);
+    // The same image after two different questions: the second is an image cache hit (the
+    // prompts part before the image, so the prefix cache does not hold it).
+    for question in ["What is this?", "And now?"] {
+        let image = json!({"messages": [user(vec![json!({"type": "text", "text": question}), image_part(&data_url(&chart()))])], "max_tokens": 1});
+        assert_eq!(server.post("/v1/chat/completions", &image.to_string(), &[("Authorization", "Bearer sekrit")]).0, 200);
     }
     assert_eq!(server.metric("phi3v_image_cache_hits_total"), 1.0);
     assert_eq!(server.metric("phi3v_image_cache_misses_total"), 1.0);
     assert_eq!(server.metric("phi3v_time_to_first_token_seconds_count"), 3.0);
     assert!(server.metric("phi3v_completion_tokens_total") >= 3.0);
+    assert_eq!(server.metric("phi3v_preemptions_total"), 0.0);
     // Structured request logs.
     let logs = server.logs();
     let done: Vec<&Value> = logs.iter().filter(|l| l["message"] == "chat completion").collect();

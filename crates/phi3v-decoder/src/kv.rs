@@ -57,7 +57,7 @@ impl FromStr for KvDtype {
 
 /// Positions the buffers grow by: appending writes into spare room, and a new block is added
 /// every `BLOCK` positions.
-const BLOCK: usize = 512;
+pub(crate) const BLOCK: usize = 512;
 
 /// A cached element type.
 trait Cached: Widen + Default {

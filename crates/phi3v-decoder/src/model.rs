@@ -391,6 +391,17 @@ impl Decoder {
         matrices + self.layers.len() * 2 * s.kv_heads * self.kv_dtype.row_bytes(s.head_dim) * context
     }
 
+    /// The most memory a [`KvCache`] of `positions` positions filled by this decoder holds:
+    /// keys and values in its cache dtype (allocated by blocks of 512 positions) and, for a
+    /// model that may switch to its long rotary factors, the input rows `[positions, H]` kept
+    /// until then. A decode step's buffers (a few rows) are left out.
+    pub fn cache_bytes(&self, positions: usize) -> usize {
+        let s = &self.shape;
+        let kv = self.layers.len() * 2 * s.kv_heads * self.kv_dtype.row_bytes(s.head_dim) * positions.next_multiple_of(crate::kv::BLOCK);
+        let inputs = if self.rope.is_long(self.max_positions) { positions.next_multiple_of(INPUT_BLOCK) * s.hidden * 4 } else { 0 };
+        kv + inputs
+    }
+
     /// Token embeddings `[ids.len(), H]`.
     pub fn embed(&self, ids: &[u32]) -> std::result::Result<Tensor, DecoderError> {
         if let Some(&id) = ids.iter().find(|&&id| id as usize >= self.shape.vocab) {

@@ -56,7 +56,7 @@ impl ApiError {
     pub fn from_library(e: phi3v::Error, param: &str) -> Self {
         use phi3v::Error as E;
         match e {
-            E::PromptTooLong { .. } => Self::bad_request(e.to_string(), "messages").with_code("context_length_exceeded"),
+            E::PromptTooLong { .. } | E::KvBudget { .. } => Self::bad_request(e.to_string(), "messages").with_code("context_length_exceeded"),
             E::Vision(_) | E::Prompt(_) | E::Fetch { .. } | E::EmptyPrompt | E::Params(_) => Self::bad_request(e.to_string(), param),
             E::Cancelled => Self::status(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             _ => Self::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

@@ -23,6 +23,7 @@ pub struct Metrics {
     image_cache_misses: Counter,
     prefix_cache_hits: Counter,
     prefix_cache_tokens: Counter,
+    preemptions: Counter,
 }
 
 impl Default for Metrics {
@@ -40,6 +41,7 @@ impl Default for Metrics {
             image_cache_misses: Counter::default(),
             prefix_cache_hits: Counter::default(),
             prefix_cache_tokens: Counter::default(),
+            preemptions: Counter::default(),
         };
         {
             let mut r = m.registry.lock().unwrap_or_else(|e| e.into_inner());
@@ -54,6 +56,7 @@ impl Default for Metrics {
             r.register("image_cache_misses", "Images that had to be encoded", m.image_cache_misses.clone());
             r.register("prefix_cache_hits", "Prompts that reused a cached prefix", m.prefix_cache_hits.clone());
             r.register("prefix_cache_tokens", "Prompt tokens taken from the prefix cache", m.prefix_cache_tokens.clone());
+            r.register("preemptions", "Requests whose KV cache was dropped to stay within --kv-budget", m.preemptions.clone());
         }
         m
     }
@@ -92,6 +95,7 @@ impl Metrics {
             let (hits, tokens) = engine.prefix_cache_hits();
             catch_up(&self.prefix_cache_hits, hits);
             catch_up(&self.prefix_cache_tokens, tokens);
+            catch_up(&self.preemptions, engine.preemptions());
         }
         let mut out = String::new();
         encode(&mut out, &registry).expect("writing to a String cannot fail");

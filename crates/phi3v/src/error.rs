@@ -28,6 +28,12 @@ pub enum Error {
          the model has {max}"
     )]
     PromptTooLong { tokens: usize, max: usize },
+    /// A prompt whose keys and values alone need more memory than an [`crate::Engine`] may use.
+    #[error(
+        "the prompt needs {tokens} positions (images included) and the answer at least one more: {bytes} bytes of KV cache, \
+         more than the engine's budget of {budget} bytes (raise --kv-budget, or send less)"
+    )]
+    KvBudget { tokens: usize, bytes: usize, budget: usize },
     #[error(
         "the model computed a non-finite logit ({value} for token {token} at position {position}): \
          its weights or config values are broken"

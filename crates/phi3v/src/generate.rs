@@ -19,7 +19,8 @@ pub enum StopReason {
     StopString(String),
     /// `max_new_tokens` were generated.
     MaxTokens,
-    /// The sequence filled the model's context (`max_position_embeddings`) first.
+    /// The sequence filled the model's context (`max_position_embeddings`) first, or all of an
+    /// [`crate::Engine`]'s KV budget.
     ContextFull,
     /// [`crate::GenerationParams::cancel`] was set.
     Cancelled,
@@ -221,6 +222,18 @@ impl<'t> Decoding<'t> {
             self.text.push_str(&released);
         }
         Ok(Some(token))
+    }
+
+    /// Tokens generated so far (each fed to the decoder once [`Self::fed`] was called).
+    pub(crate) fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Ends the answer where it is, as when the context is full (the engine's KV budget cannot
+    /// hold another position of it).
+    pub(crate) fn end_for_length(&mut self) {
+        self.stop = StopReason::ContextFull;
+        self.finished = true;
     }
 
     /// The decoder has taken the token: [`Self::logits`] holds the next ones, `cached`

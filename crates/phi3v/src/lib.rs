@@ -51,7 +51,7 @@ pub mod sampling;
 mod session;
 mod stream;
 
-pub use engine::{ChatRequest, Engine, EngineOptions, Event, QueueFull};
+pub use engine::{ChatRequest, Engine, EngineOptions, Event, KvBudget, QueueFull};
 pub use error::{Error, Result};
 pub use generate::{Generation, StopReason, Timings};
 pub use input::ImageInput;

@@ -141,3 +141,73 @@ fn running_answers_go_on_while_a_new_image_is_encoded() {
     // 17 crops × 2 layers at the tiny model's 4 layers a slice: 9 slices and the preprocessing.
     assert!(meanwhile >= 6, "the story got {meanwhile} pieces of text while the image was read");
 }
+
+#[test]
+fn a_kv_budget_parks_and_preempts_requests_and_answers_stay_the_same() {
+    // A cache is allocated by blocks of 512 positions: 1 536 tokens hold three sequences of
+    // one block. Five prompts of ~500 tokens that each grow past 512: the
+    // fourth and fifth wait, and growing answers preempt the youngest.
+    let pipeline = Pipeline::load(&phi3v_fixtures::path("tiny-phi35v"), &PipelineOptions::default()).unwrap();
+    let requests: Vec<(Vec<Message>, GenerationParams)> = (0..5)
+        .map(|i| {
+            let text = format!("Request {i}: {}", "tell me more ".repeat(155 + i));
+            (vec![Message::new("user", text)], GenerationParams { max_new_tokens: 40, ..Default::default() })
+        })
+        .collect();
+    let alone: Vec<phi3v::Generation> = requests.iter().map(|(m, p)| pipeline.chat(m, &[], p, |_| {}).unwrap()).collect();
+    for g in &alone {
+        assert!(g.prompt_tokens < 512 && g.prompt_tokens + g.tokens.len() > 512, "{} + {}", g.prompt_tokens, g.tokens.len());
+    }
+    let budget: phi3v::KvBudget = "1536tokens".parse().unwrap();
+    let engine = Engine::new(pipeline.clone(), EngineOptions { kv_budget: budget, prefill_chunk: 64, ..Default::default() });
+    let (sender, events) = mpsc::channel();
+    for (k, (messages, params)) in requests.into_iter().enumerate() {
+        let sender = sender.clone();
+        engine.submit(ChatRequest { messages, images: vec![], params }, move |e| sender.send((k, e)).unwrap()).unwrap();
+    }
+    drop(sender);
+    let mut streamed = vec![String::new(); alone.len()];
+    let mut done = vec![None; alone.len()];
+    for (k, event) in events.iter() {
+        match event {
+            Event::Text(t) => streamed[k].push_str(&t),
+            Event::Done(g) => done[k] = Some(g.unwrap()),
+        }
+        if done.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    for (k, g) in done.into_iter().enumerate() {
+        let g = g.unwrap();
+        assert_eq!((&g.text, &g.tokens, &g.stop), (&alone[k].text, &alone[k].tokens, &alone[k].stop), "request {k}");
+        assert_eq!(streamed[k], alone[k].text, "request {k}: streamed once, not again after a preemption");
+    }
+    assert!(engine.preemptions() > 0, "no request was preempted");
+
+    // A prompt larger than the whole budget is refused, naming the sizes.
+    let long = vec![Message::new("user", "tell me more ".repeat(600))];
+    let (sender, events) = mpsc::channel();
+    let request = ChatRequest { messages: long, images: vec![], params: GenerationParams::default() };
+    engine.submit(request, move |e| sender.send(e).unwrap()).unwrap();
+    let err = events.iter().find_map(|e| if let Event::Done(g) = e { Some(g.unwrap_err()) } else { None }).unwrap();
+    assert!(matches!(err, phi3v::Error::KvBudget { .. }), "{err}");
+    assert!(err.to_string().contains(&format!("budget of {} bytes", budget.bytes(&pipeline))), "{err}");
+}
+
+#[test]
+fn kv_budgets_parse_from_bytes_and_tokens() {
+    use phi3v::KvBudget;
+    for (text, budget) in [
+        ("4GiB", KvBudget::Bytes(4 << 30)),
+        ("512MiB", KvBudget::Bytes(512 << 20)),
+        ("2G", KvBudget::Bytes(2_000_000_000)),
+        ("1000", KvBudget::Bytes(1000)),
+        ("16384tokens", KvBudget::Tokens(16384)),
+    ] {
+        assert_eq!(text.parse::<KvBudget>(), Ok(budget), "{text}");
+        assert_eq!(budget.to_string().parse::<KvBudget>(), Ok(budget), "{budget}");
+    }
+    for bad in ["", "GiB", "4 parsecs", "-1GiB", "99999999999999999999GiB"] {
+        assert!(bad.parse::<KvBudget>().is_err(), "{bad:?}");
+    }
+}
