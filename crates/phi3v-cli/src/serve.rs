@@ -24,23 +24,24 @@ pub struct ServeArgs {
     #[arg(long, env = "PHI3V_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// Chat requests that may wait while the batch is full; more get 429.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = phi3v::EngineOptions::default().max_queue)]
     max_queue: usize,
     /// Requests generated together (continuous batching; 1: one at a time).
-    #[arg(long, default_value_t = 8, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(long, default_value_t = phi3v::EngineOptions::default().max_batch, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_batch: usize,
-    /// Prompt rows read between two decode steps of the running answers: smaller keeps them
-    /// flowing while a long image prompt is read, larger reads prompts faster.
-    #[arg(long, default_value_t = 128, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    /// Prompt rows read between two decode steps of the running answers (images: CLIP layers
+    /// of the same cost): smaller keeps them flowing while a long image prompt is read, larger
+    /// reads prompts faster. With no answer running, prompts are read 256 rows at a time.
+    #[arg(long, default_value_t = phi3v::EngineOptions::default().prefill_chunk, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     prefill_chunk: usize,
     /// Memory for the KV caches of finished answers, so a conversation resent with a new
     /// question only reads its new tokens (0: off).
-    #[arg(long, default_value_t = 1 << 30)]
+    #[arg(long, default_value_t = phi3v::EngineOptions::default().prefix_cache_bytes)]
     prefix_cache_bytes: usize,
     /// Memory for the KV caches of the requests being generated, in bytes (4GiB, 512MiB) or
     /// positions (16384tokens): a request that does not fit waits; answers that outgrow it
     /// preempt the youngest request (read again later); a longer prompt gets 400.
-    #[arg(long, default_value = "4GiB")]
+    #[arg(long, default_value_t = phi3v::EngineOptions::default().kv_budget)]
     kv_budget: phi3v::KvBudget,
     /// Largest request body in bytes (base64 images included); larger ones get 413.
     #[arg(long, default_value_t = 64 << 20)]

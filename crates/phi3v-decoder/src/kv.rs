@@ -131,7 +131,7 @@ impl<T: Cached> Rows<T> {
     /// Moves the filled positions of each head to buffers of capacity `cap`.
     fn grow(&mut self, d: Dims, cap: usize) {
         let (heads, hd, len, old) = (d.kv_heads, d.head_dim, d.len, d.capacity);
-        let mut data = phi3v_linear::huge::filled(heads * cap * hd, T::default());
+        let mut data = vec![T::default(); heads * cap * hd];
         let mut scales = vec![0f32; if T::SCALED { heads * cap } else { 0 }];
         for h in 0..heads {
             data[h * cap * hd..][..len * hd].copy_from_slice(&self.data[h * old * hd..][..len * hd]);

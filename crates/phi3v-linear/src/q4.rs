@@ -207,7 +207,7 @@ mod avx2 {
         debug_assert!(xs.iter().all(|x| x.p.len() == blocks * BLOCK && x.d.len() == blocks && x.offsets.len() == blocks * 16));
         let mut acc = [_mm256_setzero_ps(); N];
         for b in 0..blocks {
-            let unpacked = unpack(w, b);
+            let unpacked = unpack(w, b, PREFETCH);
             // [s0, s0, s1, s1, …, s7, s7]: i16 lanes 2g and 2g + 1 are group g's pairs.
             let s8 = _mm_loadl_epi64(w.subs.as_ptr().add(b * GROUPS) as *const __m128i);
             let subs = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s8, s8));
@@ -245,7 +245,8 @@ mod avx2 {
             // D · s[g] in lane g.
             let mut steps = [_mm256_setzero_ps(); R];
             for ((u, step), w) in unpacked.iter_mut().zip(&mut steps).zip(&w) {
-                *u = unpack(w, b);
+                // R rows are read side by side: as far ahead in time is R times as many bytes.
+                *u = unpack(w, b, PREFETCH * R);
                 let subs = _mm256_cvtepi8_epi32(_mm_loadl_epi64(w.subs.as_ptr().add(b * GROUPS) as *const __m128i));
                 *step = _mm256_mul_ps(_mm256_cvtepi32_ps(subs), _mm256_set1_ps(w.scale(b)));
             }
@@ -274,13 +275,13 @@ mod avx2 {
     }
 
     /// Block `b`'s quants as eight registers of 32 bytes `0..=15`: weights `32t..32t + 32` in
-    /// register `t`. Prefetches the matrix ahead (prefetch never faults, so it may run past the
-    /// end of the matrix).
+    /// register `t`. Prefetches the matrix `ahead` bytes on (prefetch never faults, so it may
+    /// run past the end of the matrix).
     #[inline(always)]
-    unsafe fn unpack(w: &RowRef, b: usize) -> [__m256i; 8] {
+    unsafe fn unpack(w: &RowRef, b: usize, ahead: usize) -> [__m256i; 8] {
         let qp = w.quants.as_ptr().add(b * QBYTES);
-        _mm_prefetch(qp.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
-        _mm_prefetch(qp.wrapping_add(PREFETCH + 64) as *const i8, _MM_HINT_T0);
+        _mm_prefetch(qp.wrapping_add(ahead) as *const i8, _MM_HINT_T0);
+        _mm_prefetch(qp.wrapping_add(ahead + 64) as *const i8, _MM_HINT_T0);
         // Run c of 32 bytes holds weights 64c.. in its low nibbles, 64c + 32.. in its high.
         let mask = _mm256_set1_epi8(15);
         let mut unpacked = [_mm256_setzero_si256(); 8];

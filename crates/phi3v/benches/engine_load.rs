@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use phi3v::{ChatRequest, Engine, EngineOptions, Event, GenerationParams, ImageInput, KvBudget, Message, Pipeline, PipelineOptions};
+use phi3v::{Cancel, ChatRequest, Engine, EngineOptions, Event, GenerationParams, ImageInput, KvBudget, Message, Pipeline, PipelineOptions};
 
 fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
@@ -40,10 +40,11 @@ fn summary(mut gaps: Vec<f64>) -> String {
     format!("p50 {:.3} s, p99 {:.3} s, max {:.3} s over {} gaps", percentile(&gaps, 0.5), percentile(&gaps, 0.99), percentile(&gaps, 1.0), gaps.len())
 }
 
-/// Sends a request; its events arrive on `events` tagged with `k` and the time they came.
-fn submit(engine: &Engine, k: usize, messages: Vec<Message>, images: Vec<ImageInput>, max_new_tokens: usize, events: &mpsc::Sender<(usize, Instant, Event)>) {
+/// Sends a request (stopped by `cancel`); its events arrive on `events` tagged with `k` and the
+/// time they came.
+fn submit(engine: &Engine, k: usize, messages: Vec<Message>, images: Vec<ImageInput>, max_new_tokens: usize, cancel: &Cancel, events: &mpsc::Sender<(usize, Instant, Event)>) {
     let events = events.clone();
-    let params = GenerationParams { max_new_tokens, ..Default::default() };
+    let params = GenerationParams { max_new_tokens, cancel: Some(cancel.clone()), ..Default::default() };
     engine
         .submit(ChatRequest { messages, images, params }, move |e| {
             let _ = events.send((k, Instant::now(), e));
@@ -78,9 +79,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (sender, events) = mpsc::channel::<(usize, Instant, Event)>();
 
     // 1. Inter-token latency of running answers, before and while an image question is read.
+    let stop = Cancel::new();
     for k in 0..streams {
         let text = format!("Story {k}: tell me a long story about the sea.");
-        submit(&engine, k, vec![Message::new("user", text)], vec![], 1_000_000, &sender);
+        submit(&engine, k, vec![Message::new("user", text)], vec![], 1_000_000, &stop, &sender);
     }
     let image_k = streams;
     let mut last = vec![None::<Instant>; streams + 1];
@@ -110,23 +112,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         if submitted.is_none() && texts[..streams].iter().all(|&t| t >= 12) {
             let question = vec![Message::new("user", "<|image_1|>\nWhat does this chart show?")];
-            submit(&engine, image_k, question, vec![chart.clone()], 8, &sender);
+            submit(&engine, image_k, question, vec![chart.clone()], 8, &stop, &sender);
             submitted = Some(Instant::now());
         }
     }
     let admitted = first_image_token.unwrap().duration_since(submitted.unwrap());
     println!("{streams} running answers, inter-token latency alone:   {}", summary(before));
     println!("  while a {crops}-crop image question is read ({:.1} s to its first token): {}", admitted.as_secs_f64(), summary(during));
-    // Stop the stories: drop this engine and its queue.
+    // Stop the stories and the image question, and wait until they have.
+    stop.cancel();
+    let mut ended = 0;
+    for (_, _, event) in events.iter() {
+        if matches!(event, Event::Done(_)) {
+            ended += 1;
+            if ended == streams + 1 {
+                break;
+            }
+        }
+    }
     drop(engine);
-    drop(events);
 
     // 2. Time to first token: cold, then the follow-up.
     let engine = Engine::new(pipeline.clone(), engine_options);
     let ask = |messages: Vec<Message>| -> Result<(Duration, phi3v::Generation), Box<dyn std::error::Error>> {
         let (sender, events) = mpsc::channel();
         let started = Instant::now();
-        submit(&engine, 0, messages, vec![chart.clone()], 16, &sender);
+        submit(&engine, 0, messages, vec![chart.clone()], 16, &Cancel::new(), &sender);
         let mut first = None;
         for (_, at, event) in events.iter() {
             match event {
@@ -160,8 +171,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 3. Peak memory with many long answers at once.
     if rss_streams > 0 {
-        let engine = Engine::new(pipeline.clone(), EngineOptions { max_batch: rss_streams, ..engine_options });
-        let answer = 64.min(rss_tokens / 2);
+        // Each prompt read in one turn, so that all of them are in before the first answer
+        // ends: the answers then run together at their full length.
+        let engine = Engine::new(pipeline.clone(), EngineOptions { max_batch: rss_streams, prefill_chunk: rss_tokens, ..engine_options });
+        let answer = (2 * rss_streams + 16).min(rss_tokens / 2);
         let per = |n: usize| pipeline.chat_prompt_tokens(&[Message::new("user", "lorem ipsum ".repeat(n))], &[]);
         let (one, hundred) = (per(1)?, per(101)?);
         let reps = (rss_tokens - answer).saturating_sub(one) * 100 / (hundred - one).max(1) + 1;
@@ -169,7 +182,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let started = Instant::now();
         for k in 0..rss_streams {
             let text = format!("{k} {}", "lorem ipsum ".repeat(reps));
-            submit(&engine, k, vec![Message::new("user", text)], vec![], answer, &sender);
+            submit(&engine, k, vec![Message::new("user", text)], vec![], answer, &Cancel::new(), &sender);
         }
         let mut done = 0;
         let mut positions = 0;

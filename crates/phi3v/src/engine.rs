@@ -58,9 +58,11 @@ pub struct EngineOptions {
     pub max_queue: usize,
     /// Requests generated together (1: one at a time).
     pub max_batch: usize,
-    /// Prompt rows fed per turn of the loop (and image encoding in slices of the same cost):
-    /// smaller keeps running answers flowing while a long (image) prompt is read, larger reads
-    /// prompts a little faster.
+    /// Prompt rows fed per turn of the loop while answers are running (and image encoding in
+    /// slices of the same cost): smaller keeps them flowing while a long (image) prompt is read,
+    /// larger reads prompts faster. With no answer running, prompts are read in chunks of at
+    /// least 256 rows. 16 keeps the gap between tokens under a second on two cores with the
+    /// full-size model (see docs/PERFORMANCE.md).
     pub prefill_chunk: usize,
     /// Memory for the KV caches of finished answers, reused by prompts that start the same way
     /// (a conversation resent with a new question); 0 turns the prefix cache off.
@@ -74,7 +76,7 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { max_queue: 16, max_batch: 8, prefill_chunk: 128, prefix_cache_bytes: 1 << 30, kv_budget: KvBudget::Bytes(4 << 30) }
+        Self { max_queue: 16, max_batch: 8, prefill_chunk: 16, prefix_cache_bytes: 1 << 30, kv_budget: KvBudget::Bytes(4 << 30) }
     }
 }
 

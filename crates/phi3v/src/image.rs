@@ -73,12 +73,12 @@ impl ImageEncoder {
         Ok(self.projector.forward(features, pre.layout.rows(), pre.layout.cols())?)
     }
 
-    /// Multiply-adds of one CLIP encoder layer over one crop (its 577 rows through q | k | v,
-    /// out, fc1 and fc2; attention scores left out).
+    /// Multiply-adds of one CLIP encoder layer over one crop: its 577 rows through q | k | v,
+    /// out, fc1 and fc2, and attention's scores and sums (577² per channel, twice).
     pub(crate) fn layer_macs(&self) -> usize {
         let cfg = self.tower.config();
-        let rows = cfg.grid() * cfg.grid() + 1;
-        rows * (4 * cfg.hidden_size * cfg.hidden_size + 2 * cfg.hidden_size * cfg.intermediate_size)
+        let (rows, c) = (cfg.grid() * cfg.grid() + 1, cfg.hidden_size);
+        rows * (4 * c * c + 2 * c * cfg.intermediate_size) + 2 * rows * rows * c
     }
 
     /// Starts encoding `pre` a few layers at a time ([`Self::advance`]).

@@ -39,10 +39,9 @@ pub(crate) fn prompt_keys(ids: &[i64], images: &[ImageInput], crops: &[usize]) -
 
 /// Kept caches and their keys, most recently used last.
 pub(crate) struct PrefixCache {
-    entries: Vec<(Keys, KvCache)>,
-    /// Budget and what one cached position costs (keys and values of every layer).
+    /// Keys, cache and the cache's bytes.
+    entries: Vec<(Keys, KvCache, usize)>,
     capacity: usize,
-    position_bytes: usize,
     used: usize,
     /// Lookups that reused something, and the positions they reused.
     pub(crate) hits: u64,
@@ -50,15 +49,15 @@ pub(crate) struct PrefixCache {
 }
 
 impl PrefixCache {
-    pub(crate) fn new(capacity: usize, position_bytes: usize) -> Self {
-        Self { entries: Vec::new(), capacity, position_bytes: position_bytes.max(1), used: 0, hits: 0, reused: 0 }
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self { entries: Vec::new(), capacity, used: 0, hits: 0, reused: 0 }
     }
 
     /// The cache sharing the longest prefix with `keys`, cut back to it, and that length
     /// (always less than `keys.len()`: the last position is read anew for its logits).
     /// `original`: the config's `original_max_position_embeddings`.
     pub(crate) fn take(&mut self, keys: &[u64], original: usize) -> Option<(usize, KvCache)> {
-        let usable = |(k, cache): &(Keys, KvCache)| {
+        let usable = |(k, cache, _): &(Keys, KvCache, usize)| {
             let len = k.iter().zip(keys).take_while(|(a, b)| a == b).count().min(keys.len().saturating_sub(1));
             // Long-factor keys cannot be cut back to the switch or below.
             if cache.is_long() && len <= original && len < cache.len() {
@@ -71,8 +70,8 @@ impl PrefixCache {
         if len == 0 {
             return None;
         }
-        let (k, mut cache) = self.entries.remove(best);
-        self.used -= k.len() * self.position_bytes;
+        let (_, mut cache, bytes) = self.entries.remove(best);
+        self.used -= bytes;
         if !cache.truncate(len, original) {
             return None;
         }
@@ -81,18 +80,17 @@ impl PrefixCache {
         Some((len, cache))
     }
 
-    /// Keeps a finished sequence's cache (`keys.len()` positions), evicting the least recently
-    /// used entries to stay within the budget.
-    pub(crate) fn put(&mut self, keys: Keys, cache: KvCache) {
-        let bytes = keys.len() * self.position_bytes;
+    /// Keeps a finished sequence's cache (`keys.len()` positions, `bytes` of memory), evicting
+    /// the least recently used entries to stay within the budget.
+    pub(crate) fn put(&mut self, keys: Keys, cache: KvCache, bytes: usize) {
         if bytes > self.capacity || keys.len() != cache.len() {
             return;
         }
         while self.used + bytes > self.capacity && !self.entries.is_empty() {
-            let (old, _) = self.entries.remove(0);
-            self.used -= old.len() * self.position_bytes;
+            let (_, _, old) = self.entries.remove(0);
+            self.used -= old;
         }
         self.used += bytes;
-        self.entries.push((keys, cache));
+        self.entries.push((keys, cache, bytes));
     }
 }

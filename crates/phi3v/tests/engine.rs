@@ -184,6 +184,15 @@ fn a_kv_budget_parks_and_preempts_requests_and_answers_stay_the_same() {
     }
     assert!(engine.preemptions() > 0, "no request was preempted");
 
+    // An answer alone in a budget of one block ends there, as at the end of the context.
+    let small = Engine::new(pipeline.clone(), EngineOptions { kv_budget: "512tokens".parse().unwrap(), ..Default::default() });
+    let (sender, events) = mpsc::channel();
+    let (messages, params) = (vec![Message::new("user", format!("Request 0: {}", "tell me more ".repeat(155)))], GenerationParams { max_new_tokens: 40, ..Default::default() });
+    small.submit(ChatRequest { messages, images: vec![], params }, move |e| sender.send(e).unwrap()).unwrap();
+    let g = events.iter().find_map(|e| if let Event::Done(g) = e { Some(g.unwrap()) } else { None }).unwrap();
+    assert_eq!(g.stop, phi3v::StopReason::ContextFull);
+    assert!(g.prompt_tokens + g.tokens.len() <= 513 && alone[0].tokens.starts_with(&g.tokens), "{} + {}", g.prompt_tokens, g.tokens.len());
+
     // A prompt larger than the whole budget is refused, naming the sizes.
     let long = vec![Message::new("user", "tell me more ".repeat(600))];
     let (sender, events) = mpsc::channel();

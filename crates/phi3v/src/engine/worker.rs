@@ -13,7 +13,7 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use phi3v_decoder::{BatchBuffers, KvCache};
+use phi3v_decoder::{BatchBuffers, KvCache, PREFILL_CHUNK};
 
 use super::{catch, Callback, ChatRequest, EngineOptions, Event, Stats};
 use crate::generate::{Decoding, Timings};
@@ -88,8 +88,7 @@ impl Worker {
         let mut prefilling: VecDeque<Prefill<'_>> = VecDeque::new();
         let mut running: Vec<Sequence<'_>> = Vec::new();
         let mut buffers = BatchBuffers::default();
-        let position_bytes = self.pipeline.decode_bytes_per_token(1) - self.pipeline.decode_bytes_per_token(0);
-        let mut prefix = PrefixCache::new(self.options.prefix_cache_bytes, position_bytes);
+        let mut prefix = PrefixCache::new(self.options.prefix_cache_bytes);
         let mut order = 0;
         loop {
             // Admit requests while there is room in the batch and the budget (waiting for one
@@ -125,7 +124,7 @@ impl Worker {
                 prefilling.push_back(p);
             }
             self.set_active(parked.len() + prefilling.len() + running.len());
-            if let Some(seq) = self.prefill_turn(&mut prefilling) {
+            if let Some(seq) = self.prefill_turn(&mut prefilling, running.is_empty()) {
                 running.push(seq);
             }
             self.make_room(&mut prefilling, &mut running, &mut parked);
@@ -206,12 +205,16 @@ impl Worker {
     }
 
     /// One slice of work on the oldest prompt: a slice of an image its next chunk reaches
-    /// (about as costly as the chunk), or else the chunk itself. Its answer starts (or goes
-    /// on, after a preemption) once the whole prompt is in.
-    fn prefill_turn<'t>(&'t self, prefilling: &mut VecDeque<Prefill<'t>>) -> Option<Sequence<'t>> {
+    /// (about as costly as the chunk), or else the chunk itself. The chunk is
+    /// [`EngineOptions::prefill_chunk`] rows while answers are running, and at least the
+    /// decoder's own chunk ([`PREFILL_CHUNK`] rows) when none is (`idle`): then nobody waits
+    /// between tokens, and larger chunks read prompts faster. Its answer starts (or goes on,
+    /// after a preemption) once the whole prompt is in.
+    fn prefill_turn<'t>(&'t self, prefilling: &mut VecDeque<Prefill<'t>>, idle: bool) -> Option<Sequence<'t>> {
         let p = prefilling.front_mut()?;
         let total = p.ids.len();
-        let end = p.fed + self.options.prefill_chunk.min(total - p.fed);
+        let chunk = if idle { self.options.prefill_chunk.max(PREFILL_CHUNK) } else { self.options.prefill_chunk };
+        let end = p.fed + chunk.min(total - p.fed);
         let unready = (0..p.images.len()).find(|&k| {
             matches!(p.images[k], Some(ImageSlot::Waiting(_) | ImageSlot::Encoding { .. })) && p.ids[p.fed..end].contains(&-(k as i64 + 1))
         });
@@ -219,7 +222,7 @@ impl Worker {
             Err(Error::Cancelled)
         } else if let Some(slot) = unready.and_then(|k| p.images[k].as_mut()) {
             let start = Instant::now();
-            let layers = self.pipeline.clip_layers_for(self.options.prefill_chunk);
+            let layers = self.pipeline.clip_layers_for(chunk);
             let done = catch(|| self.pipeline.advance_image(slot, layers));
             p.encode += start.elapsed();
             match done {
@@ -348,7 +351,8 @@ impl Worker {
                     // conversation's next turn.
                     let mut keys = std::mem::take(&mut seq.keys);
                     keys.extend(generation.tokens.iter().map(|&t| u64::from(t)));
-                    prefix.put(keys, std::mem::take(&mut seq.cache));
+                    let bytes = self.cache_bytes(seq.cache.len());
+                    prefix.put(keys, std::mem::take(&mut seq.cache), bytes);
                     Ok(generation)
                 }
             };
