@@ -72,6 +72,18 @@ mod tests {
     }
 
     #[test]
+    fn numbers_in_any_decimal_digits_are_numbers() {
+        // Python's float() reads Arabic-Indic, Persian, Devanagari and full-width digits, on
+        // either side (pix2struct's `_to_float`); a non-ASCII separator makes it text again.
+        for (prediction, target) in [("١٢٣", "123"), ("120", "١٢٣"), ("١٠٠%", "1"), ("１２.５", "12.4"), ("۴۲", "4۲")] {
+            assert!(relaxed_correct(prediction, target), "{prediction:?} vs {target:?}");
+        }
+        assert!(!relaxed_correct("١٣٠", "123"));
+        assert!(!relaxed_correct("1٬000", "1000"), "U+066C is not a digit: compared as text");
+        assert!(relaxed_correct("1٬000", "1٬000"));
+    }
+
+    #[test]
     fn harnesses_differ_in_stripping() {
         let gold = vec!["Blue".to_string()];
         assert_eq!(score("blue ", &gold, Harness::LmmsEval), 1.0);

@@ -2,6 +2,7 @@
 //! 10 leave-one-out subsets of 9 (min(1, matches / 3) each), after the VQA answer normalisation.
 //! The normalisation comes in four variants (see [`Normaliser`]).
 
+use super::pyfloat::decimal_digit;
 use super::{lmms_eval_clean, Harness};
 
 /// Punctuation handled by the VQA tool (no apostrophe, colon, `$`, `%`, `&`, `#`, `*`; the
@@ -58,7 +59,8 @@ pub enum Normaliser {
     EvalAiNoTokenize,
     /// The official VQA tool (digit-comma-digit with exactly one comma).
     Official,
-    /// VLMEvalKit (one-comma rule; a period is kept when either neighbour is a digit).
+    /// VLMEvalKit (one-comma rule; a period is kept when either neighbour is a digit; at most
+    /// 32 periods removed, as in the others).
     VlmEvalKit,
 }
 
@@ -73,18 +75,24 @@ impl Normaliser {
     }
 }
 
+/// Python's `\d` on `str` patterns: a Unicode decimal digit (not `char::is_numeric`, which
+/// also takes superscripts, fractions and Roman numerals).
+fn is_digit(c: char) -> bool {
+    decimal_digit(c).is_some()
+}
+
 /// Any `digit ,+ digit` (EvalAI) or `digit , digit` (one comma) in `s`.
 fn has_digit_comma_digit(s: &str, many: bool) -> bool {
     let c: Vec<char> = s.chars().collect();
     (0..c.len()).any(|i| {
-        if !c[i].is_numeric() {
+        if !is_digit(c[i]) {
             return false;
         }
         let mut j = i + 1;
         while j < c.len() && c[j] == ',' && (many || j == i + 1) {
             j += 1;
         }
-        j > i + 1 && j < c.len() && c[j].is_numeric()
+        j > i + 1 && j < c.len() && is_digit(c[j])
     })
 }
 
@@ -95,18 +103,20 @@ fn process_punctuation(text: &str, n: Normaliser) -> String {
         let spaced = text.contains(&format!("{p} ")) || text.contains(&format!(" {p}"));
         out = out.replace(p, if spaced || comma { "" } else { " " });
     }
-    // Periods: EvalAI/official delete a '.' not followed by a digit (at most 32 of them);
-    // VLMEvalKit deletes one with no digit on either side.
+    // Periods: EvalAI/official delete a '.' not followed by a digit, VLMEvalKit one with no
+    // digit on either side (its look-behind sees the text before any deletion). Every one of
+    // them passes `re.UNICODE` (32) as `sub`'s count: at most 32 periods go.
     let c: Vec<char> = out.chars().collect();
     let mut removed = 0;
     let mut kept = String::with_capacity(out.len());
     for (i, ch) in c.iter().enumerate() {
-        let next_digit = c.get(i + 1).is_some_and(|d| d.is_numeric());
-        let prev_digit = i > 0 && c[i - 1].is_numeric();
+        let next_digit = c.get(i + 1).is_some_and(|&d| is_digit(d));
+        let prev_digit = i > 0 && is_digit(c[i - 1]);
         let drop = *ch == '.'
+            && removed < 32
             && match n {
                 Normaliser::VlmEvalKit => !next_digit && !prev_digit,
-                _ => !next_digit && removed < 32,
+                _ => !next_digit,
             };
         if drop {
             removed += 1;
@@ -212,7 +222,27 @@ mod tests {
     #[test]
     fn period_cap_of_32() {
         let dots = ".".repeat(40);
-        assert_eq!(normalise(&format!("a{dots}b"), Normaliser::Official), format!("a{}b", ".".repeat(8)));
+        for n in [Normaliser::Official, Normaliser::EvalAi, Normaliser::VlmEvalKit] {
+            assert_eq!(normalise(&format!("a{dots}b"), n), format!("a{}b", ".".repeat(8)), "{n:?}");
+        }
+        // Many dotted tokens (VLMEvalKit's `(?<!\d)\.(?!\d)` with count 32, as Python gives it):
+        // the first 32 matching periods go, the rest stay; periods beside digits never match.
+        let tokens: Vec<String> = (0..20).map(|i| format!("u.s{i}.x.")).collect();
+        let text = tokens.join(" ");
+        let want = "us0.x us1.x us2.x us3.x us4.x us5.x us6.x us7.x us8.x us9.x us10.x us11.x us12.x us13.x us14.x \
+                    us15.x u.s16.x. u.s17.x. u.s18.x. u.s19.x.";
+        assert_eq!(normalise(&text, Normaliser::VlmEvalKit), want);
+    }
+
+    #[test]
+    fn digits_are_python_decimal_digits() {
+        // `\d` takes Arabic-Indic digits, not superscripts: "٣.٥" keeps its period, "²." loses it.
+        assert_eq!(normalise("٣.٥", Normaliser::VlmEvalKit), "٣.٥");
+        assert_eq!(normalise("x². y", Normaliser::VlmEvalKit), "x² y");
+        assert_eq!(normalise("5.", Normaliser::Official), "5");
+        // The comma rule fires on Arabic-Indic digits too: punctuation is deleted, not spaced.
+        assert_eq!(normalise("١,٠٠٠ (x)", Normaliser::Official), "١٠٠٠ x");
+        assert_eq!(normalise("½,¾ (x)", Normaliser::Official), "½ ¾ x");
     }
 
     #[test]
