@@ -3,9 +3,9 @@
 //! | reader | file | images |
 //! |---|---|---|
 //! | [`chartqa`] | `test_human.json` / `test_augmented.json`: `[{imgname, query, label}]` | `png/{imgname}` |
-//! | [`docvqa`] | DocVQA / InfoVQA: `{data: [{questionId, question, image, answers}]}` | `{image}` under a root |
+//! | [`docvqa`] | DocVQA / InfoVQA: `{data: [{questionId, question, image or image_local_name, answers}]}` | `spdocvqa_images/` or `infographicsvqa_images/` beside the annotations, or `{image}` under their folder |
 //! | [`textvqa`] | `TextVQA_0.5.1_val.json`: `{data: [{question_id, question, image_id, answers}]}` | `{image_id}.jpg` |
-//! | [`ocrbench`] | `OCRBench.json`: `[{id, dataset_name, image_path, question, answers (string or list), type}]` | `{image_path}` |
+//! | [`ocrbench`] | `OCRBench.json`: `[{id, dataset_name, image_path, question, answers (string or list), type}]` | `OCRBench_Images/{image_path}` beside `OCRBench/` |
 //! | [`ai2d`] | AI2D as released: `questions/*.json` (+ `ai2d_test_ids.csv`, `categories.json`) | `images/{imageName}` |
 //! | [`ai2d_tsv`] | VLMEvalKit's `AI2D_TEST.tsv`: `index, question, A, B, C, D, answer, image (base64)` | written out once to a folder |
 //! | [`jsonl`] | ours, one object per line: `{id, images, question, answers, category?, options?}` | paths relative to the file |
@@ -90,19 +90,53 @@ pub fn chartqa(json: &Path, png_dir: &Path, category: &str) -> Result<Vec<Sample
         .collect())
 }
 
-/// DocVQA or InfographicVQA annotations (RRC JSON); image paths are relative to `image_root`.
+/// DocVQA or InfographicVQA annotations (RRC JSON, `{data: [...]}`). A record names its image
+/// by `image` (DocVQA: `documents/xxxx.png`) or `image_local_name` (InfographicVQA:
+/// `20471.jpeg`); the `_withQT` files' extra fields are ignored. Images are looked up under
+/// `image_root` by that path, or by its file name alone (the current DocVQA download keeps
+/// `spdocvqa_images/xxxx.png` with no `documents/` level).
 pub fn docvqa(json: &Path, image_root: &Path) -> Result<Vec<Sample>, DatasetError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Row {
         question_id: serde_json::Value,
         question: String,
-        image: String,
+        image: Option<String>,
+        #[serde(rename = "image_local_name")]
+        image_local_name: Option<String>,
         #[serde(default)]
         answers: Vec<String>,
     }
     let file: DataFile<Row> = read(json)?;
-    Ok(file.data.into_iter().map(|r| sample(id_text(&r.question_id), vec![image_root.join(r.image)], r.question, r.answers, None)).collect())
+    file.data
+        .into_iter()
+        .map(|r| {
+            let id = id_text(&r.question_id);
+            let Some(name) = r.image.or(r.image_local_name) else {
+                return Err(DatasetError::Format { path: json.into(), message: format!("question {id}: no `image` or `image_local_name`") });
+            };
+            let nested = image_root.join(&name);
+            let flat = Path::new(&name).file_name().map(|f| image_root.join(f));
+            let image = match flat {
+                Some(flat) if !nested.exists() && flat.exists() => flat,
+                _ => nested,
+            };
+            Ok(sample(id, vec![image], r.question, r.answers, None))
+        })
+        .collect()
+}
+
+/// Where DocVQA's or InfographicVQA's images are when not given: the current downloads' `folder`
+/// (`spdocvqa_images/`, `infographicsvqa_images/`) beside the folder of the annotation file
+/// (`spdocvqa_qas/`, `infographicsvqa_qas/`), unless that folder has a `documents/` of its own
+/// (the older `val/` layout), else that folder itself.
+pub fn docvqa_images(json_dir: &Path, folder: &str) -> PathBuf {
+    let beside = json_dir.parent().unwrap_or(Path::new(".")).join(folder);
+    if beside.is_dir() && !json_dir.join("documents").is_dir() {
+        beside
+    } else {
+        json_dir.to_path_buf()
+    }
 }
 
 /// TextVQA 0.5.1; images are `{image_dir}/{image_id}.jpg`.
@@ -133,6 +167,7 @@ pub fn ocrbench(json: &Path, image_root: &Path) -> Result<Vec<Sample>, DatasetEr
     }
     #[derive(Deserialize)]
     struct Row {
+        dataset_name: String,
         id: serde_json::Value,
         image_path: String,
         question: String,
@@ -148,9 +183,23 @@ pub fn ocrbench(json: &Path, image_root: &Path) -> Result<Vec<Sample>, DatasetEr
                 Answers::One(a) => vec![a],
                 Answers::Many(a) => a,
             };
-            sample(id_text(&r.id), vec![image_root.join(r.image_path)], r.question, answers, Some(r.kind))
+            // `id` numbers a record within its source dataset (IIIT5K 211 and IC13_857 211 are
+            // both in the file): the pair is the key.
+            let id = format!("{}-{}", r.dataset_name, id_text(&r.id));
+            sample(id, vec![image_root.join(r.image_path)], r.question, answers, Some(r.kind))
         })
         .collect())
+}
+
+/// Where OCRBench's images are when not given: `OCRBench_Images/` beside the folder holding
+/// `OCRBench.json` (the official scripts' `./OCRBench_Images` next to `./OCRBench/OCRBench.json`),
+/// or inside that folder.
+pub fn ocrbench_images(json_dir: &Path) -> PathBuf {
+    let beside = json_dir.parent().map(|p| p.join("OCRBench_Images"));
+    match beside {
+        Some(b) if b.is_dir() || !json_dir.join("OCRBench_Images").is_dir() => b,
+        _ => json_dir.join("OCRBench_Images"),
+    }
 }
 
 /// AI2D as released by AllenAI: `{root}/questions/{image}.json` holding
@@ -321,6 +370,61 @@ mod tests {
         assert_eq!(o[0].answers, ["RAILWAY"]);
         assert_eq!(o[1].answers.len(), 2);
         assert_eq!(o[1].category.as_deref(), Some(crate::metrics::ocrbench::HME));
+        assert_eq!((o[0].id.as_str(), o[1].id.as_str()), ("IIIT5K-0", "HME100k-1"));
+    }
+
+    #[test]
+    fn docvqa_and_infovqa_in_their_current_and_older_layouts() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        for dir in ["spdocvqa_qas", "spdocvqa_images", "infographicsvqa_qas", "infographicsvqa_images", "val/documents"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        std::fs::write(root.join("spdocvqa_images/xnbl0037_1.png"), b"").unwrap();
+        let record = r#"{"questionId": 337, "question": "what is the date mentioned in this letter?", "question_types": ["handwritten", "form"], "image": "documents/xnbl0037_1.png", "docId": 279, "ucsf_document_id": "xnbl0037", "ucsf_document_page_no": "1", "answers": ["1/8/93"], "data_split": "val"}"#;
+        let json = write(&root.join("spdocvqa_qas"), "val_v1.0_withQT.json", &format!(r#"{{"dataset_name": "SP-DocVQA", "dataset_split": "val", "dataset_version": "1.0", "data": [{record}]}}"#));
+        let s = crate::tasks::Task::DocVqa.load(&json, None).unwrap();
+        assert_eq!(s[0].images, [root.join("spdocvqa_images/xnbl0037_1.png")]);
+        // The older download: val/val_v1.0.json with val/documents/.
+        let old = write(&root.join("val"), "val_v1.0.json", &format!(r#"{{"data": [{record}]}}"#));
+        std::fs::write(root.join("val/documents/xnbl0037_1.png"), b"").unwrap();
+        assert_eq!(crate::tasks::Task::DocVqa.load(&old, None).unwrap()[0].images, [root.join("val/documents/xnbl0037_1.png")]);
+
+        let info = r#"{"questionId": 65718, "question": "Which social platform has heavy female audience?", "image_local_name": "37313.jpeg", "image_url": "https://example.org/37313.jpg", "ocr_output_file": "37313.json", "answers": ["pinterest"], "data_split": "val", "answer_type": ["single span"], "evidence": ["text"], "operation/reasoning": [""]}"#;
+        let json = write(&root.join("infographicsvqa_qas"), "infographicsVQA_val_v1.0_withQT.json", &format!(r#"{{"dataset_name": "infographicVQA", "dataset_version": "1.0", "dataset_split": "val", "data": [{info}]}}"#));
+        let s = crate::tasks::Task::InfoVqa.load(&json, None).unwrap();
+        assert_eq!((s[0].id.as_str(), s[0].images.clone()), ("65718", vec![root.join("infographicsvqa_images/37313.jpeg")]));
+        let bad = write(root, "bad.json", r#"{"data": [{"questionId": 1, "question": "q", "answers": []}]}"#);
+        assert!(docvqa(&bad, root).unwrap_err().to_string().contains("question 1: no `image`"));
+    }
+
+    /// Records as the published `OCRBench.json` has them (verbatim, from the benchmark's
+    /// repository): ids repeat across source datasets.
+    const OCRBENCH_RECORDS: &str = r#"[
+    {"dataset_name": "IIIT5K", "id": 211, "image_path": "IIIT5K/test/137_3.png", "question": "what is written in the image?", "answers": "TIMES", "type": "Regular Text Recognition"},
+    {"dataset_name": "svt", "id": 155, "image_path": "svt/image/img_0156.jpg", "question": "what is written in the image?", "answers": "western", "type": "Regular Text Recognition"},
+    {"dataset_name": "IC13_857", "id": 211, "image_path": "IC13_857/imgs/000000212.jpg", "question": "what is written in the image?", "answers": "richtungsangabe", "type": "Regular Text Recognition"},
+    {"dataset_name": "IC13_857", "id": 228, "image_path": "IC13_857/imgs/000000229.jpg", "question": "what is written in the image?", "answers": "students", "type": "Regular Text Recognition"},
+    {"dataset_name": "IC15_1811", "id": 228, "image_path": "IC15_1811/imgs/000000229.jpg", "question": "what is written in the image?", "answers": "COFFEE", "type": "Irregular Text Recognition"},
+    {"dataset_name": "svtp", "id": 155, "image_path": "svtp/image/156.jpg", "question": "what is written in the image?", "answers": "FITNESS", "type": "Irregular Text Recognition"}
+]"#;
+
+    #[test]
+    fn ocrbench_keys_records_by_dataset_and_finds_images_beside_its_folder() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("OCRBench")).unwrap();
+        std::fs::create_dir_all(d.path().join("OCRBench_Images")).unwrap();
+        let json = write(&d.path().join("OCRBench"), "OCRBench.json", OCRBENCH_RECORDS);
+        let samples = crate::tasks::Task::OcrBench.load(&json, None).unwrap();
+        let ids: std::collections::HashSet<&str> = samples.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids.len(), 6, "{ids:?}");
+        assert!(ids.contains("IC13_857-211") && ids.contains("IIIT5K-211"));
+        assert_eq!(samples[5].images, [d.path().join("OCRBench_Images/svtp/image/156.jpg")]);
+        // The older layout, images inside the annotation folder, still works.
+        std::fs::remove_dir(d.path().join("OCRBench_Images")).unwrap();
+        std::fs::create_dir_all(d.path().join("OCRBench/OCRBench_Images")).unwrap();
+        let samples = crate::tasks::Task::OcrBench.load(&json, None).unwrap();
+        assert_eq!(samples[0].images, [d.path().join("OCRBench/OCRBench_Images/IIIT5K/test/137_3.png")]);
     }
 
     #[test]

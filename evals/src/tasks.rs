@@ -139,9 +139,10 @@ impl Task {
                 let stem = path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
                 datasets::chartqa(path, &root("png"), stem.strip_prefix("test_").unwrap_or(&stem))
             }
-            Task::DocVqa | Task::InfoVqa => datasets::docvqa(path, &root("")),
+            Task::DocVqa => datasets::docvqa(path, &images.map_or_else(|| datasets::docvqa_images(dir, "spdocvqa_images"), Path::to_path_buf)),
+            Task::InfoVqa => datasets::docvqa(path, &images.map_or_else(|| datasets::docvqa_images(dir, "infographicsvqa_images"), Path::to_path_buf)),
             Task::TextVqa => datasets::textvqa(path, &root("train_images")),
-            Task::OcrBench => datasets::ocrbench(path, &root("OCRBench_Images")),
+            Task::OcrBench => datasets::ocrbench(path, &images.map_or_else(|| datasets::ocrbench_images(dir), Path::to_path_buf)),
             Task::Ai2d if path.is_dir() => datasets::ai2d(path),
             Task::Ai2d => datasets::ai2d_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy()))),
         }
