@@ -275,23 +275,36 @@ pub fn ai2d_tsv(tsv: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetErro
     let category = column("category");
     let letters: Vec<usize> = ["A", "B", "C", "D", "E", "F", "G", "H"].iter().map_while(|l| column(l)).collect();
     std::fs::create_dir_all(image_dir).map_err(|source| DatasetError::Io { path: image_dir.into(), source })?;
+    let records = reader.records().collect::<Result<Vec<_>, _>>().map_err(|e| format(e.to_string()))?;
+    // VLMEvalKit saves space by giving, in `image`, the index of another row whose image is the
+    // same: any value of at most 64 characters is such an index, and that row must hold the
+    // image itself.
+    let by_index: std::collections::HashMap<&str, &str> = records.iter().map(|r| (&r[index], &r[image])).collect();
     let mut samples = Vec::new();
-    for (n, record) in reader.records().enumerate() {
+    for (n, r) in records.iter().enumerate() {
         let row = format!("row {}", n + 2);
-        let r = record.map_err(|e| format(format!("{row}: {e}")))?;
         let id = r[index].to_string();
+        let (source, data) = match r[image].trim() {
+            field if field.chars().count() <= 64 => match by_index.get(field) {
+                Some(data) if data.chars().count() > 64 => (field.to_string(), *data),
+                _ => return Err(format(format!("{row}: image {field:?} is neither an image nor the index of a row with one"))),
+            },
+            field => (id.clone(), field),
+        };
         // The id names the image file written below: a plain name, never a path.
-        if id.is_empty() || !id.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c)) || id.starts_with('.') {
-            return Err(format(format!("{row}: index {id:?} is not a plain name (letters, digits, - _ .)")));
+        for name in [&id, &source] {
+            if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c)) || name.starts_with('.') {
+                return Err(format(format!("{row}: index {name:?} is not a plain name (letters, digits, - _ .)")));
+            }
         }
         let options: Vec<String> = letters.iter().map(|&c| r[c].to_string()).take_while(|o| !o.is_empty() && o != "nan").collect();
-        let path = image_dir.join(format!("{id}.png"));
-        let jpg = image_dir.join(format!("{id}.jpg"));
+        let path = image_dir.join(format!("{source}.png"));
+        let jpg = image_dir.join(format!("{source}.jpg"));
         let path = if path.exists() || jpg.exists() {
             if path.exists() { path } else { jpg }
         } else {
             let bytes = base64::engine::general_purpose::STANDARD
-                .decode(r[image].trim())
+                .decode(data.trim())
                 .map_err(|e| format(format!("{row}: image is not base64: {e}")))?;
             let out = if bytes.starts_with(&[0xFF, 0xD8]) { jpg } else { path };
             std::fs::write(&out, bytes).map_err(|source| DatasetError::Io { path: out.clone(), source })?;
@@ -451,6 +464,12 @@ mod tests {
         let s = ai2d_tsv(&tsv, &root.join("imgs")).unwrap();
         assert_eq!((s[0].question.as_str(), s[0].options.len(), s[0].answers[0].as_str()), ("Which is \"it\"?", 3, "B"));
         assert_eq!(std::fs::read(&s[0].images[0]).unwrap()[..4], [0x89, b'P', b'N', b'G']);
+        // A row whose `image` is another row's index shares that row's image (either order).
+        let shared = write(root, "shared.tsv", &format!("index\tquestion\tA\tB\tanswer\timage\n1\tq1\tx\ty\tA\t2\n2\tq2\tx\ty\tB\t{png}\n"));
+        let s = ai2d_tsv(&shared, &root.join("shared")).unwrap();
+        assert_eq!((s[0].images.clone(), s[1].images.clone()), (vec![root.join("shared/2.png")], vec![root.join("shared/2.png")]));
+        let dangling = write(root, "dangling.tsv", "index\tquestion\tanswer\timage\n1\tq\tA\t7\n");
+        assert!(ai2d_tsv(&dangling, &root.join("d")).unwrap_err().to_string().contains("row 2: image \"7\" is neither"));
         let bad = write(root, "bad.tsv", "index\tquestion\tanswer\n1\tq\tA\n");
         assert!(ai2d_tsv(&bad, root).unwrap_err().to_string().contains("no `image` column"));
     }
