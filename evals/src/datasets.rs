@@ -5,6 +5,7 @@
 //! | [`chartqa`] | `test_human.json` / `test_augmented.json`: `[{imgname, query, label}]` | `png/{imgname}` |
 //! | [`docvqa`] | DocVQA / InfoVQA: `{data: [{questionId, question, image or image_local_name, answers}]}` | `spdocvqa_images/` or `infographicsvqa_images/` beside the annotations, or `{image}` under their folder |
 //! | [`textvqa`] | `TextVQA_0.5.1_val.json`: `{data: [{question_id, question, image_id, answers}]}` | `{image_id}.jpg` |
+//! | [`vqav2`] | `v2_OpenEnded_mscoco_val2014_questions.json` + `v2_mscoco_val2014_annotations.json` beside it | `val2014/COCO_val2014_{image_id:012}.jpg` |
 //! | [`ocrbench`] | `OCRBench.json`: `[{id, dataset_name, image_path, question, answers (string or list), type}]` | `OCRBench_Images/{image_path}` beside `OCRBench/` |
 //! | [`ai2d`] | AI2D as released: `questions/*.json` (+ `ai2d_test_ids.csv`, `categories.json`) | `images/{imageName}` |
 //! | [`ai2d_tsv`] | VLMEvalKit's `AI2D_TEST.tsv`: `index, question, A, B, C, D, answer, image (base64)` | written out once to a folder |
@@ -154,6 +155,62 @@ pub fn textvqa(json: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetErro
         .data
         .into_iter()
         .map(|r| sample(id_text(&r.question_id), vec![image_dir.join(format!("{}.jpg", r.image_id))], r.question, r.answers, None))
+        .collect())
+}
+
+/// VQAv2 as released: the questions file (`v2_OpenEnded_mscoco_val2014_questions.json`,
+/// `{questions: [{image_id, question, question_id}]}`) with its annotations beside it
+/// (`v2_mscoco_val2014_annotations.json`, `{annotations: [{question_id, answers: [{answer,
+/// answer_confidence, answer_id}], …}]}`; the ten answers in order); images are
+/// `{image_dir}/COCO_{subtype}_{image_id:012}.jpg`, the subtype (`val2014`) from the file name.
+pub fn vqav2(questions: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError> {
+    #[derive(Deserialize)]
+    struct Question {
+        image_id: u64,
+        question: String,
+        question_id: serde_json::Value,
+    }
+    #[derive(Deserialize)]
+    struct Questions {
+        questions: Vec<Question>,
+    }
+    #[derive(Deserialize)]
+    struct Answer {
+        answer: String,
+    }
+    #[derive(Deserialize)]
+    struct Annotation {
+        question_id: serde_json::Value,
+        answers: Vec<Answer>,
+    }
+    #[derive(Deserialize)]
+    struct Annotations {
+        annotations: Vec<Annotation>,
+    }
+    let name = questions.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let format = |message: String| DatasetError::Format { path: questions.into(), message };
+    let subtype = name
+        .split('_')
+        .find(|p| p.starts_with("train") || p.starts_with("val") || p.starts_with("test"))
+        .ok_or_else(|| format("expected a VQAv2 questions file such as v2_OpenEnded_mscoco_val2014_questions.json".into()))?
+        .to_string();
+    let qs: Questions = read(questions)?;
+    let annotations_path = questions.with_file_name(name.replace("OpenEnded_", "").replace("_questions", "_annotations"));
+    let answers: std::collections::HashMap<String, Vec<String>> = if annotations_path.exists() {
+        let a: Annotations = read(&annotations_path)?;
+        a.annotations.into_iter().map(|a| (id_text(&a.question_id), a.answers.into_iter().map(|x| x.answer).collect())).collect()
+    } else {
+        Default::default() // the test split: no answers published
+    };
+    Ok(qs
+        .questions
+        .into_iter()
+        .map(|q| {
+            let id = id_text(&q.question_id);
+            let image = image_dir.join(format!("COCO_{subtype}_{:012}.jpg", q.image_id));
+            let gold = answers.get(&id).cloned().unwrap_or_default();
+            sample(id, vec![image], q.question, gold, None)
+        })
         .collect())
 }
 
@@ -409,6 +466,23 @@ mod tests {
         assert_eq!((s[0].id.as_str(), s[0].images.clone()), ("65718", vec![root.join("infographicsvqa_images/37313.jpeg")]));
         let bad = write(root, "bad.json", r#"{"data": [{"questionId": 1, "question": "q", "answers": []}]}"#);
         assert!(docvqa(&bad, root).unwrap_err().to_string().contains("question 1: no `image`"));
+    }
+
+    #[test]
+    fn reads_vqav2_questions_with_their_annotations() {
+        let d = tempfile::tempdir().unwrap();
+        let q = write(d.path(), "v2_OpenEnded_mscoco_val2014_questions.json", r#"{"info": {}, "task_type": "Open-Ended", "data_type": "mscoco", "license": {}, "data_subtype": "val2014", "questions": [{"image_id": 262148, "question": "Where is he looking?", "question_id": 262148000}]}"#);
+        let answers: Vec<String> = ["down", "down", "at table", "skateboard", "down", "table", "down", "down", "down", "down"]
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!(r#"{{"answer": "{a}", "answer_confidence": "yes", "answer_id": {}}}"#, i + 1))
+            .collect();
+        write(d.path(), "v2_mscoco_val2014_annotations.json", &format!(r#"{{"info": {{}}, "license": {{}}, "data_subtype": "val2014", "annotations": [{{"question_type": "none of the above", "multiple_choice_answer": "down", "answers": [{}], "image_id": 262148, "answer_type": "other", "question_id": 262148000}}]}}"#, answers.join(", ")));
+        let s = crate::tasks::Task::VqaV2.load(&q, None).unwrap();
+        assert_eq!((s[0].id.as_str(), s[0].answers.len(), s[0].answers[2].as_str()), ("262148000", 10, "at table"));
+        assert_eq!(s[0].images, [d.path().join("val2014/COCO_val2014_000000262148.jpg")]);
+        let other = write(d.path(), "questions.json", "{}");
+        assert!(vqav2(&other, d.path()).unwrap_err().to_string().contains("v2_OpenEnded_mscoco_val2014_questions.json"));
     }
 
     /// Records as the published `OCRBench.json` has them (verbatim, from the benchmark's

@@ -17,6 +17,7 @@ pub enum Task {
     DocVqa,
     InfoVqa,
     TextVqa,
+    VqaV2,
     OcrBench,
     Ai2d,
 }
@@ -59,7 +60,7 @@ pub struct Scored {
 const SHORT: &str = "\nAnswer the question using a single word or phrase.";
 
 impl Task {
-    pub const ALL: [Task; 6] = [Task::ChartQa, Task::DocVqa, Task::InfoVqa, Task::TextVqa, Task::OcrBench, Task::Ai2d];
+    pub const ALL: [Task; 7] = [Task::ChartQa, Task::DocVqa, Task::InfoVqa, Task::TextVqa, Task::VqaV2, Task::OcrBench, Task::Ai2d];
 
     /// The name used on the command line and in every output file.
     pub fn name(self) -> &'static str {
@@ -68,6 +69,7 @@ impl Task {
             Task::DocVqa => "docvqa",
             Task::InfoVqa => "infovqa",
             Task::TextVqa => "textvqa",
+            Task::VqaV2 => "vqav2",
             Task::OcrBench => "ocrbench",
             Task::Ai2d => "ai2d",
         }
@@ -81,7 +83,7 @@ impl Task {
         match self {
             Task::ChartQa => Metric::RelaxedAccuracy,
             Task::DocVqa | Task::InfoVqa => Metric::Anls,
-            Task::TextVqa => Metric::VqaAccuracy,
+            Task::TextVqa | Task::VqaV2 => Metric::VqaAccuracy,
             Task::OcrBench => Metric::Substring,
             Task::Ai2d => Metric::Accuracy,
         }
@@ -96,6 +98,7 @@ impl Task {
             Task::DocVqa | Task::InfoVqa => format!("{{question}}{SHORT}"),
             Task::TextVqa if vlmevalkit => format!("{{question}}{SHORT}"),
             Task::TextVqa => format!("{{question_capitalized}}{SHORT}"),
+            Task::VqaV2 => format!("{{question}}{SHORT}"),
             Task::OcrBench => "{question_stripped}".into(),
             Task::Ai2d if vlmevalkit => {
                 "Question: {question}\nOptions:\n{options}\nPlease select the correct answer from the options above. \n".into()
@@ -111,7 +114,7 @@ impl Task {
             return 2048;
         }
         match self {
-            Task::ChartQa | Task::Ai2d => 16,
+            Task::ChartQa | Task::Ai2d | Task::VqaV2 => 16,
             Task::DocVqa | Task::InfoVqa => 32,
             Task::TextVqa => 1024,
             Task::OcrBench => 128,
@@ -142,6 +145,10 @@ impl Task {
             Task::DocVqa => datasets::docvqa(path, &images.map_or_else(|| datasets::docvqa_images(dir, "spdocvqa_images"), Path::to_path_buf)),
             Task::InfoVqa => datasets::docvqa(path, &images.map_or_else(|| datasets::docvqa_images(dir, "infographicsvqa_images"), Path::to_path_buf)),
             Task::TextVqa => datasets::textvqa(path, &root("train_images")),
+            Task::VqaV2 => {
+                let subtype = ["val2014", "test2015", "train2014", "test-dev2015"].into_iter().find(|s| path.to_string_lossy().contains(s));
+                datasets::vqav2(path, &root(subtype.map_or("val2014", |s| if s.starts_with("test") { "test2015" } else { s })))
+            }
             Task::OcrBench => datasets::ocrbench(path, &images.map_or_else(|| datasets::ocrbench_images(dir), Path::to_path_buf)),
             Task::Ai2d if path.is_dir() => datasets::ai2d(path),
             Task::Ai2d => datasets::ai2d_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy()))),
@@ -167,6 +174,10 @@ impl Task {
                 let n = vqa::Normaliser::for_harness(harness);
                 let normalised = std::iter::once(cleaned()).chain(answers.iter().cloned()).map(|s| vqa::normalise(&s, n)).collect();
                 Scored { score: vqa::score(response, answers, harness), extracted: cleaned(), normalised }
+            }
+            Task::VqaV2 => {
+                let normalised = vqa::vqav2_forms(&cleaned(), answers, harness);
+                Scored { score: vqa::score_vqav2(response, answers, harness), extracted: cleaned(), normalised }
             }
             Task::OcrBench => {
                 let hme = sample.category.as_deref() == Some(ocrbench::HME);

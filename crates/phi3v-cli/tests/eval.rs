@@ -163,3 +163,27 @@ fn scoring_under_another_harness_rescores_the_same_answers() {
     assert_clean_error(&o, "no predictions by");
     assert_eq!(std::fs::read_to_string(out.join("results.json")).unwrap(), before);
 }
+
+#[test]
+fn vqav2_runs_from_the_published_files() {
+    // Questions and annotations in VQAv2's published shapes, images as COCO names them.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("val2014")).unwrap();
+    std::fs::copy(fixture("images/photo.jpg"), d.join("val2014/COCO_val2014_000000262148.jpg")).unwrap();
+    let q = d.join("v2_OpenEnded_mscoco_val2014_questions.json");
+    std::fs::write(&q, r#"{"info": {}, "task_type": "Open-Ended", "data_type": "mscoco", "license": {}, "data_subtype": "val2014", "questions": [{"image_id": 262148, "question": "Where is he looking?", "question_id": 262148000}]}"#).unwrap();
+    let answers: Vec<String> = (1..=10).map(|i| format!(r#"{{"answer": "down", "answer_confidence": "yes", "answer_id": {i}}}"#)).collect();
+    let a = format!(r#"{{"info": {{}}, "license": {{}}, "data_subtype": "val2014", "annotations": [{{"question_type": "none of the above", "multiple_choice_answer": "down", "answers": [{}], "image_id": 262148, "answer_type": "other", "question_id": 262148000}}]}}"#, answers.join(", "));
+    std::fs::write(d.join("v2_mscoco_val2014_annotations.json"), a).unwrap();
+    let (model, task, out) = (fixture("tiny-phi35v"), format!("vqav2={}", q.display()), d.join("run"));
+    let o = run(&mut phi3v(&["eval", "run", "--model", &model, "--task", &task, "--out", out.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("vqav2"));
+    let samples = lines(&out.join("results-samples.jsonl"));
+    assert_eq!(samples.len(), 1);
+    assert_eq!(samples[0]["normalised"].as_array().unwrap().len(), 11, "{}", samples[0]);
+    let prediction = &lines(&out.join("predictions.jsonl"))[0];
+    assert_eq!(prediction["prompt"], "Where is he looking?\nAnswer the question using a single word or phrase.");
+    assert_eq!(prediction["max_new_tokens"], 16);
+}

@@ -191,6 +191,47 @@ pub fn score(response: &str, answers: &[String], harness: Harness) -> f64 {
     }
 }
 
+/// The prediction and gold answers as lmms-eval's VQAv2 rule compares them: the prediction
+/// through the full EvalAI processor; the gold answers only newline/tab/strip when all ten are
+/// the same, otherwise both sides again through punctuation and digit/article processing
+/// (without word tokenisation).
+fn lmms_eval_vqav2(prediction: &str, answers: &[String]) -> (String, Vec<String>) {
+    let pred = normalise(prediction, Normaliser::EvalAi);
+    let gold: Vec<String> = answers.iter().map(|a| a.replace(['\n', '\t'], " ").trim().to_string()).collect();
+    if gold.iter().collect::<std::collections::HashSet<_>>().len() > 1 {
+        let again = |s: &String| normalise(s, Normaliser::EvalAiNoTokenize);
+        (again(&pred), gold.iter().map(again).collect())
+    } else {
+        (pred, gold)
+    }
+}
+
+/// VQAv2 accuracy. lmms-eval: its own rule ([`lmms_eval_vqav2`]), leave-one-out over the ten
+/// answers by position (the annotations' `answer_id` makes every answer distinct, so equal
+/// answers still count for each other); the others score as for TextVQA.
+pub fn score_vqav2(response: &str, answers: &[String], harness: Harness) -> f64 {
+    match harness {
+        Harness::LmmsEval => {
+            let (pred, gold) = lmms_eval_vqav2(&lmms_eval_clean(response), answers);
+            leave_one_out(&pred, &gold)
+        }
+        _ => score(response, answers, harness),
+    }
+}
+
+/// The normalised prediction, then gold answers, that [`score_vqav2`] compares (for the
+/// per-sample log); `prediction` already cleaned as the harness cleans it.
+pub fn vqav2_forms(prediction: &str, answers: &[String], harness: Harness) -> Vec<String> {
+    let (pred, gold) = match harness {
+        Harness::LmmsEval => lmms_eval_vqav2(prediction, answers),
+        _ => {
+            let n = Normaliser::for_harness(harness);
+            (normalise(prediction, n), answers.iter().map(|a| normalise(a, n)).collect())
+        }
+    };
+    std::iter::once(pred).chain(gold).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +284,25 @@ mod tests {
         // The comma rule fires on Arabic-Indic digits too: punctuation is deleted, not spaced.
         assert_eq!(normalise("١,٠٠٠ (x)", Normaliser::Official), "١٠٠٠ x");
         assert_eq!(normalise("½,¾ (x)", Normaliser::Official), "½ ¾ x");
+    }
+
+    /// Hand-worked from lmms-eval's `vqav2_process_results`.
+    #[test]
+    fn lmms_eval_vqav2_rule() {
+        let ten = |a: &[(&str, usize)]| -> Vec<String> { a.iter().flat_map(|(s, n)| std::iter::repeat_n(s.to_string(), *n)).collect() };
+        let v = |r: &str, a: &[String]| score_vqav2(r, a, Harness::LmmsEval);
+        assert_eq!(v("Yes", &ten(&[("yes", 10)])), 1.0);
+        // All ten identical: the gold answers are not normalised at all.
+        assert_eq!(v("yes", &ten(&[("Yes.", 10)])), 0.0);
+        assert_eq!(score("yes", &ten(&[("Yes.", 10)]), Harness::LmmsEval), 1.0, "TextVQA's rule normalises them");
+        // Different answers: both sides normalised ("two" → "2"); the prediction word-tokenised.
+        assert_eq!(v("2", &ten(&[("two", 3), ("2", 7)])), 1.0);
+        assert_eq!(v("The dog's", &ten(&[("dog 's", 4), ("cat", 6)])), 1.0);
+        // Equal answers count for each other: 2 × 1/3 + 8 × 2/3 over 10.
+        assert!((v("cat", &ten(&[("cat", 2), ("dog", 8)])) - 0.6).abs() < 1e-12);
+        // "dog's" stays "dog's" without word tokenisation on the gold side: no match.
+        assert_eq!(v("dog's", &ten(&[("dog's", 4), ("cat", 6)])), 0.0);
+        assert_eq!(vqav2_forms("Two dogs.", &ten(&[("two", 1), ("2", 9)]), Harness::LmmsEval)[..2], ["2 dogs", "2"]);
     }
 
     #[test]
