@@ -32,8 +32,10 @@ pub enum EvalError {
     MissingImages { count: usize, first: PathBuf, task: &'static str, id: String },
     #[error("{task}: duplicate sample id {id:?}")]
     DuplicateId { task: &'static str, id: String },
-    #[error("bad shard {0:?}: expected i/n with i < n, e.g. 0/4")]
+    #[error("bad shard {0:?}: expected i/n with i < n (e.g. 0/4), auto or auto/n")]
     BadShard(String),
+    #[error("{0}")]
+    ShardEnv(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EvalError + '_ {
@@ -80,13 +82,47 @@ pub struct Shard {
 impl std::str::FromStr for Shard {
     type Err = EvalError;
     fn from_str(s: &str) -> Result<Self, EvalError> {
+        Shard::parse(s, |name| std::env::var(name).ok())
+    }
+}
+
+impl Shard {
+    /// `i/n`, or `auto` / `auto/n`: the part the batch system that started this process gives
+    /// it, read through `env`. A Slurm array job: `SLURM_ARRAY_TASK_ID` less
+    /// `SLURM_ARRAY_TASK_MIN` (arrays may start at 1) of `SLURM_ARRAY_TASK_COUNT`. A Kubernetes
+    /// Indexed Job: `JOB_COMPLETION_INDEX` of `n`, which must be given (`auto/n`: the pod does
+    /// not see its job's completion count). A given `n` must agree with Slurm's count.
+    pub fn parse(s: &str, env: impl Fn(&str) -> Option<String>) -> Result<Shard, EvalError> {
         let bad = || EvalError::BadShard(s.to_string());
-        let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
-        if index >= count {
-            return Err(bad());
+        let (i, n) = match s.split_once('/') {
+            Some((i, n)) => (i.trim(), Some(n.trim().parse::<usize>().map_err(|_| bad())?)),
+            None => (s.trim(), None),
+        };
+        let number = |name: &str| -> Result<Option<usize>, EvalError> {
+            env(name).map(|v| v.trim().parse().map_err(|_| EvalError::ShardEnv(format!("{name}={v:?} is not a number")))).transpose()
+        };
+        let shard = if i == "auto" {
+            match (number("SLURM_ARRAY_TASK_ID")?, number("SLURM_ARRAY_TASK_COUNT")?, number("JOB_COMPLETION_INDEX")?) {
+                (Some(id), Some(count), _) => {
+                    let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+                    if n.is_some_and(|n| n != count) {
+                        return Err(EvalError::ShardEnv(format!("--shard {s} but the Slurm array has {count} tasks")));
+                    }
+                    Shard { index: id.checked_sub(min).ok_or_else(bad)?, count }
+                }
+                (_, _, Some(index)) => {
+                    let count = n.ok_or_else(|| EvalError::ShardEnv("a Kubernetes Indexed Job (JOB_COMPLETION_INDEX) does not tell its completion count: give it, --shard auto/N".into()))?;
+                    Shard { index, count }
+                }
+                _ => return Err(EvalError::ShardEnv("--shard auto: not started by a Slurm array job (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX)".into())),
+            }
+        } else {
+            Shard { index: i.parse().map_err(|_| bad())?, count: n.ok_or_else(bad)? }
+        };
+        if shard.index >= shard.count {
+            return Err(EvalError::ShardEnv(format!("shard {} of {} does not exist (parts are 0..{})", shard.index, shard.count, shard.count)));
         }
-        Ok(Shard { index, count })
+        Ok(shard)
     }
 }
 
@@ -334,6 +370,30 @@ mod tests {
             })
             .collect();
         vec![TaskSpec { task: Task::ChartQa, samples, template: None, max_new_tokens: None }]
+    }
+
+    #[test]
+    fn shards_come_from_the_batch_system() {
+        let env = |vars: &'static [(&'static str, &'static str)]| move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+        let none = env(&[]);
+        assert_eq!(Shard::parse("2/4", none).unwrap(), Shard { index: 2, count: 4 });
+        for bad in ["4/4", "x/4", "2", "2/", "auto"] {
+            assert!(Shard::parse(bad, none).is_err(), "{bad}");
+        }
+        // Slurm: sbatch --array=0-7, and --array=1-8 (ids from the minimum).
+        let slurm = env(&[("SLURM_ARRAY_TASK_ID", "5"), ("SLURM_ARRAY_TASK_COUNT", "8"), ("SLURM_ARRAY_TASK_MIN", "0")]);
+        assert_eq!(Shard::parse("auto", slurm).unwrap(), Shard { index: 5, count: 8 });
+        assert_eq!(Shard::parse("auto/8", slurm).unwrap(), Shard { index: 5, count: 8 });
+        assert!(Shard::parse("auto/4", slurm).unwrap_err().to_string().contains("8 tasks"));
+        let from_one = env(&[("SLURM_ARRAY_TASK_ID", "8"), ("SLURM_ARRAY_TASK_COUNT", "8"), ("SLURM_ARRAY_TASK_MIN", "1")]);
+        assert_eq!(Shard::parse("auto", from_one).unwrap(), Shard { index: 7, count: 8 });
+        // Kubernetes Indexed Job: the index from the pod, the count given.
+        let k8s = env(&[("JOB_COMPLETION_INDEX", "3")]);
+        assert_eq!(Shard::parse("auto/4", k8s).unwrap(), Shard { index: 3, count: 4 });
+        assert!(Shard::parse("auto", k8s).unwrap_err().to_string().contains("--shard auto/N"));
+        assert!(Shard::parse("auto/3", k8s).unwrap_err().to_string().contains("does not exist"));
+        assert!(Shard::parse("auto", none).unwrap_err().to_string().contains("not started by a Slurm array job"));
+        assert!(Shard::parse("auto/2", env(&[("JOB_COMPLETION_INDEX", "one")])).unwrap_err().to_string().contains("JOB_COMPLETION_INDEX=\"one\""));
     }
 
     #[test]

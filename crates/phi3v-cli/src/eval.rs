@@ -58,7 +58,8 @@ pub struct SuiteArgs {
     /// Take at most this many samples of each task (after --offset).
     #[arg(long)]
     limit: Option<usize>,
-    /// Take part i of n (0-based), e.g. 0/4, so that n processes split the set.
+    /// Take part i of n (0-based), e.g. 0/4, so that n processes split the set; `auto` takes it
+    /// from a Slurm array job, `auto/n` from a Kubernetes Indexed Job of n completions.
     #[arg(long)]
     shard: Option<Shard>,
 }

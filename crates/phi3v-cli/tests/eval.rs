@@ -187,3 +187,18 @@ fn vqav2_runs_from_the_published_files() {
     assert_eq!(prediction["prompt"], "Where is he looking?\nAnswer the question using a single word or phrase.");
     assert_eq!(prediction["max_new_tokens"], 16);
 }
+
+#[test]
+fn shard_auto_reads_the_batch_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, ocr, out) = (fixture("tiny-phi35v"), format!("ocrbench={}", asset("ocr.jsonl")), dir.path().to_str().unwrap().to_string());
+    let args = ["eval", "run", "--model", &model, "--task", &ocr, "--limit", "4", "--shard", "auto", "--out", &out];
+    let o = run(phi3v(&args).env("SLURM_ARRAY_TASK_ID", "2").env("SLURM_ARRAY_TASK_COUNT", "2").env("SLURM_ARRAY_TASK_MIN", "1"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(lines(&dir.path().join("predictions.shard-1-of-2.jsonl")).len(), 2);
+    let o = run(phi3v(&["eval", "run", "--model", &model, "--task", &ocr, "--shard", "auto", "--out", &out]).env("JOB_COMPLETION_INDEX", "0"));
+    // A usage error, as for any bad flag value.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("error: ") && stderr.contains("give it, --shard auto/N") && !stderr.contains("panicked"), "{stderr}");
+}
