@@ -18,10 +18,24 @@ fn lmms_eval_correct(response: &str, letter: char) -> bool {
     lmms_eval_extract(response) == letter.to_lowercase().to_string()
 }
 
-/// VLMEvalKit's rule-based extraction (`can_infer`, without an LLM judge): a standalone option
-/// letter among the last four tokens, then "answer is X", then the unique option whose text
-/// the response contains. `options` are the option texts for A, B, C, ….
+/// Answers VLMEvalKit's `can_infer_option` refuses outright (counted wrong as "Z").
+const REJECTIONS: [&str; 4] = [
+    "Sorry, I can't help with images of people yet.",
+    "I can't process this file.",
+    "I'm sorry, but without the image provided",
+    "Cannot determine the answer",
+];
+
+/// VLMEvalKit's rule-based extraction (`vlmeval/utils/matching_util.py::can_infer`, without an
+/// LLM judge): a refusal is "Z"; a single option letter standing as a token among the last
+/// four; else, with no letter token, a standalone "Z"; else the first "(correct) answer is X"
+/// (any case, any whitespace, X in A–D, `**` allowed around it); else the unique option whose
+/// text the response contains (when the response is at most twice the options' length).
+/// `options` are the option texts for A, B, C, ….
 pub fn vlmevalkit_infer(response: &str, options: &[String]) -> Option<char> {
+    if REJECTIONS.iter().any(|r| response.contains(r)) {
+        return Some('Z');
+    }
     let letters: Vec<char> = (0..options.len()).map(|i| (b'A' + i as u8) as char).collect();
     let spaced: String = response.chars().map(|c| if ".()[],:;!*#{}".contains(c) { ' ' } else { c }).collect();
     let tokens: Vec<&str> = spaced.split_whitespace().collect();
@@ -31,21 +45,15 @@ pub fn vlmevalkit_infer(response: &str, options: &[String]) -> Option<char> {
         .filter_map(|(i, t)| letters.iter().find(|l| t.len() == 1 && t.starts_with(**l)).map(|l| (i, *l)))
         .collect();
     let distinct: std::collections::BTreeSet<char> = found.iter().map(|(_, l)| *l).collect();
-    if distinct.len() == 1 {
-        let (i, l) = found[0];
-        if i + 4 >= tokens.len() {
-            return Some(l);
-        }
+    match distinct.len() {
+        1 if found[0].0 + 4 >= tokens.len() => return Some(found[0].1),
+        0 if tokens.contains(&"Z") => return Some('Z'),
+        _ => {}
+    }
+    if let Some(l) = answer_is(response).filter(|l| letters.contains(l)) {
+        return Some(l);
     }
     let lower = response.to_lowercase();
-    for marker in ["correct answer is ", "answer is "] {
-        if let Some(at) = lower.find(marker) {
-            let c = response[at + marker.len()..].chars().next()?;
-            if letters.contains(&c) {
-                return Some(c);
-            }
-        }
-    }
     let total: usize = options.iter().map(|o| o.chars().count()).sum();
     if response.chars().count() <= 2 * total {
         let hits: Vec<char> =
@@ -55,6 +63,27 @@ pub fn vlmevalkit_infer(response: &str, options: &[String]) -> Option<char> {
         }
     }
     None
+}
+
+/// The letter of the first `answer\s+is\s+\**([ABCD])` in `text`, case-insensitive (upper-cased),
+/// as VLMEvalKit's `_VERBOSE_ANSWER_RE` finds it (its optional leading `correct\s+` does not
+/// change which letter).
+fn answer_is(text: &str) -> Option<char> {
+    let lower = text.to_ascii_lowercase();
+    lower.match_indices("answer").find_map(|(at, word)| {
+        let rest = &lower[at + word.len()..];
+        let rest = rest.trim_start_matches(char::is_whitespace);
+        if rest.len() == lower.len() - at - word.len() {
+            return None; // no whitespace after "answer"
+        }
+        let after_is = rest.strip_prefix("is")?;
+        let rest = after_is.trim_start_matches(char::is_whitespace);
+        if rest.len() == after_is.len() {
+            return None;
+        }
+        let c = rest.trim_start_matches('*').chars().next()?;
+        ('a'..='d').contains(&c).then(|| c.to_ascii_uppercase())
+    })
 }
 
 /// Whether `response` picks option `letter` under a harness's rules. `Official` follows the
@@ -126,6 +155,28 @@ mod tests {
         assert_eq!(vlmevalkit_infer("It is the tree.", &o), Some('B'));
         assert_eq!(vlmevalkit_infer("B or C", &o), None);
         assert_eq!(vlmevalkit_infer("leaf or root", &o), None);
+    }
+
+    /// Cases worked through VLMEvalKit's current `can_infer_option` and `_VERBOSE_ANSWER_RE`.
+    #[test]
+    fn vlmevalkit_answer_is_in_any_case() {
+        let o = opts();
+        let long = "Looking at the diagram carefully, the part that carries water up from the ground is";
+        assert_eq!(vlmevalkit_infer("the answer is c", &o), Some('C'));
+        assert_eq!(vlmevalkit_infer("The ANSWER IS\n\n**b**, since it grows", &o), Some('B'));
+        assert_eq!(vlmevalkit_infer(&format!("The correct answer is **D**. {long} the stem."), &o), Some('D'));
+        // A lone letter token early in a long answer is not taken; the phrase still is.
+        assert_eq!(vlmevalkit_infer(&format!("C is wrong. {long} the answer is a"), &o), Some('A'));
+        // Only A–D, and only letters of the options there are.
+        let five: Vec<String> = ["a", "b", "c", "d", "e"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(vlmevalkit_infer(&format!("{long} so the answer is e as shown"), &five), None);
+        assert_eq!(vlmevalkit_infer("so the answer is d", &o[..3]), None);
+        assert_eq!(vlmevalkit_infer("the answer is: c", &o), None, "no colon in the pattern");
+        assert_eq!(vlmevalkit_infer("answeris c", &o), None);
+        // Refusals and a standalone Z are "Z" (wrong), before any text matching.
+        assert_eq!(vlmevalkit_infer("Cannot determine the answer from the tree", &o), Some('Z'));
+        assert_eq!(vlmevalkit_infer("Z", &o), Some('Z'));
+        assert_eq!(vlmevalkit_infer("Z, the root", &o), Some('Z'));
     }
 
     #[test]
