@@ -171,8 +171,7 @@ impl Task {
                 Scored { score: anls::score(response, answers, harness), extracted: cleaned(), normalised }
             }
             Task::TextVqa => {
-                let n = vqa::Normaliser::for_harness(harness);
-                let normalised = std::iter::once(cleaned()).chain(answers.iter().cloned()).map(|s| vqa::normalise(&s, n)).collect();
+                let normalised = vqa::forms(&cleaned(), answers, harness);
                 Scored { score: vqa::score(response, answers, harness), extracted: cleaned(), normalised }
             }
             Task::VqaV2 => {

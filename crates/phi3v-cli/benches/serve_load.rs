@@ -34,12 +34,9 @@ enum Outcome {
     HungUp,
 }
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map_or(default, |v| v.parse().expect(name))
-}
-
 fn main() {
+    let args = phi3v_fixtures::BenchArgs::from_env();
+    let arg = |name: &str, default: usize| args.parsed(name, default).expect(name);
     let (clients, requests, max_tokens) = (arg("--clients", 8), arg("--requests", 120), arg("--max-tokens", 32));
     let server = Arc::new(Server::start(&["--max-queue", "64"]));
     let chart = std::fs::read(format!("{}/../../assets/chart.png", env!("CARGO_MANIFEST_DIR"))).unwrap();

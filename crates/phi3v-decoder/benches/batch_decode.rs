@@ -15,25 +15,16 @@ use phi3v_checkpoint::Checkpoint;
 use phi3v_decoder::{BatchBuffers, Decoder, KvCache};
 use phi3v_linear::WeightFormat;
 
-fn flag(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
 fn greedy(row: &[f32]) -> u32 {
     (0..row.len()).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap_or(0) as u32
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let dir = args
-        .iter()
-        .enumerate()
-        .find(|&(i, a)| !a.starts_with('-') && (i == 0 || !args[i - 1].starts_with("--")))
-        .map(|(_, a)| std::path::PathBuf::from(a))
-        .unwrap_or_else(|| phi3v_fixtures::path("tiny-phi35v"));
-    let format: WeightFormat = flag(&args, "--format").unwrap_or("q4".into()).parse()?;
-    let steps: usize = flag(&args, "--steps").map_or(Ok(32), |s| s.parse())?;
-    let context: usize = flag(&args, "--context").map_or(Ok(64), |s| s.parse())?;
+    let args = phi3v_fixtures::BenchArgs::from_env();
+    let dir = args.model();
+    let format: WeightFormat = args.flag("--format").unwrap_or("q4").parse()?;
+    let steps: usize = args.parsed("--steps", 32)?;
+    let context: usize = args.parsed("--context", 64)?;
     let ckpt = Checkpoint::open(&dir)?;
     let stored = ckpt.weights.stored_dtype();
     let format = format.resolve(stored);

@@ -20,6 +20,36 @@ pub fn path(rel: &str) -> PathBuf {
     dir().join(rel)
 }
 
+/// The command line of a bench: `[MODEL_DIR] [--name value]...` (cargo adds `--bench`).
+pub struct BenchArgs(Vec<String>);
+
+impl BenchArgs {
+    /// This process's arguments.
+    pub fn from_env() -> Self {
+        Self(std::env::args().skip(1).collect())
+    }
+
+    /// The checkpoint to run on: the first argument that is neither a flag nor a flag's value;
+    /// without one, the tiny Phi-3.5-vision fixture.
+    pub fn model(&self) -> PathBuf {
+        let a = &self.0;
+        a.iter()
+            .enumerate()
+            .find(|&(i, arg)| !arg.starts_with('-') && (i == 0 || !a[i - 1].starts_with("--")))
+            .map_or_else(|| path("tiny-phi35v"), |(_, arg)| PathBuf::from(arg))
+    }
+
+    /// The value after `--name`.
+    pub fn flag(&self, name: &str) -> Option<&str> {
+        self.0.iter().position(|a| a == name).and_then(|i| self.0.get(i + 1)).map(String::as_str)
+    }
+
+    /// The value after `--name` parsed, or `default` without one.
+    pub fn parsed<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, T::Err> {
+        self.flag(name).map_or(Ok(default), str::parse)
+    }
+}
+
 /// The two tiny checkpoints: Phi-3-vision layout (one file, 16 crops) and Phi-3.5-vision layout
 /// (two shards, 4 crops).
 pub const CHECKPOINTS: [&str; 2] = ["tiny-phi3v", "tiny-phi35v"];

@@ -18,10 +18,6 @@ use std::time::{Duration, Instant};
 
 use phi3v::{Cancel, ChatRequest, Engine, EngineOptions, Event, GenerationParams, ImageInput, KvBudget, Message, Pipeline, PipelineOptions};
 
-fn flag(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
 /// Kibibytes of the process's peak resident set (`VmHWM`).
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -53,22 +49,15 @@ fn submit(engine: &Engine, k: usize, messages: Vec<Message>, images: Vec<ImageIn
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let dir = args
-        .iter()
-        .enumerate()
-        .find(|&(i, a)| !a.starts_with('-') && (i == 0 || !args[i - 1].starts_with("--")))
-        .map(|(_, a)| PathBuf::from(a))
-        .unwrap_or_else(|| phi3v_fixtures::path("tiny-phi35v"));
-    let weights = flag(&args, "--weights").unwrap_or("q4".into()).parse()?;
-    let streams: usize = flag(&args, "--streams").map_or(Ok(4), |s| s.parse())?;
-    let crops: usize = flag(&args, "--crops").map_or(Ok(4), |s| s.parse())?;
-    let rss_streams: usize = flag(&args, "--rss-streams").map_or(Ok(0), |s| s.parse())?;
-    let rss_tokens: usize = flag(&args, "--rss-tokens").map_or(Ok(2048), |s| s.parse())?;
-    let mut engine_options = EngineOptions { kv_budget: KvBudget::Bytes(16 << 30), ..Default::default() };
-    if let Some(chunk) = flag(&args, "--prefill-chunk") {
-        engine_options.prefill_chunk = chunk.parse()?;
-    }
+    let args = phi3v_fixtures::BenchArgs::from_env();
+    let dir = args.model();
+    let weights = args.flag("--weights").unwrap_or("q4").parse()?;
+    let streams: usize = args.parsed("--streams", 4)?;
+    let crops: usize = args.parsed("--crops", 4)?;
+    let rss_streams: usize = args.parsed("--rss-streams", 0)?;
+    let rss_tokens: usize = args.parsed("--rss-tokens", 2048)?;
+    let defaults = EngineOptions { kv_budget: KvBudget::Bytes(16 << 30), ..Default::default() };
+    let engine_options = EngineOptions { prefill_chunk: args.parsed("--prefill-chunk", defaults.prefill_chunk)?, ..defaults };
     let start = Instant::now();
     let options = PipelineOptions { weights, vision_weights: weights, ..Default::default() };
     let pipeline = Pipeline::load(&dir, &options)?;

@@ -219,17 +219,22 @@ pub fn score_vqav2(response: &str, answers: &[String], harness: Harness) -> f64 
     }
 }
 
-/// The normalised prediction, then gold answers, that [`score_vqav2`] compares (for the
+/// The prediction and gold answers through a harness's TextVQA normaliser (for the
 /// per-sample log); `prediction` already cleaned as the harness cleans it.
+pub fn forms(prediction: &str, answers: &[String], harness: Harness) -> Vec<String> {
+    let n = Normaliser::for_harness(harness);
+    std::iter::once(prediction).chain(answers.iter().map(String::as_str)).map(|s| normalise(s, n)).collect()
+}
+
+/// [`forms`] as [`score_vqav2`] compares them.
 pub fn vqav2_forms(prediction: &str, answers: &[String], harness: Harness) -> Vec<String> {
-    let (pred, gold) = match harness {
-        Harness::LmmsEval => lmms_eval_vqav2(prediction, answers),
-        _ => {
-            let n = Normaliser::for_harness(harness);
-            (normalise(prediction, n), answers.iter().map(|a| normalise(a, n)).collect())
+    match harness {
+        Harness::LmmsEval => {
+            let (pred, gold) = lmms_eval_vqav2(prediction, answers);
+            std::iter::once(pred).chain(gold).collect()
         }
-    };
-    std::iter::once(pred).chain(gold).collect()
+        _ => forms(prediction, answers, harness),
+    }
 }
 
 #[cfg(test)]
