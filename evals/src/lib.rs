@@ -6,8 +6,10 @@
 //!
 //! - [`datasets`]: readers for ChartQA, DocVQA/InfoVQA, TextVQA, OCRBench and our own JSONL.
 //!
-//! Prompts and the resumable runner (`phi3v eval`) build on these.
+//! Prompts and the resumable runner (`phi3v eval`) build on these; [`report`] scores a run,
+//! [`compare`] sets runs beside the published numbers.
 
+pub mod compare;
 pub mod datasets;
 pub mod metrics;
 pub mod report;

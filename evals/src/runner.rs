@@ -26,6 +26,8 @@ pub enum EvalError {
     Dataset(#[from] DatasetError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Results { path: PathBuf, message: String },
     #[error("{path}: line {line}: {message}")]
     Predictions { path: PathBuf, line: usize, message: String },
     #[error("{count} image file(s) missing, e.g. {first} (task {task}, sample {id})")]

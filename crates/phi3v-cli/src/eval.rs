@@ -4,6 +4,7 @@
 //!   (resumable), then scores and writes the results.
 //! - `phi3v eval score --task … --out runs/x`: scores the saved predictions again (after a
 //!   metric change, or to merge shards), without the model.
+//! - `phi3v eval report runs/a runs/b`: the runs side by side with the model cards' numbers.
 //! - `phi3v eval generate --out data/`: the offline chart/OCR set.
 
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use phi3v::{GenerationParams, Pipeline};
+use phi3v_evals::compare::{Comparison, Run};
 use phi3v_evals::report::{self, Report};
 use phi3v_evals::runner::{self, Model, Progress, Selection, Shard, Store, TaskSpec};
 use phi3v_evals::{synth, Harness, Task};
@@ -27,8 +29,21 @@ pub enum EvalCommand {
     Run(RunArgs),
     /// Score saved predictions (no model needed); merges the files of sharded runs.
     Score(ScoreArgs),
+    /// Set scored runs side by side with the model cards' numbers (Markdown on stdout;
+    /// report.md and report.csv written).
+    Report(ReportArgs),
     /// Write the offline chart QA and OCR set (deterministic for a seed).
     Generate(GenerateArgs),
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Run folders (the --out of `eval run` or `eval score`), one column each.
+    #[arg(required = true, value_name = "RUN")]
+    runs: Vec<PathBuf>,
+    /// Where report.md and report.csv go.
+    #[arg(long, default_value = ".")]
+    out: PathBuf,
 }
 
 /// Which samples, scored how, and where the files go.
@@ -109,6 +124,7 @@ pub fn run(command: EvalCommand) -> Result<()> {
     match command {
         EvalCommand::Run(args) => run_suite(args),
         EvalCommand::Score(args) => score_only(args),
+        EvalCommand::Report(args) => compare(args),
         EvalCommand::Generate(args) => generate(args),
     }
 }
@@ -297,6 +313,15 @@ fn score_only(args: ScoreArgs) -> Result<()> {
         eprintln!("warning: {missing} selected sample(s) have no prediction and were not scored");
     }
     Ok(())
+}
+
+fn compare(args: ReportArgs) -> Result<()> {
+    let runs = args.runs.iter().map(|dir| Run::read(dir, &dir.display().to_string())).collect::<Result<Vec<_>, _>>()?;
+    let table = Comparison::new(runs);
+    for f in table.write(&args.out)? {
+        eprintln!("wrote {}", f.display());
+    }
+    crate::emit(&table.markdown())
 }
 
 fn generate(args: GenerateArgs) -> Result<()> {

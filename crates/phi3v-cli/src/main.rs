@@ -3,7 +3,7 @@
 //! - `phi3v ask --image chart.png "What is the highest bar?"`: one answer, streamed.
 //! - `phi3v chat`: a conversation; `/image PATH` attaches an image, `/reset`, `/exit`.
 //! - `phi3v inspect`: sizes and token costs, without loading weights.
-//! - `phi3v eval run|score|generate`: the chart/OCR evaluation suite.
+//! - `phi3v eval run|score|report|generate`: the chart/OCR evaluation suite.
 //! - `phi3v serve`: an OpenAI-compatible HTTP server (chat completions with images).
 //! - `phi3v bench`: stage timings and peak memory, optionally against the PyTorch reference.
 //!

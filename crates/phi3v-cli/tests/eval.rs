@@ -202,3 +202,31 @@ fn shard_auto_reads_the_batch_system() {
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(stderr.starts_with("error: ") && stderr.contains("give it, --shard auto/N") && !stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn report_sets_runs_beside_the_model_cards() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    eval_run(&a, &["--limit", "2"]);
+    let chart = format!("chartqa={}", asset("chartqa/test_generated.json"));
+    let o = run(&mut phi3v(&["eval", "score", "--task", &chart, "--limit", "2", "--harness", "vlmevalkit", "--out", a.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::copy(a.join("results.json"), b.join("results.json")).unwrap();
+    eval_run(&a, &["--limit", "2"]);
+    let out = dir.path().join("report");
+    let o = run(&mut phi3v(&["eval", "report", a.to_str().unwrap(), b.to_str().unwrap(), "--out", out.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = String::from_utf8_lossy(&o.stdout).into_owned();
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.join("results.json")).unwrap()).unwrap();
+    let chart_score = results["tasks"][0]["score"].as_f64().unwrap();
+    let row = md.lines().find(|l| l.starts_with("| ChartQA (test)")).unwrap_or_else(|| panic!("{md}"));
+    assert!(row.starts_with(&format!("| ChartQA (test) | relaxed accuracy | 81.4 | 81.8 | {chart_score:.1} (n=2) |")), "{row}");
+    let ocr = md.lines().find(|l| l.starts_with("| OCRBench")).unwrap();
+    assert!(ocr.ends_with(" — |"), "b has no OCRBench: {ocr}");
+    assert!(md.contains("scored under vlmevalkit") && md.contains("scored under lmms-eval"), "{md}");
+    assert_eq!(std::fs::read_to_string(out.join("report.md")).unwrap(), md);
+    assert!(std::fs::read_to_string(out.join("report.csv")).unwrap().starts_with("task,benchmark,metric,"));
+    let o = run(&mut phi3v(&["eval", "report", dir.path().to_str().unwrap()]));
+    assert_clean_error(&o, "results.json: no such file");
+}
