@@ -8,7 +8,8 @@
 //! | [`vqav2`] | `v2_OpenEnded_mscoco_val2014_questions.json` + `v2_mscoco_val2014_annotations.json` beside it | `val2014/COCO_val2014_{image_id:012}.jpg` |
 //! | [`ocrbench`] | `OCRBench.json`: `[{id, dataset_name, image_path, question, answers (string or list), type}]` | `OCRBench_Images/{image_path}` beside `OCRBench/` |
 //! | [`ai2d`] | AI2D as released: `questions/*.json` (+ `ai2d_test_ids.csv`, `categories.json`) | `images/{imageName}` |
-//! | [`ai2d_tsv`] | VLMEvalKit's `AI2D_TEST.tsv`: `index, question, A, B, C, D, answer, image (base64)` | written out once to a folder |
+//! | [`pope`] | `coco_pope_{adversarial,popular,random}.json`: `{question_id, image, text, label}` per line | COCO `val2014/` beside the files |
+//! | [`vlmevalkit_tsv`] | VLMEvalKit's TSVs (`AI2D_TEST.tsv`, `POPE.tsv`, …): `index, question, [A, B, …,] answer, [category,] image (base64)` | written out once to a folder |
 //! | [`jsonl`] | ours, one object per line: `{id, images, question, answers, category?, options?}` | paths relative to the file |
 
 use std::path::{Path, PathBuf};
@@ -259,6 +260,50 @@ pub fn ocrbench_images(json_dir: &Path) -> PathBuf {
     }
 }
 
+/// POPE as its authors publish it: `{dataset}_pope_{split}.json` (`coco_pope_random.json`, …),
+/// one `{question_id, image, image_id?, text, label}` per line; or a folder of such files (every
+/// split, in name order). The category is the split; ids are `{split}-{question_id}` (each file
+/// numbers its own questions). Images are `{image_dir}/{image}`.
+pub fn pope(path: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError> {
+    #[derive(Deserialize)]
+    struct Row {
+        question_id: serde_json::Value,
+        image: String,
+        text: String,
+        label: String,
+    }
+    let files = if path.is_dir() {
+        let entries = std::fs::read_dir(path).map_err(|source| DatasetError::Io { path: path.into(), source })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains("_pope_") && n.ends_with(".json")))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(DatasetError::Format { path: path.into(), message: "no *_pope_*.json files (e.g. coco_pope_random.json)".into() });
+        }
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut samples = Vec::new();
+    for file in files {
+        let stem = file.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        let split = stem.rsplit('_').next().unwrap_or(&stem).to_string();
+        let text = read_text(&file)?;
+        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let bad = |message: String| DatasetError::Format { path: file.clone(), message: format!("line {}: {message}", n + 1) };
+            let r: Row = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+            if !matches!(r.label.trim().to_lowercase().as_str(), "yes" | "no") {
+                return Err(bad(format!("label {:?} is not yes or no", r.label)));
+            }
+            let id = format!("{split}-{}", id_text(&r.question_id));
+            samples.push(sample(id, vec![image_dir.join(&r.image)], r.text, vec![r.label], Some(split.clone())));
+        }
+    }
+    Ok(samples)
+}
+
 /// AI2D as released by AllenAI: `{root}/questions/{image}.json` holding
 /// `{imageName, questions: {text: {answerTexts, correctAnswer, questionId}}}`, images in
 /// `{root}/images/`. When `{root}/ai2d_test_ids.csv` is there, only those images (the test split)
@@ -314,10 +359,11 @@ pub fn ai2d(root: &Path) -> Result<Vec<Sample>, DatasetError> {
     Ok(samples)
 }
 
-/// A VLMEvalKit multiple-choice TSV (`AI2D_TEST.tsv`): columns `index`, `question`, `A`, `B`, …,
-/// `answer` (a letter), `image` (base64) and optionally `category`. The images are decoded
+/// A VLMEvalKit TSV (`AI2D_TEST.tsv`, `POPE.tsv`, …): columns `index`, `question`, `answer` (an
+/// option letter, or the answer), `image` (base64), and where the benchmark has them the option
+/// columns `A`, `B`, … and `category`. The images are decoded
 /// once into `image_dir` as `{index}.png` / `{index}.jpg` and read from there afterwards.
-pub fn ai2d_tsv(tsv: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError> {
+pub fn vlmevalkit_tsv(tsv: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError> {
     use base64::Engine;
     let format = |message: String| DatasetError::Format { path: tsv.into(), message };
     regular(tsv)?;
@@ -535,17 +581,49 @@ mod tests {
 
         let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
         let tsv = write(root, "AI2D_TEST.tsv", &format!("index\tquestion\tA\tB\tC\tD\tanswer\tcategory\timage\n7\t\"Which is \"\"it\"\"?\"\tleaf\troot\tstem\t\tB\tparts\t{png}\n"));
-        let s = ai2d_tsv(&tsv, &root.join("imgs")).unwrap();
+        let s = vlmevalkit_tsv(&tsv, &root.join("imgs")).unwrap();
         assert_eq!((s[0].question.as_str(), s[0].options.len(), s[0].answers[0].as_str()), ("Which is \"it\"?", 3, "B"));
         assert_eq!(std::fs::read(&s[0].images[0]).unwrap()[..4], [0x89, b'P', b'N', b'G']);
         // A row whose `image` is another row's index shares that row's image (either order).
         let shared = write(root, "shared.tsv", &format!("index\tquestion\tA\tB\tanswer\timage\n1\tq1\tx\ty\tA\t2\n2\tq2\tx\ty\tB\t{png}\n"));
-        let s = ai2d_tsv(&shared, &root.join("shared")).unwrap();
+        let s = vlmevalkit_tsv(&shared, &root.join("shared")).unwrap();
         assert_eq!((s[0].images.clone(), s[1].images.clone()), (vec![root.join("shared/2.png")], vec![root.join("shared/2.png")]));
         let dangling = write(root, "dangling.tsv", "index\tquestion\tanswer\timage\n1\tq\tA\t7\n");
-        assert!(ai2d_tsv(&dangling, &root.join("d")).unwrap_err().to_string().contains("row 2: image \"7\" is neither"));
+        assert!(vlmevalkit_tsv(&dangling, &root.join("d")).unwrap_err().to_string().contains("row 2: image \"7\" is neither"));
         let bad = write(root, "bad.tsv", "index\tquestion\tanswer\n1\tq\tA\n");
-        assert!(ai2d_tsv(&bad, root).unwrap_err().to_string().contains("no `image` column"));
+        assert!(vlmevalkit_tsv(&bad, root).unwrap_err().to_string().contains("no `image` column"));
+    }
+
+    /// Lines as the POPE repository's `output/coco/coco_pope_*.json` has them (verbatim): each
+    /// file numbers its questions from 0.
+    const POPE_ADVERSARIAL: &str = "{\"question_id\": 0, \"image\": \"COCO_val2014_000000548882.jpg\", \"image_id\": 548882, \"text\": \"Is there a dining table in the image?\", \"label\": \"yes\"}\n{\"question_id\": 1, \"image\": \"COCO_val2014_000000548882.jpg\", \"image_id\": 548882, \"text\": \"Is there a chair in the image?\", \"label\": \"no\"}\n";
+
+    #[test]
+    fn reads_pope_files_a_folder_of_them_and_the_vlmevalkit_tsv() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("coco");
+        std::fs::create_dir_all(&dir).unwrap();
+        write(&dir, "coco_pope_adversarial.json", POPE_ADVERSARIAL);
+        write(&dir, "coco_pope_random.json", &POPE_ADVERSARIAL.replace("chair", "sink"));
+        let one = crate::tasks::Task::Pope.load(&dir.join("coco_pope_random.json"), None).unwrap();
+        assert_eq!((one.len(), one[1].id.as_str(), one[1].category.as_deref()), (2, "random-1", Some("random")));
+        assert_eq!((one[1].question.as_str(), one[1].answers[0].as_str()), ("Is there a sink in the image?", "no"));
+        assert_eq!(one[0].images, [dir.join("COCO_val2014_000000548882.jpg")]);
+        // COCO's val2014/ beside the files is where the images are, when it is there.
+        std::fs::create_dir_all(dir.join("val2014")).unwrap();
+        let all = crate::tasks::Task::Pope.load(&dir, None).unwrap();
+        assert_eq!(all.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["adversarial-0", "adversarial-1", "random-0", "random-1"]);
+        assert_eq!(all[0].images, [dir.join("val2014/COCO_val2014_000000548882.jpg")]);
+        write(&dir, "coco_pope_popular.json", &POPE_ADVERSARIAL.replace("\"no\"", "\"maybe\""));
+        let err = crate::tasks::Task::Pope.load(&dir, None).unwrap_err().to_string();
+        assert!(err.contains("coco_pope_popular.json: line 2: label \"maybe\""), "{err}");
+        assert!(pope(d.path(), d.path()).unwrap_err().to_string().contains("no *_pope_*.json"));
+
+        let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
+        let tsv = write(d.path(), "POPE.tsv", &format!("index\tquestion\tanswer\tcategory\timage\n0\tIs there a car in the image?\tYes\tadversarial,popular\t{png}\n1\tIs there a dog in the image?\tNo\trandom\t0\n"));
+        let s = crate::tasks::Task::Pope.load(&tsv, None).unwrap();
+        assert_eq!((s[0].answers[0].as_str(), s[0].category.as_deref(), s[0].options.len()), ("Yes", Some("adversarial,popular"), 0));
+        assert_eq!(s[1].images, s[0].images, "the second row reuses the first's image");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::metrics::ocrbench;
+use crate::metrics::{ocrbench, pope};
 use crate::runner::{EvalError, Item, Selection, Store};
 use crate::tasks::Task;
 use crate::Harness;
@@ -37,13 +37,16 @@ pub struct SampleLog {
     pub error: Option<String>,
 }
 
-/// A mean score over some samples.
+/// A score over some samples.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Group {
     pub name: String,
     pub n: usize,
-    /// Mean ×100.
+    /// The task's metric ×100 (a mean over samples, or POPE's F1).
     pub score: f64,
+    /// Further metrics of the task, ×100 (POPE: accuracy, precision, recall, F1, yes-ratio).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, f64>,
 }
 
 /// One task's results.
@@ -60,8 +63,11 @@ pub struct TaskReport {
     /// Answers asked with another prompt or length than this harness's (re-scored under its
     /// metric; the per-sample log has the prompt that was asked).
     pub other_prompts: usize,
-    /// Mean ×100.
+    /// The metric ×100 (a mean over samples, or POPE's F1).
     pub score: f64,
+    /// Further metrics, ×100 (POPE: accuracy, precision, recall, F1, yes-ratio).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, f64>,
     pub categories: Vec<Group>,
     /// The prompt template and answer length used (of the first sample; the same for all).
     pub template: String,
@@ -115,7 +121,7 @@ pub fn score(items: &[Item], store: &Store, model: &str, harness: Harness, selec
         .into_iter()
         .map(|t| {
             let first = items.iter().find(|i| i.task == t).expect("tasks come from items");
-            let mut report = task_report(t, &samples, missing.get(&t).copied().unwrap_or(0));
+            let mut report = task_report(t, &samples, missing.get(&t).copied().unwrap_or(0), harness);
             (report.template, report.max_new_tokens) = (first.template.clone(), first.max_new_tokens);
             report
         })
@@ -132,17 +138,40 @@ fn mean(scores: &[f64]) -> f64 {
     }
 }
 
-fn task_report(task: Task, samples: &[SampleLog], missing: usize) -> TaskReport {
+/// A group's score and further metrics: the mean, or for POPE the F1 of its confusion matrix.
+fn group_score(task: Task, samples: &[&SampleLog], harness: Harness) -> (f64, BTreeMap<String, f64>) {
+    if task != Task::Pope {
+        return (mean(&samples.iter().map(|s| s.score).collect::<Vec<_>>()), BTreeMap::new());
+    }
+    let pairs = samples.iter().map(|s| (s.answers.first().map_or("", String::as_str), s.extracted.as_str()));
+    let summary = pope::Summary::new(pairs, harness);
+    (100.0 * summary.f1, summary.named().into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
+fn task_report(task: Task, samples: &[SampleLog], missing: usize, harness: Harness) -> TaskReport {
     let mine: Vec<&SampleLog> = samples.iter().filter(|s| s.task == task.name()).collect();
-    let mut by_category: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut by_category: BTreeMap<&str, Vec<&SampleLog>> = BTreeMap::new();
     for s in &mine {
-        if let Some(c) = &s.category {
-            by_category.entry(c).or_default().push(s.score);
+        // VLMEvalKit's POPE.tsv lists every split a question is in ("adversarial,popular").
+        let names: Vec<&str> = match &s.category {
+            Some(c) if task == Task::Pope => c.split(',').map(str::trim).collect(),
+            Some(c) => vec![c.as_str()],
+            None => Vec::new(),
+        };
+        for name in names {
+            by_category.entry(name).or_default().push(s);
         }
     }
-    let categories = by_category.into_iter().map(|(name, v)| Group { name: name.to_string(), n: v.len(), score: mean(&v) }).collect();
+    let categories = by_category
+        .into_iter()
+        .map(|(name, v)| {
+            let (score, metrics) = group_score(task, &v, harness);
+            Group { name: name.to_string(), n: v.len(), score, metrics }
+        })
+        .collect();
     let ocrbench_final_score = (task == Task::OcrBench)
         .then(|| ocrbench::Summary::new(mine.iter().map(|s| (s.category.as_deref().unwrap_or(""), s.score > 0.0))).final_score);
+    let (score, metrics) = group_score(task, &mine, harness);
     TaskReport {
         task: task.name(),
         metric: task.metric().name(),
@@ -150,7 +179,8 @@ fn task_report(task: Task, samples: &[SampleLog], missing: usize) -> TaskReport 
         missing,
         errors: mine.iter().filter(|s| s.error.is_some()).count(),
         other_prompts: mine.iter().filter(|s| s.other_prompt).count(),
-        score: mean(&mine.iter().map(|s| s.score).collect::<Vec<_>>()),
+        score,
+        metrics,
         categories,
         template: String::new(),
         max_new_tokens: 0,
@@ -177,9 +207,9 @@ impl Report {
                 notes.push(format!("{} asked with another harness's prompt", t.other_prompts));
             }
             let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join(", ")) };
-            let _ = writeln!(out, "{:<10} {:<34} {:>6} {:>7.2}  {}{notes}", t.task, "all", t.n, t.score, t.metric);
+            let _ = writeln!(out, "{:<10} {:<34} {:>6} {:>7.2}  {}{notes}{}", t.task, "all", t.n, t.score, t.metric, others(&t.metrics));
             for c in &t.categories {
-                let _ = writeln!(out, "{:<10} {:<34} {:>6} {:>7.2}", "", c.name, c.n, c.score);
+                let _ = writeln!(out, "{:<10} {:<34} {:>6} {:>7.2}{}", "", c.name, c.n, c.score, others(&c.metrics));
             }
         }
         out
@@ -204,15 +234,19 @@ impl Report {
         Ok(written)
     }
 
-    /// `task,category,metric,n,score` with a `category` of `all` for the task's total.
+    /// `task,category,metric,n,score` with a `category` of `all` for the task's total; further
+    /// metrics (POPE's) on rows of their own.
     fn csv(&self) -> String {
         let mut w = csv::Writer::from_writer(Vec::new());
         let write = |w: &mut csv::Writer<Vec<u8>>, row: [&str; 5]| w.write_record(row).expect("writing to memory");
         write(&mut w, ["task", "category", "metric", "n", "score"]);
         for t in &self.tasks {
-            write(&mut w, [t.task, "all", t.metric, &t.n.to_string(), &format!("{:.4}", t.score)]);
-            for c in &t.categories {
-                write(&mut w, [t.task, &c.name, t.metric, &c.n.to_string(), &format!("{:.4}", c.score)]);
+            let groups = std::iter::once(("all", t.n, t.score, &t.metrics)).chain(t.categories.iter().map(|c| (c.name.as_str(), c.n, c.score, &c.metrics)));
+            for (name, n, score, metrics) in groups {
+                write(&mut w, [t.task, name, t.metric, &n.to_string(), &format!("{score:.4}")]);
+                for (metric, value) in metrics {
+                    write(&mut w, [t.task, name, metric, &n.to_string(), &format!("{value:.4}")]);
+                }
             }
         }
         String::from_utf8(w.into_inner().expect("in memory")).expect("utf-8 in, utf-8 out")
@@ -253,6 +287,15 @@ impl Report {
     }
 }
 
+/// `  accuracy 85.00, f1 …` for a table line; empty without further metrics.
+fn others(metrics: &BTreeMap<String, f64>) -> String {
+    if metrics.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = metrics.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
+    format!("  ({})", parts.join(", "))
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
@@ -272,6 +315,37 @@ mod tests {
             category: Some(category.into()),
             options: Vec::new(),
         }
+    }
+
+    #[test]
+    fn pope_reports_f1_per_split_with_the_other_metrics() {
+        let s = |id: &str, answer: &str, split: &str| Sample { options: Vec::new(), ..sample(id, answer, split) };
+        let samples = vec![s("1", "Yes", "adversarial,popular"), s("2", "No", "adversarial"), s("3", "Yes", "random"), s("4", "No", "random")];
+        let items = plan(&[TaskSpec { task: Task::Pope, samples, template: None, max_new_tokens: None }], Selection::default(), Harness::VlmEvalKit).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), "predictions.jsonl").unwrap();
+        for (item, response) in items.iter().zip(["Yes, there is.", "Yes", "I cannot tell", "No"]) {
+            let p = Prediction {
+                task: "pope".into(),
+                id: item.sample.id.clone(),
+                prompt: item.prompt.clone(),
+                model: "m".into(),
+                max_new_tokens: item.max_new_tokens,
+                response: response.into(),
+                error: None,
+                seconds: 0.1,
+            };
+            store.append(p).unwrap();
+        }
+        let r = score(&items, &store, "m", Harness::VlmEvalKit, Selection::default());
+        let t = &r.tasks[0];
+        // Overall: TP 1 (1), FP 1 (2), FN 1 (3, Unknown), TN 1 (4): precision = recall = F1 = 1/2.
+        assert_eq!((t.metric, t.score, t.metrics["accuracy"], t.metrics["yes_ratio"]), ("F1", 50.0, 50.0, 50.0));
+        let names: Vec<(&str, usize, String)> = t.categories.iter().map(|c| (c.name.as_str(), c.n, format!("{:.6}", c.score))).collect();
+        // adversarial: 1 (TP) and 2 (FP): F1 = 2/3; popular: 1 alone: F1 = 1; random: FN and TN: 0.
+        assert_eq!(names, [("adversarial", 2, "66.666667".into()), ("popular", 1, "100.000000".into()), ("random", 2, "0.000000".into())]);
+        assert!(r.table().contains("accuracy 50.00, f1 50.00, precision 50.00, recall 50.00, yes_ratio 50.00"), "{}", r.table());
+        assert!(r.csv().contains("pope,random,recall,2,0.0000\n"), "{}", r.csv());
     }
 
     #[test]
@@ -303,7 +377,7 @@ mod tests {
         let r = score(&items, &store, "m", Harness::LmmsEval, Selection::default());
         let chartqa = &r.tasks[0];
         assert_eq!((chartqa.n, chartqa.missing, chartqa.errors, chartqa.score), (3, 1, 1, 100.0 / 3.0));
-        assert_eq!(chartqa.categories, [Group { name: "augmented".into(), n: 1, score: 0.0 }, Group { name: "human".into(), n: 2, score: 50.0 }]);
+        assert_eq!(chartqa.categories, [Group { name: "augmented".into(), n: 1, score: 0.0, metrics: BTreeMap::new() }, Group { name: "human".into(), n: 2, score: 50.0, metrics: BTreeMap::new() }]);
         assert_eq!((r.tasks[1].score, r.tasks[1].ocrbench_final_score), (50.0, Some(1)), "HME is case-sensitive");
         let table = r.table();
         assert!(table.contains("1 without a prediction, 1 failed") && table.contains("1 correct"), "{table}");

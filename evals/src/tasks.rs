@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use crate::datasets::{self, DatasetError, Sample};
-use crate::metrics::{anls, chartqa, lmms_eval_clean, mcq, ocrbench, vqa, Harness};
+use crate::metrics::{anls, chartqa, lmms_eval_clean, mcq, ocrbench, pope, vqa, Harness};
 
 /// A benchmark, which fixes the metric, the default prompt and the answer length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -20,6 +20,7 @@ pub enum Task {
     VqaV2,
     OcrBench,
     Ai2d,
+    Pope,
 }
 
 /// What a score is, for tables.
@@ -31,6 +32,8 @@ pub enum Metric {
     /// OCRBench: correct answers (also given out of 1 000 on the full set).
     Substring,
     Accuracy,
+    /// POPE: F1 with "yes" the positive class (accuracy, precision, recall and yes-ratio beside).
+    F1,
 }
 
 impl Metric {
@@ -41,6 +44,7 @@ impl Metric {
             Metric::VqaAccuracy => "VQA accuracy",
             Metric::Substring => "OCRBench accuracy",
             Metric::Accuracy => "accuracy",
+            Metric::F1 => "F1",
         }
     }
 }
@@ -60,7 +64,7 @@ pub struct Scored {
 const SHORT: &str = "\nAnswer the question using a single word or phrase.";
 
 impl Task {
-    pub const ALL: [Task; 7] = [Task::ChartQa, Task::DocVqa, Task::InfoVqa, Task::TextVqa, Task::VqaV2, Task::OcrBench, Task::Ai2d];
+    pub const ALL: [Task; 8] = [Task::ChartQa, Task::DocVqa, Task::InfoVqa, Task::TextVqa, Task::VqaV2, Task::OcrBench, Task::Ai2d, Task::Pope];
 
     /// The name used on the command line and in every output file.
     pub fn name(self) -> &'static str {
@@ -72,6 +76,7 @@ impl Task {
             Task::VqaV2 => "vqav2",
             Task::OcrBench => "ocrbench",
             Task::Ai2d => "ai2d",
+            Task::Pope => "pope",
         }
     }
 
@@ -86,6 +91,7 @@ impl Task {
             Task::TextVqa | Task::VqaV2 => Metric::VqaAccuracy,
             Task::OcrBench => Metric::Substring,
             Task::Ai2d => Metric::Accuracy,
+            Task::Pope => Metric::F1,
         }
     }
 
@@ -104,6 +110,8 @@ impl Task {
                 "Question: {question}\nOptions:\n{options}\nPlease select the correct answer from the options above. \n".into()
             }
             Task::Ai2d => "{question}\n{options}\nAnswer with the option's letter from the given choices directly.".into(),
+            Task::Pope if vlmevalkit => "{question}".into(),
+            Task::Pope => format!("{{question_stripped}}{SHORT}"),
         }
     }
 
@@ -117,7 +125,7 @@ impl Task {
             Task::ChartQa | Task::Ai2d | Task::VqaV2 => 16,
             Task::DocVqa | Task::InfoVqa => 32,
             Task::TextVqa => 1024,
-            Task::OcrBench => 128,
+            Task::OcrBench | Task::Pope => 128,
         }
     }
 
@@ -151,7 +159,12 @@ impl Task {
             }
             Task::OcrBench => datasets::ocrbench(path, &images.map_or_else(|| datasets::ocrbench_images(dir), Path::to_path_buf)),
             Task::Ai2d if path.is_dir() => datasets::ai2d(path),
-            Task::Ai2d => datasets::ai2d_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy()))),
+            Task::Pope if !is_tsv(path) => {
+                let (folder, beside) = if path.is_dir() { (path, path.join("val2014")) } else { (dir, dir.join("val2014")) };
+                let default = if beside.is_dir() { beside } else { folder.to_path_buf() };
+                datasets::pope(path, &images.map_or(default, Path::to_path_buf))
+            }
+            Task::Pope | Task::Ai2d => datasets::vlmevalkit_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy()))),
         }
     }
 
@@ -183,6 +196,11 @@ impl Task {
                 let ok = ocrbench::correct(&cleaned(), answers, hme, harness);
                 Scored { score: f64::from(u8::from(ok)), extracted: cleaned(), normalised: Vec::new() }
             }
+            Task::Pope => {
+                let extracted = pope::extract(response, harness);
+                let ok = answers.first().is_some_and(|gold| pope::correct(&extracted, gold));
+                Scored { score: f64::from(u8::from(ok)), extracted, normalised: Vec::new() }
+            }
             Task::Ai2d => {
                 let letter = answers.first().and_then(|a| a.trim().chars().next()).unwrap_or('?');
                 let ok = mcq::correct(response, &sample.options, letter, harness);
@@ -191,6 +209,10 @@ impl Task {
             }
         }
     }
+}
+
+fn is_tsv(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("tsv"))
 }
 
 /// Fills a prompt template with a sample's fields.

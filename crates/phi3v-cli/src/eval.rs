@@ -118,6 +118,9 @@ pub struct GenerateArgs {
     /// OCR items (word, number, line in turn).
     #[arg(long, default_value_t = 30)]
     ocr: usize,
+    /// POPE scenes of coloured shapes (two questions each per split).
+    #[arg(long, default_value_t = 30)]
+    scenes: usize,
 }
 
 pub fn run(command: EvalCommand) -> Result<()> {
@@ -325,15 +328,17 @@ fn compare(args: ReportArgs) -> Result<()> {
 }
 
 fn generate(args: GenerateArgs) -> Result<()> {
-    let spec = synth::Spec { seed: args.seed, charts: args.charts, questions_per_chart: args.questions_per_chart, ocr: args.ocr };
+    let spec = synth::Spec { seed: args.seed, charts: args.charts, questions_per_chart: args.questions_per_chart, ocr: args.ocr, scenes: args.scenes };
     let written = synth::generate(&args.out, spec)?;
     crate::outln!(
-        "{} chart questions and {} OCR items in {}: run them with --task chartqa={} --task ocrbench={}",
+        "{} chart questions, {} OCR items and {} POPE questions in {}: run them with --task chartqa={} --task ocrbench={} --task pope={}",
         written.chart_questions,
         written.ocr_items,
+        written.pope_questions,
         args.out.display(),
         args.out.join("chartqa/test_generated.json").display(),
-        args.out.join("ocr.jsonl").display()
+        args.out.join("ocr.jsonl").display(),
+        args.out.join("pope").display()
     );
     Ok(())
 }

@@ -83,9 +83,9 @@ fn runs_resumes_and_writes_every_output() {
 fn generate_writes_a_set_the_runner_reads() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    let o = run(&mut phi3v(&["eval", "generate", "--out", out, "--seed", "3", "--charts", "3", "--ocr", "3"]));
+    let o = run(&mut phi3v(&["eval", "generate", "--out", out, "--seed", "3", "--charts", "3", "--ocr", "3", "--scenes", "2"]));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("9 chart questions and 3 OCR items"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("9 chart questions, 3 OCR items and 12 POPE questions"));
     let set = format!("chartqa={}", dir.path().join("chartqa.jsonl").display());
     let o = run(&mut phi3v(&["eval", "score", "--task", &set, "--out", out]));
     assert_clean_error(&o, "no predictions");
@@ -229,4 +229,25 @@ fn report_sets_runs_beside_the_model_cards() {
     assert!(std::fs::read_to_string(out.join("report.csv")).unwrap().starts_with("task,benchmark,metric,"));
     let o = run(&mut phi3v(&["eval", "report", dir.path().to_str().unwrap()]));
     assert_clean_error(&o, "results.json: no such file");
+}
+
+#[test]
+fn pope_runs_on_the_generated_splits_and_reports_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    let task = format!("pope={}", asset("pope"));
+    let args = ["eval", "run", "--model", &fixture("tiny-phi35v"), "--task", &task, "--limit", "40", "--max-tokens", "2"];
+    let o = run(phi3v(&args).args(["--out", out.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let p = &lines(&out.join("predictions.jsonl"))[0];
+    assert_eq!(p["prompt"], "Is there a green circle in the image?\nAnswer the question using a single word or phrase.");
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let t = &results["tasks"][0];
+    assert_eq!((t["task"].as_str(), t["metric"].as_str(), t["n"].as_u64()), (Some("pope"), Some("F1"), Some(36)));
+    let splits: Vec<&str> = t["categories"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(splits, ["adversarial", "popular", "random"]);
+    for key in ["accuracy", "precision", "recall", "f1", "yes_ratio"] {
+        assert!(t["metrics"][key].is_number() && t["categories"][0]["metrics"][key].is_number(), "{key}: {t}");
+    }
+    assert_eq!(t["metrics"]["yes_ratio"].as_f64(), Some(50.0), "lmms-eval's yes-ratio is the gold answers'");
 }

@@ -5,6 +5,7 @@ pub mod anls;
 pub mod chartqa;
 pub mod mcq;
 pub mod ocrbench;
+pub mod pope;
 pub mod pyfloat;
 pub mod vqa;
 

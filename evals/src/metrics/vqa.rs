@@ -96,7 +96,9 @@ fn has_digit_comma_digit(s: &str, many: bool) -> bool {
     })
 }
 
-fn process_punctuation(text: &str, n: Normaliser) -> String {
+/// The VQA tool's punctuation pass in a harness's variant (VLMEvalKit's is also its
+/// `process_punctuation` for yes/no answers).
+pub(crate) fn process_punctuation(text: &str, n: Normaliser) -> String {
     let comma = has_digit_comma_digit(text, matches!(n, Normaliser::EvalAi | Normaliser::EvalAiNoTokenize));
     let mut out = text.to_string();
     for p in PUNCT {

@@ -67,6 +67,22 @@ impl Canvas {
         }
     }
 
+    /// A filled polygon.
+    pub fn polygon(&mut self, points: &[(f32, f32)], color: Rgb) {
+        let mut pb = PathBuilder::new();
+        for (i, &(x, y)) in points.iter().enumerate() {
+            if i == 0 {
+                pb.move_to(x, y)
+            } else {
+                pb.line_to(x, y)
+            }
+        }
+        pb.close();
+        if let Some(path) = pb.finish() {
+            self.pixmap.fill_path(&path, &paint(color), FillRule::Winding, Transform::identity(), None);
+        }
+    }
+
     /// A pie slice from angle `a0` to `a1` (radians, clockwise from 12 o'clock).
     pub fn wedge(&mut self, cx: f32, cy: f32, r: f32, a0: f32, a1: f32, color: Rgb) {
         let mut pb = PathBuilder::new();

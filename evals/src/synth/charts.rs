@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use super::canvas::{Align, Canvas, Rgb};
 
 /// Named colours, so that "what colour is …" has a plain answer.
-const PALETTE: [(&str, Rgb); 8] = [
+pub(crate) const PALETTE: [(&str, Rgb); 8] = [
     ("blue", [31, 119, 180]),
     ("orange", [255, 127, 14]),
     ("green", [44, 160, 44]),

@@ -9,10 +9,12 @@
 //! | `chartqa/test_generated.json` + `chartqa/png/` | ChartQA (`imgname, query, label, type`) | task `chartqa` |
 //! | `chartqa.jsonl` | our JSONL, the same questions | task `chartqa` |
 //! | `ocr.jsonl` + `ocr/` | our JSONL, OCRBench's questions | task `ocrbench` |
+//! | `pope/synth_pope_{adversarial,popular,random}.json` + `pope/scene_*.png` | POPE (`question_id, image, image_id, text, label`, one per line) | task `pope` |
 
 pub mod canvas;
 pub mod charts;
 pub mod ocr;
+pub mod scenes;
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +33,8 @@ pub struct Spec {
     pub questions_per_chart: usize,
     /// OCR items, cycling word, number, line.
     pub ocr: usize,
+    /// POPE scenes (each asked about twice per split).
+    pub scenes: usize,
 }
 
 /// What was written.
@@ -38,6 +42,7 @@ pub struct Spec {
 pub struct Written {
     pub chart_questions: usize,
     pub ocr_items: usize,
+    pub pope_questions: usize,
     pub files: Vec<PathBuf>,
 }
 
@@ -80,6 +85,28 @@ pub fn generate(out: &Path, spec: Spec) -> Result<Written, EvalError> {
         let row = json!({"id": format!("ocr-{i}"), "images": [rel], "question": item.question, "answers": [item.answer], "category": kind.name()});
         ocr_lines += &(row.to_string() + "\n");
     }
+    // Drawn after the charts and OCR items, so that their files do not depend on `scenes`.
+    let scenes: Vec<scenes::Scene> = (0..spec.scenes).map(|_| scenes::random_scene(&mut rng)).collect();
+    for (i, scene) in scenes.iter().enumerate() {
+        let path = out.join(format!("pope/scene_{i:04}.png"));
+        save_png(&scenes::render(scene, &mut rng), &path)?;
+        files.push(path);
+    }
+    let questions = scenes::questions(&scenes, &mut rng);
+    for split in scenes::SPLITS.into_iter().filter(|_| spec.scenes > 0) {
+        let lines: String = questions
+            .iter()
+            .filter(|q| q.split == split)
+            .enumerate()
+            .map(|(id, q)| {
+                let row = json!({"question_id": id, "image": format!("scene_{:04}.png", q.scene), "image_id": q.scene, "text": q.text, "label": q.label});
+                row.to_string() + "\n"
+            })
+            .collect();
+        let path = out.join(format!("pope/synth_pope_{split}.json"));
+        write_text(&path, lines)?;
+        files.push(path);
+    }
     if spec.charts > 0 {
         let path = out.join("chartqa/test_generated.json");
         write_text(&path, serde_json::to_string_pretty(&chartqa).expect("json") + "\n")?;
@@ -91,11 +118,11 @@ pub fn generate(out: &Path, spec: Spec) -> Result<Written, EvalError> {
         write_text(&out.join("ocr.jsonl"), ocr_lines)?;
         files.push(out.join("ocr.jsonl"));
     }
-    Ok(Written { chart_questions: chartqa.len(), ocr_items: spec.ocr, files })
+    Ok(Written { chart_questions: chartqa.len(), ocr_items: spec.ocr, pope_questions: questions.len(), files })
 }
 
 /// The set committed in `assets/evals/` (README: "Offline data").
-pub const ASSETS_SPEC: Spec = Spec { seed: 2026, charts: 6, questions_per_chart: 3, ocr: 6 };
+pub const ASSETS_SPEC: Spec = Spec { seed: 2026, charts: 6, questions_per_chart: 3, ocr: 6, scenes: 6 };
 
 #[cfg(test)]
 mod tests {
@@ -110,17 +137,17 @@ mod tests {
         for f in &written.files {
             let rel = f.strip_prefix(dir.path()).unwrap();
             let committed = std::fs::read(assets.join(rel)).unwrap_or_else(|e| panic!("{}: {e}", rel.display()));
-            assert!(committed == std::fs::read(f).unwrap(), "{} differs: run `phi3v eval generate --out assets/evals --seed 2026 --charts 6 --ocr 6`", rel.display());
+            assert!(committed == std::fs::read(f).unwrap(), "{} differs: run `phi3v eval generate --out assets/evals --seed 2026 --charts 6 --ocr 6 --scenes 6`", rel.display());
         }
     }
 
     #[test]
     fn same_seed_same_bytes_and_the_readers_take_the_files() {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let spec = Spec { seed: 5, charts: 4, questions_per_chart: 2, ocr: 3 };
+        let spec = Spec { seed: 5, charts: 4, questions_per_chart: 2, ocr: 3, scenes: 2 };
         let wa = generate(a.path(), spec).unwrap();
         let wb = generate(b.path(), spec).unwrap();
-        assert_eq!((wa.chart_questions, wa.files.len()), (8, 4 + 3 + 3));
+        assert_eq!((wa.chart_questions, wa.pope_questions, wa.files.len()), (8, 12, 4 + 3 + 2 + 3 + 3));
         for (fa, fb) in wa.files.iter().zip(&wb.files) {
             assert_eq!(std::fs::read(fa).unwrap(), std::fs::read(fb).unwrap(), "{}", fa.display());
         }
