@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 /// One question of any benchmark.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Sample {
     /// Unique within its task.
     pub id: String,
@@ -29,6 +29,11 @@ pub struct Sample {
     pub category: Option<String>,
     /// Option texts for multiple-choice questions (A, B, …); empty otherwise.
     pub options: Vec<String>,
+    /// Context given before the question (MMBench's `hint`).
+    pub hint: Option<String>,
+    /// The question this one is a copy of with its options rotated (MMBench's circular
+    /// evaluation: a question counts only when every copy is answered right).
+    pub group: Option<String>,
 }
 
 /// A dataset file that cannot be read; names the file and, where known, the record.
@@ -67,7 +72,7 @@ fn regular(path: &Path) -> Result<(), DatasetError> {
 }
 
 fn sample(id: impl ToString, images: Vec<PathBuf>, question: String, answers: Vec<String>, category: Option<String>) -> Sample {
-    Sample { id: id.to_string(), images, question, answers, category, options: Vec::new() }
+    Sample { id: id.to_string(), images, question, answers, category, ..Default::default() }
 }
 
 /// ChartQA test file; `category` is the split name to report it under (e.g. "human") unless
@@ -359,9 +364,11 @@ pub fn ai2d(root: &Path) -> Result<Vec<Sample>, DatasetError> {
     Ok(samples)
 }
 
-/// A VLMEvalKit TSV (`AI2D_TEST.tsv`, `POPE.tsv`, …): columns `index`, `question`, `answer` (an
-/// option letter, or the answer), `image` (base64), and where the benchmark has them the option
-/// columns `A`, `B`, … and `category`. The images are decoded
+/// A VLMEvalKit TSV (`AI2D_TEST.tsv`, `POPE.tsv`, `MMBench_DEV_EN.tsv`, …): columns `index`,
+/// `question`, `answer` (an option letter, or the answer), `image` (base64), and where the
+/// benchmark has them the option columns `A`, `B`, …, `category`, `l2-category` (the category is
+/// then `{l2-category},{category}`: the sample counts in both), `hint` and `g_index` (the question
+/// a circular copy copies; without it, the index modulo 10^6). The images are decoded
 /// once into `image_dir` as `{index}.png` / `{index}.jpg` and read from there afterwards.
 pub fn vlmevalkit_tsv(tsv: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError> {
     use base64::Engine;
@@ -375,7 +382,7 @@ pub fn vlmevalkit_tsv(tsv: &Path, image_dir: &Path) -> Result<Vec<Sample>, Datas
     let column = |name: &str| headers.iter().position(|h| h == name);
     let need = |name: &str| column(name).ok_or_else(|| format(format!("no `{name}` column")));
     let (index, question, answer, image) = (need("index")?, need("question")?, need("answer")?, need("image")?);
-    let category = column("category");
+    let (category, l2, hint, g_index) = (column("category"), column("l2-category").or(column("L2-category")), column("hint"), column("g_index"));
     let letters: Vec<usize> = ["A", "B", "C", "D", "E", "F", "G", "H"].iter().map_while(|l| column(l)).collect();
     std::fs::create_dir_all(image_dir).map_err(|source| DatasetError::Io { path: image_dir.into(), source })?;
     let records = reader.records().collect::<Result<Vec<_>, _>>().map_err(|e| format(e.to_string()))?;
@@ -413,12 +420,68 @@ pub fn vlmevalkit_tsv(tsv: &Path, image_dir: &Path) -> Result<Vec<Sample>, Datas
             std::fs::write(&out, bytes).map_err(|source| DatasetError::Io { path: out.clone(), source })?;
             out
         };
-        let cat = category.map(|c| r[c].to_string()).filter(|c| !c.is_empty());
+        let text = |c: Option<usize>| c.map(|c| r[c].to_string()).filter(|t| !t.is_empty() && t != "nan");
+        let cat = match (text(l2), text(category)) {
+            (Some(l2), Some(c)) => Some(format!("{l2},{c}")),
+            (l2, c) => c.or(l2),
+        };
+        // Circular copies: `g_index` names the question copied, else index mod 10^6 does.
+        let group = text(g_index).or_else(|| id.parse::<u64>().ok().map(|i| (i % 1_000_000).to_string()));
         let mut s = sample(id, vec![path], r[question].to_string(), vec![r[answer].trim().to_string()], cat);
-        s.options = options;
+        (s.options, s.hint, s.group) = (options, text(hint), group);
         samples.push(s);
     }
     Ok(samples)
+}
+
+/// VLMEvalKit's circular copies (`vlmeval/tools.py`, `CIRCULAR`) of questions read without
+/// them: a question of k options gets k − 1 copies, copy i with the options rotated right by i
+/// (`deque.rotate(1)` i times: option m of the copy is option (m + i) mod k of the original) and
+/// the answer moved with them, index `index + OFFSET·i` (OFFSET = 10^6, ×10 while an index
+/// reaches it). Left as they are: questions with fewer than two options, an answer that is not one
+/// of their letters, or an option that is a run of the alphabet in capitals ("B", "CD") or names
+/// two option letters as words (after everything but ASCII letters and spaces becomes a space).
+pub fn circular(samples: Vec<Sample>) -> Vec<Sample> {
+    let mut offset = 1_000_000u64;
+    while samples.iter().filter_map(|s| s.id.parse::<u64>().ok()).any(|i| i >= offset) {
+        offset *= 10;
+    }
+    let letter = |i: usize| ((b'A' + i as u8) as char).to_string();
+    let abnormal = |s: &Sample| {
+        let letters: Vec<String> = (0..s.options.len()).map(letter).collect();
+        s.options.iter().any(|o| {
+            let spaced: String = o.chars().map(|c| if c.is_ascii_alphabetic() || c == ' ' { c } else { ' ' }).collect();
+            let named: std::collections::HashSet<&str> = spaced.split_whitespace().filter(|w| letters.iter().any(|l| l == w)).collect();
+            // `choices[k] in string.ascii_uppercase` is a substring test: "B", "CD", …
+            named.len() > 1 || "ABCDEFGHIJKLMNOPQRSTUVWXYZ".contains(o.as_str())
+        })
+    };
+    let mut out = Vec::new();
+    for s in samples {
+        let k = s.options.len();
+        let answer = s.answers.first().and_then(|a| (0..k).find(|&i| *a == letter(i)));
+        let index = s.id.parse::<u64>().ok();
+        let mut main = Sample { group: Some(s.id.clone()), ..s };
+        let (Some(answer), Some(index), false) = (answer, index, k < 2 || abnormal(&main)) else {
+            out.push(main);
+            continue;
+        };
+        let copies: Vec<Sample> = (1..k as u64)
+            .map(|i| {
+                let shift = i as usize;
+                Sample {
+                    id: (index + offset * i).to_string(),
+                    options: (0..k).map(|m| main.options[(m + shift) % k].clone()).collect(),
+                    answers: vec![letter((answer + k - shift % k) % k)],
+                    ..main.clone()
+                }
+            })
+            .collect();
+        main.group = Some(index.to_string());
+        out.push(main);
+        out.extend(copies);
+    }
+    out
 }
 
 /// Our own JSONL format; image paths are relative to the file's directory. Blank lines are
@@ -624,6 +687,51 @@ mod tests {
         let s = crate::tasks::Task::Pope.load(&tsv, None).unwrap();
         assert_eq!((s[0].answers[0].as_str(), s[0].category.as_deref(), s[0].options.len()), ("Yes", Some("adversarial,popular"), 0));
         assert_eq!(s[1].images, s[0].images, "the second row reuses the first's image");
+    }
+
+    #[test]
+    fn mmbench_rows_keep_their_circular_copies_or_get_them() {
+        let d = tempfile::tempdir().unwrap();
+        let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
+        // As VLMEvalKit's MMBench_DEV_EN.tsv: copies at index + k·10^6 reuse the image by index.
+        let head = "index\tquestion\thint\tA\tB\tC\tD\tanswer\tcategory\timage\tsource\tl2-category\tcomment\tsplit";
+        let rows = [
+            format!("241\tWhich is the main topic?\tThe text is a poster.\tcar\tdog\tcat\t\tA\timage_topic\t{png}\tMMBench\tcoarse_perception\tnan\tdev"),
+            "1000241\tWhich is the main topic?\tThe text is a poster.\tdog\tcat\tcar\t\tC\timage_topic\t241\tMMBench\tcoarse_perception\tnan\tdev".to_string(),
+        ];
+        let tsv = write(d.path(), "MMBench_DEV_EN.tsv", &format!("{head}\n{}\n", rows.join("\n")));
+        let s = crate::tasks::Task::MmBench.load(&tsv, None).unwrap();
+        assert_eq!(s.len(), 2, "the file's own copies, no more");
+        assert_eq!((s[1].group.as_deref(), s[1].options.len(), s[1].images.clone()), (Some("241"), 3, s[0].images.clone()));
+        assert_eq!((s[0].hint.as_deref(), s[0].category.as_deref()), (Some("The text is a poster."), Some("coarse_perception,image_topic")));
+
+        // Without copies: VLMEvalKit's CIRCULAR rotations, worked through its deque code.
+        let q = |id: &str, options: &[&str], answer: &str| Sample {
+            id: id.into(),
+            options: options.iter().map(|o| o.to_string()).collect(),
+            answers: vec![answer.into()],
+            ..Default::default()
+        };
+        let out = circular(vec![q("7", &["w", "x", "y", "z"], "B"), q("8", &["yes", "no"], "A"), q("9", &["A and B", "neither"], "A"), q("10", &["B", "C"], "A"), q("11", &["p", "q"], "C")]);
+        let view: Vec<(&str, String, &str, &str)> =
+            out.iter().map(|s| (s.id.as_str(), s.options.join(""), s.answers[0].as_str(), s.group.as_deref().unwrap())).collect();
+        assert_eq!(
+            view,
+            [
+                ("7", "wxyz".into(), "B", "7"),
+                ("1000007", "xyzw".into(), "A", "7"),
+                ("2000007", "yzwx".into(), "D", "7"),
+                ("3000007", "zwxy".into(), "C", "7"),
+                ("8", "yesno".into(), "A", "8"),
+                ("1000008", "noyes".into(), "B", "8"),
+                ("9", "A and Bneither".into(), "A", "9"), // names two option letters: left alone
+                ("10", "BC".into(), "A", "10"),          // an option is a letter: left alone
+                ("11", "pq".into(), "C", "11"),          // the answer is no option: left alone
+            ]
+        );
+        // An index at or past 10^6 moves the copies to 10^7 steps.
+        let big = circular(vec![q("1500000", &["a", "b"], "A")]);
+        assert_eq!(big[1].id, "11500000");
     }
 
     #[test]

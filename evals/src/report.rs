@@ -33,6 +33,9 @@ pub struct SampleLog {
     pub normalised: Vec<String>,
     pub answers: Vec<String>,
     pub score: f64,
+    /// MMBench: the question this row is a rotated copy of (its own id for the original).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -54,7 +57,7 @@ pub struct Group {
 pub struct TaskReport {
     pub task: &'static str,
     pub metric: &'static str,
-    /// Samples scored.
+    /// Samples scored (MMBench: questions, each over its rotated copies).
     pub n: usize,
     /// Samples selected but without a prediction (not scored).
     pub missing: usize,
@@ -114,6 +117,7 @@ pub fn score(items: &[Item], store: &Store, model: &str, harness: Harness, selec
             normalised: scored.normalised,
             answers: item.sample.answers.clone(),
             score: if p.error.is_some() { 0.0 } else { scored.score },
+            group: item.sample.group.clone().filter(|_| item.task == Task::MmBench),
             error: p.error.clone(),
         });
     }
@@ -138,23 +142,43 @@ fn mean(scores: &[f64]) -> f64 {
     }
 }
 
-/// A group's score and further metrics: the mean, or for POPE the F1 of its confusion matrix.
-fn group_score(task: Task, samples: &[&SampleLog], harness: Harness) -> (f64, BTreeMap<String, f64>) {
-    if task != Task::Pope {
-        return (mean(&samples.iter().map(|s| s.score).collect::<Vec<_>>()), BTreeMap::new());
+/// A group's size, score and further metrics: the mean over its samples; for POPE the F1 of
+/// its confusion matrix; for MMBench the share of questions whose every copy is right, counted
+/// over the questions whose original row is there (as VLMEvalKit does), with the plain
+/// per-row accuracy beside it.
+fn group_score(task: Task, samples: &[&SampleLog], harness: Harness) -> (usize, f64, BTreeMap<String, f64>) {
+    let per_row = || mean(&samples.iter().map(|s| s.score).collect::<Vec<_>>());
+    match task {
+        Task::Pope => {
+            let pairs = samples.iter().map(|s| (s.answers.first().map_or("", String::as_str), s.extracted.as_str()));
+            let summary = pope::Summary::new(pairs, harness);
+            (samples.len(), 100.0 * summary.f1, summary.named().into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+        }
+        Task::MmBench => {
+            let mut questions: BTreeMap<&str, bool> = BTreeMap::new();
+            for s in samples.iter().filter(|s| s.group.as_deref() == Some(s.id.as_str())) {
+                questions.insert(&s.id, true);
+            }
+            for s in samples {
+                if let Some(hit) = s.group.as_deref().and_then(|g| questions.get_mut(g)) {
+                    *hit &= s.score > 0.0;
+                }
+            }
+            let hits: Vec<f64> = questions.values().map(|&h| f64::from(u8::from(h))).collect();
+            (hits.len(), mean(&hits), BTreeMap::from([("vanilla_accuracy".to_string(), per_row())]))
+        }
+        _ => (samples.len(), per_row(), BTreeMap::new()),
     }
-    let pairs = samples.iter().map(|s| (s.answers.first().map_or("", String::as_str), s.extracted.as_str()));
-    let summary = pope::Summary::new(pairs, harness);
-    (100.0 * summary.f1, summary.named().into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 fn task_report(task: Task, samples: &[SampleLog], missing: usize, harness: Harness) -> TaskReport {
     let mine: Vec<&SampleLog> = samples.iter().filter(|s| s.task == task.name()).collect();
     let mut by_category: BTreeMap<&str, Vec<&SampleLog>> = BTreeMap::new();
     for s in &mine {
-        // VLMEvalKit's POPE.tsv lists every split a question is in ("adversarial,popular").
+        // VLMEvalKit's POPE.tsv lists every split a question is in ("adversarial,popular");
+        // MMBench rows are in their l2-category and their category.
         let names: Vec<&str> = match &s.category {
-            Some(c) if task == Task::Pope => c.split(',').map(str::trim).collect(),
+            Some(c) if matches!(task, Task::Pope | Task::MmBench) => c.split(',').map(str::trim).collect(),
             Some(c) => vec![c.as_str()],
             None => Vec::new(),
         };
@@ -165,17 +189,17 @@ fn task_report(task: Task, samples: &[SampleLog], missing: usize, harness: Harne
     let categories = by_category
         .into_iter()
         .map(|(name, v)| {
-            let (score, metrics) = group_score(task, &v, harness);
-            Group { name: name.to_string(), n: v.len(), score, metrics }
+            let (n, score, metrics) = group_score(task, &v, harness);
+            Group { name: name.to_string(), n, score, metrics }
         })
         .collect();
     let ocrbench_final_score = (task == Task::OcrBench)
         .then(|| ocrbench::Summary::new(mine.iter().map(|s| (s.category.as_deref().unwrap_or(""), s.score > 0.0))).final_score);
-    let (score, metrics) = group_score(task, &mine, harness);
+    let (n, score, metrics) = group_score(task, &mine, harness);
     TaskReport {
         task: task.name(),
         metric: task.metric().name(),
-        n: mine.len(),
+        n,
         missing,
         errors: mine.iter().filter(|s| s.error.is_some()).count(),
         other_prompts: mine.iter().filter(|s| s.other_prompt).count(),
@@ -313,13 +337,13 @@ mod tests {
             question: format!("{id}?"),
             answers: vec![answer.into()],
             category: Some(category.into()),
-            options: Vec::new(),
+            ..Default::default()
         }
     }
 
     #[test]
     fn pope_reports_f1_per_split_with_the_other_metrics() {
-        let s = |id: &str, answer: &str, split: &str| Sample { options: Vec::new(), ..sample(id, answer, split) };
+        let s = sample;
         let samples = vec![s("1", "Yes", "adversarial,popular"), s("2", "No", "adversarial"), s("3", "Yes", "random"), s("4", "No", "random")];
         let items = plan(&[TaskSpec { task: Task::Pope, samples, template: None, max_new_tokens: None }], Selection::default(), Harness::VlmEvalKit).unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -346,6 +370,39 @@ mod tests {
         assert_eq!(names, [("adversarial", 2, "66.666667".into()), ("popular", 1, "100.000000".into()), ("random", 2, "0.000000".into())]);
         assert!(r.table().contains("accuracy 50.00, f1 50.00, precision 50.00, recall 50.00, yes_ratio 50.00"), "{}", r.table());
         assert!(r.csv().contains("pope,random,recall,2,0.0000\n"), "{}", r.csv());
+    }
+
+    #[test]
+    fn mmbench_counts_a_question_only_when_every_copy_is_right() {
+        let mc = |id: &str, group: &str, answer: &str| Sample {
+            group: Some(group.into()),
+            options: vec!["x".into(), "y".into()],
+            ..sample(id, answer, "perception,count")
+        };
+        // Question 1 right twice; question 2 right then wrong; a copy of 3 without its original.
+        let samples = vec![mc("1", "1", "A"), mc("1000001", "1", "B"), mc("2", "2", "B"), mc("1000002", "2", "A"), mc("1000003", "3", "A")];
+        let items = plan(&[TaskSpec { task: Task::MmBench, samples, template: None, max_new_tokens: None }], Selection::default(), Harness::VlmEvalKit).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), "predictions.jsonl").unwrap();
+        for (item, response) in items.iter().zip(["A", "B", "B", "B", "A"]) {
+            let p = Prediction {
+                task: "mmbench".into(),
+                id: item.sample.id.clone(),
+                prompt: item.prompt.clone(),
+                model: "m".into(),
+                max_new_tokens: item.max_new_tokens,
+                response: response.into(),
+                error: None,
+                seconds: 0.1,
+            };
+            store.append(p).unwrap();
+        }
+        let r = score(&items, &store, "m", Harness::VlmEvalKit, Selection::default());
+        let t = &r.tasks[0];
+        assert_eq!((t.metric, t.n, t.score, t.metrics["vanilla_accuracy"]), ("circular accuracy", 2, 50.0, 80.0));
+        let groups: Vec<(&str, usize, f64)> = t.categories.iter().map(|c| (c.name.as_str(), c.n, c.score)).collect();
+        assert_eq!(groups, [("count", 2, 50.0), ("perception", 2, 50.0)]);
+        assert_eq!(r.samples[1].group.as_deref(), Some("1"));
     }
 
     #[test]

@@ -367,8 +367,7 @@ mod tests {
                 images: Vec::new(),
                 question: format!("Q{i}?"),
                 answers: vec![i.to_string()],
-                category: None,
-                options: Vec::new(),
+                ..Default::default()
             })
             .collect();
         vec![TaskSpec { task: Task::ChartQa, samples, template: None, max_new_tokens: None }]

@@ -1,7 +1,8 @@
 //! The benchmarks as tasks: how each one is read, prompted and scored.
 //!
 //! A task's prompt is a template over the sample (`{question}`, `{question_capitalized}` (Python's
-//! `str.capitalize`), `{question_stripped}`, `{options}` as `A. …\nB. …`), placed after the
+//! `str.capitalize`), `{question_stripped}`, `{options}` as `A. …\nB. …`, and MMBench's hint as
+//! `{hint_line}` (`Hint: …\n`) or `{hint_prefix}` (`… `), nothing without one), placed after the
 //! image tags in the user turn, as the Phi-3-vision harnesses do. The defaults are lmms-eval's
 //! suffixes (VLMEvalKit's with [`Harness::VlmEvalKit`]); any can be overridden per task.
 
@@ -21,6 +22,7 @@ pub enum Task {
     OcrBench,
     Ai2d,
     Pope,
+    MmBench,
 }
 
 /// What a score is, for tables.
@@ -34,6 +36,8 @@ pub enum Metric {
     Accuracy,
     /// POPE: F1 with "yes" the positive class (accuracy, precision, recall and yes-ratio beside).
     F1,
+    /// MMBench: a question is right when every rotated copy of it is.
+    CircularAccuracy,
 }
 
 impl Metric {
@@ -45,6 +49,7 @@ impl Metric {
             Metric::Substring => "OCRBench accuracy",
             Metric::Accuracy => "accuracy",
             Metric::F1 => "F1",
+            Metric::CircularAccuracy => "circular accuracy",
         }
     }
 }
@@ -64,7 +69,8 @@ pub struct Scored {
 const SHORT: &str = "\nAnswer the question using a single word or phrase.";
 
 impl Task {
-    pub const ALL: [Task; 8] = [Task::ChartQa, Task::DocVqa, Task::InfoVqa, Task::TextVqa, Task::VqaV2, Task::OcrBench, Task::Ai2d, Task::Pope];
+    pub const ALL: [Task; 9] =
+        [Task::ChartQa, Task::DocVqa, Task::InfoVqa, Task::TextVqa, Task::VqaV2, Task::OcrBench, Task::Ai2d, Task::Pope, Task::MmBench];
 
     /// The name used on the command line and in every output file.
     pub fn name(self) -> &'static str {
@@ -77,6 +83,7 @@ impl Task {
             Task::OcrBench => "ocrbench",
             Task::Ai2d => "ai2d",
             Task::Pope => "pope",
+            Task::MmBench => "mmbench",
         }
     }
 
@@ -92,6 +99,7 @@ impl Task {
             Task::OcrBench => Metric::Substring,
             Task::Ai2d => Metric::Accuracy,
             Task::Pope => Metric::F1,
+            Task::MmBench => Metric::CircularAccuracy,
         }
     }
 
@@ -112,6 +120,10 @@ impl Task {
             Task::Ai2d => "{question}\n{options}\nAnswer with the option's letter from the given choices directly.".into(),
             Task::Pope if vlmevalkit => "{question}".into(),
             Task::Pope => format!("{{question_stripped}}{SHORT}"),
+            Task::MmBench if harness == Harness::LmmsEval => {
+                "{hint_prefix}{question} There are several options:\n{options}\nAnswer with the option's letter from the given choices directly.".into()
+            }
+            Task::MmBench => "{hint_line}Question: {question}\nOptions:\n{options}\nPlease select the correct answer from the options above. \n".into(),
         }
     }
 
@@ -124,7 +136,7 @@ impl Task {
         match self {
             Task::ChartQa | Task::Ai2d | Task::VqaV2 => 16,
             Task::DocVqa | Task::InfoVqa => 32,
-            Task::TextVqa => 1024,
+            Task::TextVqa | Task::MmBench => 1024,
             Task::OcrBench | Task::Pope => 128,
         }
     }
@@ -164,6 +176,12 @@ impl Task {
                 let default = if beside.is_dir() { beside } else { folder.to_path_buf() };
                 datasets::pope(path, &images.map_or(default, Path::to_path_buf))
             }
+            Task::MmBench => {
+                let samples = datasets::vlmevalkit_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy())))?;
+                // A file with VLMEvalKit's circular copies keeps them; one without gets them.
+                let has_copies = samples.iter().any(|s| s.group.as_ref().is_some_and(|g| *g != s.id));
+                Ok(if has_copies { samples } else { datasets::circular(samples) })
+            }
             Task::Pope | Task::Ai2d => datasets::vlmevalkit_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy()))),
         }
     }
@@ -201,6 +219,15 @@ impl Task {
                 let ok = answers.first().is_some_and(|gold| pope::correct(&extracted, gold));
                 Scored { score: f64::from(u8::from(ok)), extracted, normalised: Vec::new() }
             }
+            Task::MmBench => {
+                let letter = answers.first().map_or_else(String::new, |a| a.trim().to_string());
+                let picked = match harness {
+                    Harness::LmmsEval => mcq::lmms_eval_mmbench_infer(&cleaned(), &sample.options),
+                    _ => mcq::vlmevalkit_infer(response, &sample.options),
+                };
+                let extracted = picked.map_or_else(String::new, String::from);
+                Scored { score: f64::from(u8::from(!extracted.is_empty() && extracted == letter)), extracted, normalised: Vec::new() }
+            }
             Task::Ai2d => {
                 let letter = answers.first().and_then(|a| a.trim().chars().next()).unwrap_or('?');
                 let ok = mcq::correct(response, &sample.options, letter, harness);
@@ -224,6 +251,16 @@ pub fn render(template: &str, sample: &Sample) -> String {
             Piece::Field("question") => out.push_str(&sample.question),
             Piece::Field("question_capitalized") => out.push_str(&capitalize(&sample.question)),
             Piece::Field("question_stripped") => out.push_str(sample.question.trim()),
+            Piece::Field("hint_line") => {
+                if let Some(h) = &sample.hint {
+                    out.push_str(&format!("Hint: {h}\n"));
+                }
+            }
+            Piece::Field("hint_prefix") => {
+                if let Some(h) = &sample.hint {
+                    out.push_str(&format!("{h} "));
+                }
+            }
             Piece::Field(_) => {
                 let options = sample.options.iter().enumerate().map(|(i, o)| format!("{}. {o}", (b'A' + i as u8) as char));
                 out.push_str(&options.collect::<Vec<_>>().join("\n"));
@@ -234,7 +271,7 @@ pub fn render(template: &str, sample: &Sample) -> String {
 }
 
 /// The fields a template may use.
-pub const FIELDS: [&str; 4] = ["question", "question_capitalized", "question_stripped", "options"];
+pub const FIELDS: [&str; 6] = ["question", "question_capitalized", "question_stripped", "options", "hint_line", "hint_prefix"];
 
 /// Checks a prompt template: every `{` opens one of [`FIELDS`] and is closed, `{{` and `}}` are
 /// literal braces, and the question is used.
@@ -303,8 +340,8 @@ mod tests {
             images: Vec::new(),
             question: question.into(),
             answers: answers.iter().map(|s| s.to_string()).collect(),
-            category: None,
             options: options.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         }
     }
 
@@ -339,6 +376,14 @@ mod tests {
             "Question: what brand IS this? \nOptions:\nA. tree\nB. sun\nPlease select the correct answer from the options above. \n"
         );
         assert_eq!(capitalize("ßtraße ÉTÉ"), "SStraße été");
+        assert_eq!(p(Task::MmBench, Harness::LmmsEval).lines().next(), Some("what brand IS this?  There are several options:"));
+        let mut mm = sample("Which one?", &["A"], &["x", "y"]);
+        mm.hint = Some("Look left.".into());
+        let q = |h, s: &Sample| render(&Task::MmBench.default_template(h), s);
+        assert_eq!(q(Harness::LmmsEval, &mm), "Look left. Which one? There are several options:\nA. x\nB. y\nAnswer with the option's letter from the given choices directly.");
+        assert_eq!(q(Harness::VlmEvalKit, &mm), "Hint: Look left.\nQuestion: Which one?\nOptions:\nA. x\nB. y\nPlease select the correct answer from the options above. \n");
+        mm.hint = None;
+        assert!(q(Harness::VlmEvalKit, &mm).starts_with("Question: Which one?\n"));
     }
 
     #[test]

@@ -118,7 +118,7 @@ pub struct GenerateArgs {
     /// OCR items (word, number, line in turn).
     #[arg(long, default_value_t = 30)]
     ocr: usize,
-    /// POPE scenes of coloured shapes (two questions each per split).
+    /// Scenes of coloured shapes (two POPE questions each per split, one or two MMBench ones).
     #[arg(long, default_value_t = 30)]
     scenes: usize,
 }
@@ -331,14 +331,16 @@ fn generate(args: GenerateArgs) -> Result<()> {
     let spec = synth::Spec { seed: args.seed, charts: args.charts, questions_per_chart: args.questions_per_chart, ocr: args.ocr, scenes: args.scenes };
     let written = synth::generate(&args.out, spec)?;
     crate::outln!(
-        "{} chart questions, {} OCR items and {} POPE questions in {}: run them with --task chartqa={} --task ocrbench={} --task pope={}",
+        "{} chart questions, {} OCR items, {} POPE and {} MMBench questions in {}: run them with --task chartqa={} --task ocrbench={} --task pope={} --task mmbench={}",
         written.chart_questions,
         written.ocr_items,
         written.pope_questions,
+        written.mmbench_questions,
         args.out.display(),
         args.out.join("chartqa/test_generated.json").display(),
         args.out.join("ocr.jsonl").display(),
-        args.out.join("pope").display()
+        args.out.join("pope").display(),
+        args.out.join("mmbench/synth_mmbench.tsv").display()
     );
     Ok(())
 }

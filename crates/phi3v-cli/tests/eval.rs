@@ -85,7 +85,7 @@ fn generate_writes_a_set_the_runner_reads() {
     let out = dir.path().to_str().unwrap();
     let o = run(&mut phi3v(&["eval", "generate", "--out", out, "--seed", "3", "--charts", "3", "--ocr", "3", "--scenes", "2"]));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("9 chart questions, 3 OCR items and 12 POPE questions"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("9 chart questions, 3 OCR items, 12 POPE and "));
     let set = format!("chartqa={}", dir.path().join("chartqa.jsonl").display());
     let o = run(&mut phi3v(&["eval", "score", "--task", &set, "--out", out]));
     assert_clean_error(&o, "no predictions");
@@ -250,4 +250,28 @@ fn pope_runs_on_the_generated_splits_and_reports_each() {
         assert!(t["metrics"][key].is_number() && t["categories"][0]["metrics"][key].is_number(), "{key}: {t}");
     }
     assert_eq!(t["metrics"]["yes_ratio"].as_f64(), Some(50.0), "lmms-eval's yes-ratio is the gold answers'");
+}
+
+#[test]
+fn mmbench_rotates_the_options_and_scores_whole_questions() {
+    let dir = tempfile::tempdir().unwrap();
+    // A copy, so that the images it unpacks land in the temporary folder.
+    let tsv = dir.path().join("synth_mmbench.tsv");
+    std::fs::copy(asset("mmbench/synth_mmbench.tsv"), &tsv).unwrap();
+    let out = dir.path().join("out");
+    let task = format!("mmbench={}", tsv.display());
+    let args = ["eval", "run", "--model", &fixture("tiny-phi35v"), "--task", &task, "--limit", "8", "--max-tokens", "2"];
+    let o = run(phi3v(&args).args(["--out", out.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let predictions = lines(&out.join("predictions.jsonl"));
+    let prompts: Vec<&str> = predictions.iter().map(|p| p["prompt"].as_str().unwrap()).collect();
+    assert_eq!(prompts.len(), 8);
+    assert!(prompts[0].starts_with("Count every shape, whatever its colour. How many shapes are there in the image? There are several options:\nA. 2\nB. 3"), "{}", prompts[0]);
+    assert!(prompts[1].contains("\nA. 3\nB. 4\nC. 5\nD. 2\n"), "the first rotation: {}", prompts[1]);
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let t = &results["tasks"][0];
+    assert_eq!((t["metric"].as_str(), t["n"].as_u64()), (Some("circular accuracy"), Some(2)), "8 rows are 2 questions of 4 rotations");
+    assert!(t["metrics"]["vanilla_accuracy"].is_number(), "{t}");
+    let log = lines(&out.join("results-samples.jsonl"));
+    assert_eq!((log[1]["group"].as_str(), log[1]["id"].as_str()), (Some("0"), Some("1000000")));
 }

@@ -1,4 +1,4 @@
-//! Multiple-choice answers (AI2D): which option letter a response picks.
+//! Multiple-choice answers (AI2D, MMBench): which option letter a response picks.
 
 use super::{lmms_eval_clean, Harness};
 
@@ -63,6 +63,35 @@ pub fn vlmevalkit_infer(response: &str, options: &[String]) -> Option<char> {
         }
     }
     None
+}
+
+/// lmms-eval's MMBench matcher (`MMBench_Evaluator.can_infer`, an older copy of VLMEvalKit's,
+/// without its judge): among the whitespace-split tokens, the one letter of A–E standing alone
+/// (unless an `A` is among more than three tokens: a quantifier), else the one letter written
+/// `X.`, `X,`, `X:`, `X)`, `X).`, `(X)`, `(X).`, `:X`, `:X,`, `:X.`, `:X)`, `:X).` (tried in that
+/// order, each needing exactly one such letter), else the one option (A–D) whose lower-cased
+/// text the lower-cased response contains.
+pub fn lmms_eval_mmbench_infer(response: &str, options: &[String]) -> Option<char> {
+    const CHOICES: [char; 5] = ['A', 'B', 'C', 'D', 'E'];
+    const FORMS: [(&str, &str); 12] =
+        [("", "."), ("", ","), ("", ":"), ("", ")"), ("", ")."), ("(", ")"), ("(", ")."), (":", ""), (":", ","), (":", "."), (":", ")"), (":", ").")];
+    let splits: Vec<&str> = response.split_whitespace().collect();
+    let present = |prefix: &str, suffix: &str| -> Vec<char> {
+        CHOICES.into_iter().filter(|c| splits.contains(&format!("{prefix}{c}{suffix}").as_str())).collect()
+    };
+    if !response.contains("Failed to obtain answer via API") {
+        let bare = present("", "");
+        if bare.len() == 1 && !(splits.contains(&"A") && splits.len() > 3) {
+            return Some(bare[0]);
+        }
+        if let Some(found) = FORMS.iter().map(|(p, s)| present(p, s)).find(|f| f.len() == 1) {
+            return Some(found[0]);
+        }
+    }
+    let lower = response.to_lowercase();
+    let hits: Vec<char> =
+        options.iter().take(4).zip(CHOICES).filter(|(o, _)| lower.contains(&o.to_lowercase())).map(|(_, c)| c).collect();
+    (hits.len() == 1).then(|| hits[0])
 }
 
 /// The letter of the first `answer\s+is\s+\**([ABCD])` in `text`, case-insensitive (upper-cased),
@@ -177,6 +206,31 @@ mod tests {
         assert_eq!(vlmevalkit_infer("Cannot determine the answer from the tree", &o), Some('Z'));
         assert_eq!(vlmevalkit_infer("Z", &o), Some('Z'));
         assert_eq!(vlmevalkit_infer("Z, the root", &o), Some('Z'));
+    }
+
+    /// Cases worked through lmms-eval's `MMBench_Evaluator.can_infer`.
+    #[test]
+    fn lmms_eval_mmbench_matching() {
+        let o = opts();
+        for (response, want) in [
+            ("B", Some('B')),
+            ("B. tree", Some('B')),
+            ("The answer is C", Some('C')),
+            ("A cat sits on it", None), // "A" among more than three tokens: a quantifier; "cat" is no option
+            ("A tree", Some('A')),      // three tokens or fewer: the letter
+            ("A big old tree", Some('B')),
+            ("(D) stem", Some('D')),
+            ("I pick (D).", Some('D')),
+            ("B or C", None),
+            ("B, not C.", Some('C')), // "X." is tried before "X,"
+            ("E", Some('E')), // any of A–E, options or not
+            ("answer:C", None),
+            ("It is the root", Some('C')),
+            ("leaf or root", None),
+            ("Failed to obtain answer via API: B", None),
+        ] {
+            assert_eq!(lmms_eval_mmbench_infer(response, &o), want, "{response:?}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! | `chartqa.jsonl` | our JSONL, the same questions | task `chartqa` |
 //! | `ocr.jsonl` + `ocr/` | our JSONL, OCRBench's questions | task `ocrbench` |
 //! | `pope/synth_pope_{adversarial,popular,random}.json` + `pope/scene_*.png` | POPE (`question_id, image, image_id, text, label`, one per line) | task `pope` |
+//! | `mmbench/synth_mmbench.tsv` | VLMEvalKit's MMBench TSV without circular copies (`index, question, hint, A–D, answer, category, l2-category, image` as base64), the same scenes | task `mmbench` |
 
 pub mod canvas;
 pub mod charts;
@@ -43,6 +44,7 @@ pub struct Written {
     pub chart_questions: usize,
     pub ocr_items: usize,
     pub pope_questions: usize,
+    pub mmbench_questions: usize,
     pub files: Vec<PathBuf>,
 }
 
@@ -53,7 +55,9 @@ fn save_png(image: &image::RgbImage, path: &Path) -> Result<(), EvalError> {
 }
 
 fn write_text(path: &Path, text: String) -> Result<(), EvalError> {
-    std::fs::write(path, text).map_err(|source| EvalError::Io { path: path.into(), source })
+    let io = |source| EvalError::Io { path: path.into(), source };
+    std::fs::create_dir_all(path.parent().expect("files have a folder")).map_err(io)?;
+    std::fs::write(path, text).map_err(io)
 }
 
 /// Generates the data set described by `spec` into `out`.
@@ -107,6 +111,12 @@ pub fn generate(out: &Path, spec: Spec) -> Result<Written, EvalError> {
         write_text(&path, lines)?;
         files.push(path);
     }
+    let choices = scenes::choices(&scenes, &mut rng);
+    if spec.scenes > 0 {
+        let path = out.join("mmbench/synth_mmbench.tsv");
+        write_text(&path, mmbench_tsv(out, &choices)?)?;
+        files.push(path);
+    }
     if spec.charts > 0 {
         let path = out.join("chartqa/test_generated.json");
         write_text(&path, serde_json::to_string_pretty(&chartqa).expect("json") + "\n")?;
@@ -118,7 +128,34 @@ pub fn generate(out: &Path, spec: Spec) -> Result<Written, EvalError> {
         write_text(&out.join("ocr.jsonl"), ocr_lines)?;
         files.push(out.join("ocr.jsonl"));
     }
-    Ok(Written { chart_questions: chartqa.len(), ocr_items: spec.ocr, pope_questions: questions.len(), files })
+    Ok(Written { chart_questions: chartqa.len(), ocr_items: spec.ocr, pope_questions: questions.len(), mmbench_questions: choices.len(), files })
+}
+
+/// The multiple-choice questions as an MMBench TSV, each scene's PNG (already written under
+/// `out/pope/`) inlined as base64 in its first row; later rows give that row's index instead, as
+/// VLMEvalKit's files do.
+fn mmbench_tsv(out: &Path, choices: &[scenes::Choice]) -> Result<String, EvalError> {
+    use base64::Engine;
+    let mut w = csv::WriterBuilder::new().delimiter(b'\t').from_writer(Vec::new());
+    let record = |w: &mut csv::Writer<Vec<u8>>, row: &[&str]| w.write_record(row).expect("writing to memory");
+    record(&mut w, &["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "l2-category", "image"]);
+    let mut first_row: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    for (index, c) in choices.iter().enumerate() {
+        let image = match first_row.get(&c.scene) {
+            Some(row) => row.to_string(),
+            None => {
+                first_row.insert(c.scene, index);
+                let png = out.join(format!("pope/scene_{:04}.png", c.scene));
+                let bytes = std::fs::read(&png).map_err(|source| EvalError::Io { path: png.clone(), source })?;
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            }
+        };
+        let answer = ((b'A' + c.answer as u8) as char).to_string();
+        let [a, b, cc, d] = &c.options;
+        let (index, hint) = (index.to_string(), c.hint.clone().unwrap_or_default());
+        record(&mut w, &[&index, &c.question, &hint, a, b, cc, d, &answer, c.category, "perception", &image]);
+    }
+    Ok(String::from_utf8(w.into_inner().expect("in memory")).expect("utf-8 in, utf-8 out"))
 }
 
 /// The set committed in `assets/evals/` (README: "Offline data").
@@ -147,7 +184,11 @@ mod tests {
         let spec = Spec { seed: 5, charts: 4, questions_per_chart: 2, ocr: 3, scenes: 2 };
         let wa = generate(a.path(), spec).unwrap();
         let wb = generate(b.path(), spec).unwrap();
-        assert_eq!((wa.chart_questions, wa.pope_questions, wa.files.len()), (8, 12, 4 + 3 + 2 + 3 + 3));
+        assert_eq!((wa.chart_questions, wa.pope_questions, wa.files.len()), (8, 12, 4 + 3 + 2 + 3 + 1 + 3));
+        let mmbench = Task::MmBench.load(&a.path().join("mmbench/synth_mmbench.tsv"), None).unwrap();
+        assert_eq!(mmbench.iter().filter(|s| s.group.as_ref() == Some(&s.id)).count(), wa.mmbench_questions);
+        assert_eq!(mmbench.len(), 4 * wa.mmbench_questions, "three rotated copies of each four-option question");
+        assert!(mmbench[0].hint.is_some() && mmbench[0].images[0].is_file());
         for (fa, fb) in wa.files.iter().zip(&wb.files) {
             assert_eq!(std::fs::read(fa).unwrap(), std::fs::read(fb).unwrap(), "{}", fa.display());
         }

@@ -1,8 +1,11 @@
-//! Seeded POPE-style object-presence questions. A scene is 2–4 coloured shapes ("a red
-//! circle") on a light background; each scene gets one question about an object it shows
-//! (yes) and, per POPE split, one about an object it lacks (no), chosen as POPE chooses its
-//! negatives: at random (`random`), the most frequent object over all scenes (`popular`), or the
-//! object most often seen together with the scene's own (`adversarial`).
+//! Seeded questions about scenes of 2–4 coloured shapes ("a red circle") on a light background:
+//!
+//! - POPE-style object presence: one question about an object a scene shows (yes) and, per POPE
+//!   split, one about an object it lacks (no), chosen as POPE chooses its negatives: at random
+//!   (`random`), the most frequent object over all scenes (`popular`), or the object most often
+//!   seen together with the scene's own (`adversarial`).
+//! - MMBench-style multiple choice: how many shapes there are, and the colour of a shape the
+//!   scene has only one of, with four options.
 
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
@@ -89,6 +92,40 @@ pub fn questions(scenes: &[Scene], rng: &mut ChaCha8Rng) -> Vec<Question> {
     out
 }
 
+/// A four-option question about one scene.
+pub struct Choice {
+    pub scene: usize,
+    pub question: String,
+    pub hint: Option<String>,
+    pub options: [String; 4],
+    /// Index of the right option.
+    pub answer: usize,
+    /// What it tests: `count` or `colour`.
+    pub category: &'static str,
+}
+
+/// Per scene: the count question, then (when a shape occurs once) the colour question.
+pub fn choices(scenes: &[Scene], rng: &mut ChaCha8Rng) -> Vec<Choice> {
+    let mut out = Vec::new();
+    for (i, scene) in scenes.iter().enumerate() {
+        let n = scene.objects.len();
+        let first = rng.random_range(1..=n.min(2));
+        let options = [0, 1, 2, 3].map(|k| (first + k).to_string());
+        let hint = Some("Count every shape, whatever its colour.".to_string());
+        out.push(Choice { scene: i, question: "How many shapes are there in the image?".into(), hint, options, answer: n - first, category: "count" });
+        let shapes: Vec<usize> = scene.objects.iter().map(|o| o % SHAPES.len()).collect();
+        let Some(&object) = scene.objects.iter().find(|&&o| shapes.iter().filter(|&&s| s == o % SHAPES.len()).count() == 1) else { continue };
+        let mut colours: Vec<usize> = (0..COLOURS).filter(|&c| c != object / SHAPES.len()).collect();
+        colours.shuffle(rng);
+        let mut picked = [object / SHAPES.len(), colours[0], colours[1], colours[2]];
+        picked.shuffle(rng);
+        let answer = picked.iter().position(|&c| c == object / SHAPES.len()).expect("the right colour is an option");
+        let question = format!("What colour is the {}?", SHAPES[object % SHAPES.len()]);
+        out.push(Choice { scene: i, question, hint: None, options: picked.map(|c| PALETTE[c].0.to_string()), answer, category: "colour" });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +149,17 @@ mod tests {
             let shown = scenes[s.scene].objects.iter().any(|&o| s.text == ask_text(o));
             assert_eq!(shown, s.label == "yes", "{}", s.text);
         }
+    }
+
+    #[test]
+    fn choices_have_one_right_option() {
+        // 0: blue circle, 3: orange circle, 4: orange square (objects are colour * 3 + shape).
+        let scenes: Vec<Scene> = [vec![0, 3, 4], vec![4, 8]].into_iter().map(|objects| Scene { objects }).collect();
+        let c = choices(&scenes, &mut ChaCha8Rng::seed_from_u64(2));
+        let summary: Vec<(usize, &str, &str)> = c.iter().map(|c| (c.scene, c.category, c.options[c.answer].as_str())).collect();
+        assert_eq!(summary, [(0, "count", "3"), (0, "colour", "orange"), (1, "count", "2"), (1, "colour", "orange")]);
+        assert_eq!((c[1].question.as_str(), c[3].question.as_str()), ("What colour is the square?", "What colour is the square?"));
+        assert!(c.iter().all(|c| c.options.iter().collect::<std::collections::HashSet<_>>().len() == 4));
     }
 
     fn ask_text(o: usize) -> String {
