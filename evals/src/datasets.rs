@@ -7,6 +7,7 @@
 //! | [`textvqa`] | `TextVQA_0.5.1_val.json`: `{data: [{question_id, question, image_id, answers}]}` | `{image_id}.jpg` |
 //! | [`vqav2`] | `v2_OpenEnded_mscoco_val2014_questions.json` + `v2_mscoco_val2014_annotations.json` beside it | `val2014/COCO_val2014_{image_id:012}.jpg` |
 //! | [`ocrbench`] | `OCRBench.json`: `[{id, dataset_name, image_path, question, answers (string or list), type}]` | `OCRBench_Images/{image_path}` beside `OCRBench/` |
+//! | [`scienceqa`] | `problems.json`: `{pid: {question, choices, answer, hint, image, grade, subject, split, …}}`, test questions with an image | `images/test/{pid}/image.png` |
 //! | [`ai2d`] | AI2D as released: `questions/*.json` (+ `ai2d_test_ids.csv`, `categories.json`) | `images/{imageName}` |
 //! | [`pope`] | `coco_pope_{adversarial,popular,random}.json`: `{question_id, image, text, label}` per line | COCO `val2014/` beside the files |
 //! | [`vlmevalkit_tsv`] | VLMEvalKit's TSVs (`AI2D_TEST.tsv`, `POPE.tsv`, …): `index, question, [A, B, …,] answer, [category,] image (base64)` | written out once to a folder |
@@ -307,6 +308,57 @@ pub fn pope(path: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError> 
         }
     }
     Ok(samples)
+}
+
+/// ScienceQA as its authors publish it: `data/scienceqa/problems.json`, `{pid: {question, choices,
+/// answer (index), hint, image ("image.png" or null), grade, subject, split, …}}` (the file or its
+/// folder), the test questions with an image, in pid order. Images are
+/// `{image_root}/test/{pid}/{image}`, `image_root` defaulting to `images/` beside the file (where
+/// `tools/download.sh` unpacks `test.zip`). Categories are those of the authors' `evaluate_acc.py`:
+/// the subject (NAT, SOC, LAN), TXT when there is a hint, the grade band (G1-6, G7-12).
+pub fn scienceqa(path: &Path, image_root: Option<&Path>) -> Result<Vec<Sample>, DatasetError> {
+    #[derive(Deserialize)]
+    struct Problem {
+        question: String,
+        choices: Vec<String>,
+        answer: usize,
+        #[serde(default)]
+        hint: String,
+        image: Option<String>,
+        grade: String,
+        subject: String,
+        split: String,
+    }
+    let file = if path.is_dir() { path.join("problems.json") } else { path.to_path_buf() };
+    let root = image_root.map_or_else(|| file.parent().unwrap_or(Path::new(".")).join("images"), Path::to_path_buf);
+    let problems: std::collections::HashMap<String, Problem> = read(&file)?;
+    let mut test: Vec<(u64, String, Problem)> = problems
+        .into_iter()
+        .filter(|(_, p)| p.split == "test" && p.image.is_some())
+        .map(|(pid, p)| (pid.parse().unwrap_or(u64::MAX), pid, p))
+        .collect();
+    test.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    test.into_iter()
+        .map(|(_, pid, p)| {
+            if p.answer >= p.choices.len() {
+                let message = format!("problem {pid}: answer {} but {} choices", p.answer, p.choices.len());
+                return Err(DatasetError::Format { path: file.clone(), message });
+            }
+            let subject = match p.subject.as_str() {
+                "natural science" => "NAT",
+                "social science" => "SOC",
+                "language science" => "LAN",
+                other => other,
+            };
+            let grade: u32 = p.grade.trim_start_matches("grade").parse().unwrap_or(0);
+            let band = if (1..=6).contains(&grade) { "G1-6" } else { "G7-12" };
+            let category = if p.hint.is_empty() { format!("{subject},{band}") } else { format!("{subject},TXT,{band}") };
+            let image = root.join("test").join(&pid).join(p.image.as_deref().unwrap_or("image.png"));
+            let mut s = sample(&pid, vec![image], p.question, vec![((b'A' + p.answer as u8) as char).to_string()], Some(category));
+            (s.options, s.hint) = (p.choices, Some(p.hint).filter(|h| !h.is_empty()));
+            Ok(s)
+        })
+        .collect()
 }
 
 /// AI2D as released by AllenAI: `{root}/questions/{image}.json` holding
@@ -732,6 +784,34 @@ mod tests {
         // An index at or past 10^6 moves the copies to 10^7 steps.
         let big = circular(vec![q("1500000", &["a", "b"], "A")]);
         assert_eq!(big[1].id, "11500000");
+    }
+
+    #[test]
+    fn scienceqa_takes_the_test_questions_with_an_image() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("data/scienceqa");
+        std::fs::create_dir_all(&dir).unwrap();
+        // Every field of a problems.json record; pids are strings, in no particular key order.
+        let record = |question: &str, image: &str, hint: &str, grade: &str, subject: &str, split: &str| {
+            format!(r#"{{"question": "{question}", "choices": ["Florida", "Ohio", "Maine"], "answer": 2, "hint": "{hint}", "image": {image}, "task": "closed choice", "grade": "{grade}", "subject": "{subject}", "topic": "geography", "category": "Geography", "skill": "Read a map: cardinal directions", "lecture": "Maps have four cardinal directions.", "solution": "Maine is farthest north.", "split": "{split}"}}"#)
+        };
+        let text = format!(
+            r#"{{"12": {}, "3": {}, "7": {}, "40": {}}}"#,
+            record("Which of these states is farthest north?", r#""image.png""#, "", "grade7", "social science", "test"),
+            record("Which is farthest north?", r#""image.png""#, "Look at the map.", "grade4", "social science", "test"),
+            record("Which word is a noun?", "null", "", "grade2", "language science", "test"),
+            record("Which is farthest south?", r#""image.png""#, "", "grade5", "social science", "train"),
+        );
+        write(&dir, "problems.json", &text);
+        let s = crate::tasks::Task::ScienceQa.load(&dir, None).unwrap();
+        assert_eq!(s.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["3", "12"], "test split, with an image, pid order");
+        assert_eq!(s[0].images, [dir.join("images/test/3/image.png")]);
+        assert_eq!((s[0].answers[0].as_str(), s[0].options.len(), s[0].hint.as_deref()), ("C", 3, Some("Look at the map.")));
+        assert_eq!((s[0].category.as_deref(), s[1].category.as_deref(), s[1].hint.as_deref()), (Some("SOC,TXT,G1-6"), Some("SOC,G7-12"), None));
+        let lmms = crate::tasks::render(&crate::tasks::Task::ScienceQa.default_template(crate::Harness::LmmsEval), &s[0]);
+        assert_eq!(lmms, "Context: Look at the map.\nWhich is farthest north?\nA. Florida\nB. Ohio\nC. Maine\nAnswer with the option's letter from the given choices directly.");
+        write(&dir, "problems.json", &format!(r#"{{"1": {}}}"#, record("q", r#""image.png""#, "", "grade1", "natural science", "test").replace(r#""answer": 2"#, r#""answer": 3"#)));
+        assert!(scienceqa(&dir, None).unwrap_err().to_string().contains("problem 1: answer 3 but 3 choices"));
     }
 
     #[test]

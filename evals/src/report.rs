@@ -175,10 +175,8 @@ fn task_report(task: Task, samples: &[SampleLog], missing: usize, harness: Harne
     let mine: Vec<&SampleLog> = samples.iter().filter(|s| s.task == task.name()).collect();
     let mut by_category: BTreeMap<&str, Vec<&SampleLog>> = BTreeMap::new();
     for s in &mine {
-        // VLMEvalKit's POPE.tsv lists every split a question is in ("adversarial,popular");
-        // MMBench rows are in their l2-category and their category.
         let names: Vec<&str> = match &s.category {
-            Some(c) if matches!(task, Task::Pope | Task::MmBench) => c.split(',').map(str::trim).collect(),
+            Some(c) if task.several_categories() => c.split(',').map(str::trim).collect(),
             Some(c) => vec![c.as_str()],
             None => Vec::new(),
         };

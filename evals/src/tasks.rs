@@ -2,7 +2,8 @@
 //!
 //! A task's prompt is a template over the sample (`{question}`, `{question_capitalized}` (Python's
 //! `str.capitalize`), `{question_stripped}`, `{options}` as `A. …\nB. …`, and MMBench's hint as
-//! `{hint_line}` (`Hint: …\n`) or `{hint_prefix}` (`… `), nothing without one), placed after the
+//! `{hint_line}` (`Hint: …\n`), `{hint_prefix}` (`… `) or `{context_line}` (`Context: …\n`),
+//! nothing without one), placed after the
 //! image tags in the user turn, as the Phi-3-vision harnesses do. The defaults are lmms-eval's
 //! suffixes (VLMEvalKit's with [`Harness::VlmEvalKit`]); any can be overridden per task.
 
@@ -23,6 +24,7 @@ pub enum Task {
     Ai2d,
     Pope,
     MmBench,
+    ScienceQa,
 }
 
 /// What a score is, for tables.
@@ -69,8 +71,18 @@ pub struct Scored {
 const SHORT: &str = "\nAnswer the question using a single word or phrase.";
 
 impl Task {
-    pub const ALL: [Task; 9] =
-        [Task::ChartQa, Task::DocVqa, Task::InfoVqa, Task::TextVqa, Task::VqaV2, Task::OcrBench, Task::Ai2d, Task::Pope, Task::MmBench];
+    pub const ALL: [Task; 10] = [
+        Task::ChartQa,
+        Task::DocVqa,
+        Task::InfoVqa,
+        Task::TextVqa,
+        Task::VqaV2,
+        Task::OcrBench,
+        Task::Ai2d,
+        Task::Pope,
+        Task::MmBench,
+        Task::ScienceQa,
+    ];
 
     /// The name used on the command line and in every output file.
     pub fn name(self) -> &'static str {
@@ -84,6 +96,7 @@ impl Task {
             Task::Ai2d => "ai2d",
             Task::Pope => "pope",
             Task::MmBench => "mmbench",
+            Task::ScienceQa => "scienceqa",
         }
     }
 
@@ -97,7 +110,7 @@ impl Task {
             Task::DocVqa | Task::InfoVqa => Metric::Anls,
             Task::TextVqa | Task::VqaV2 => Metric::VqaAccuracy,
             Task::OcrBench => Metric::Substring,
-            Task::Ai2d => Metric::Accuracy,
+            Task::Ai2d | Task::ScienceQa => Metric::Accuracy,
             Task::Pope => Metric::F1,
             Task::MmBench => Metric::CircularAccuracy,
         }
@@ -123,7 +136,11 @@ impl Task {
             Task::MmBench if harness == Harness::LmmsEval => {
                 "{hint_prefix}{question} There are several options:\n{options}\nAnswer with the option's letter from the given choices directly.".into()
             }
+            Task::MmBench | Task::ScienceQa if vlmevalkit => {
+                "{hint_line}Question: {question}\nOptions:\n{options}\nPlease select the correct answer from the options above. \n".into()
+            }
             Task::MmBench => "{hint_line}Question: {question}\nOptions:\n{options}\nPlease select the correct answer from the options above. \n".into(),
+            Task::ScienceQa => "{context_line}{question}\n{options}\nAnswer with the option's letter from the given choices directly.".into(),
         }
     }
 
@@ -134,11 +151,18 @@ impl Task {
             return 2048;
         }
         match self {
-            Task::ChartQa | Task::Ai2d | Task::VqaV2 => 16,
+            Task::ChartQa | Task::Ai2d | Task::VqaV2 | Task::ScienceQa => 16,
             Task::DocVqa | Task::InfoVqa => 32,
             Task::TextVqa | Task::MmBench => 1024,
             Task::OcrBench | Task::Pope => 128,
         }
+    }
+
+    /// Whether a sample's category may list several, comma-separated (POPE's splits in
+    /// VLMEvalKit's TSV, MMBench's l2-category and category, ScienceQA's subject, context and
+    /// grade): the sample counts in each.
+    pub fn several_categories(self) -> bool {
+        matches!(self, Task::Pope | Task::MmBench | Task::ScienceQa)
     }
 
     /// Reads the task's samples: our JSONL when the path ends in `.jsonl`, else the public
@@ -176,13 +200,14 @@ impl Task {
                 let default = if beside.is_dir() { beside } else { folder.to_path_buf() };
                 datasets::pope(path, &images.map_or(default, Path::to_path_buf))
             }
+            Task::ScienceQa if !is_tsv(path) => datasets::scienceqa(path, images),
             Task::MmBench => {
                 let samples = datasets::vlmevalkit_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy())))?;
                 // A file with VLMEvalKit's circular copies keeps them; one without gets them.
                 let has_copies = samples.iter().any(|s| s.group.as_ref().is_some_and(|g| *g != s.id));
                 Ok(if has_copies { samples } else { datasets::circular(samples) })
             }
-            Task::Pope | Task::Ai2d => datasets::vlmevalkit_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy()))),
+            Task::Pope | Task::Ai2d | Task::ScienceQa => datasets::vlmevalkit_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy()))),
         }
     }
 
@@ -228,6 +253,14 @@ impl Task {
                 let extracted = picked.map_or_else(String::new, String::from);
                 Scored { score: f64::from(u8::from(!extracted.is_empty() && extracted == letter)), extracted, normalised: Vec::new() }
             }
+            Task::ScienceQa => {
+                let letter = answers.first().and_then(|a| a.trim().chars().next()).unwrap_or('?');
+                let extracted = match harness {
+                    Harness::LmmsEval => mcq::lmms_eval_scienceqa(&cleaned()),
+                    _ => mcq::extract(response, &sample.options, harness),
+                };
+                Scored { score: f64::from(u8::from(extracted == letter.to_string())), extracted, normalised: Vec::new() }
+            }
             Task::Ai2d => {
                 let letter = answers.first().and_then(|a| a.trim().chars().next()).unwrap_or('?');
                 let ok = mcq::correct(response, &sample.options, letter, harness);
@@ -256,6 +289,11 @@ pub fn render(template: &str, sample: &Sample) -> String {
                     out.push_str(&format!("Hint: {h}\n"));
                 }
             }
+            Piece::Field("context_line") => {
+                if let Some(h) = &sample.hint {
+                    out.push_str(&format!("Context: {h}\n"));
+                }
+            }
             Piece::Field("hint_prefix") => {
                 if let Some(h) = &sample.hint {
                     out.push_str(&format!("{h} "));
@@ -271,7 +309,7 @@ pub fn render(template: &str, sample: &Sample) -> String {
 }
 
 /// The fields a template may use.
-pub const FIELDS: [&str; 6] = ["question", "question_capitalized", "question_stripped", "options", "hint_line", "hint_prefix"];
+pub const FIELDS: [&str; 7] = ["question", "question_capitalized", "question_stripped", "options", "hint_line", "hint_prefix", "context_line"];
 
 /// Checks a prompt template: every `{` opens one of [`FIELDS`] and is closed, `{{` and `}}` are
 /// literal braces, and the question is used.

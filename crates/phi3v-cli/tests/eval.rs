@@ -85,7 +85,7 @@ fn generate_writes_a_set_the_runner_reads() {
     let out = dir.path().to_str().unwrap();
     let o = run(&mut phi3v(&["eval", "generate", "--out", out, "--seed", "3", "--charts", "3", "--ocr", "3", "--scenes", "2"]));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("9 chart questions, 3 OCR items, 12 POPE and "));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("9 chart questions, 3 OCR items, 12 POPE, "));
     let set = format!("chartqa={}", dir.path().join("chartqa.jsonl").display());
     let o = run(&mut phi3v(&["eval", "score", "--task", &set, "--out", out]));
     assert_clean_error(&o, "no predictions");
@@ -274,4 +274,19 @@ fn mmbench_rotates_the_options_and_scores_whole_questions() {
     assert!(t["metrics"]["vanilla_accuracy"].is_number(), "{t}");
     let log = lines(&out.join("results-samples.jsonl"));
     assert_eq!((log[1]["group"].as_str(), log[1]["id"].as_str()), (Some("0"), Some("1000000")));
+}
+
+#[test]
+fn scienceqa_runs_on_the_generated_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = format!("scienceqa={}", asset("scienceqa"));
+    let args = ["eval", "run", "--model", &fixture("tiny-phi35v"), "--task", &task, "--harness", "vlmevalkit", "--max-tokens", "2"];
+    let o = run(phi3v(&args).args(["--out", dir.path().to_str().unwrap()]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let p = lines(&dir.path().join("predictions.jsonl"));
+    assert_eq!(p.len(), 5, "the text-only and the train question are left out");
+    assert!(p[0]["prompt"].as_str().unwrap().starts_with("Hint: The picture shows a few coloured shapes.\nQuestion: Which shape is"), "{}", p[0]["prompt"]);
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.json")).unwrap()).unwrap();
+    let names: Vec<&str> = results["tasks"][0]["categories"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["G1-6", "NAT", "TXT"]);
 }

@@ -94,6 +94,18 @@ pub fn lmms_eval_mmbench_infer(response: &str, options: &[String]) -> Option<cha
     (hits.len() == 1).then(|| hits[0])
 }
 
+/// lmms-eval's ScienceQA rule (`sqa_process_results`, "how llava parse it"): the response as the
+/// letter when it is one; the first character when the response is a capital letter and a
+/// period (`B. …`); else nothing.
+pub fn lmms_eval_scienceqa(response: &str) -> String {
+    let mut chars = response.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => c.to_string(),
+        (Some(c), Some('.')) if c.is_uppercase() => c.to_string(),
+        _ => String::new(),
+    }
+}
+
 /// The letter of the first `answer\s+is\s+\**([ABCD])` in `text`, case-insensitive (upper-cased),
 /// as VLMEvalKit's `_VERBOSE_ANSWER_RE` finds it (its optional leading `correct\s+` does not
 /// change which letter).
@@ -230,6 +242,14 @@ mod tests {
             ("Failed to obtain answer via API: B", None),
         ] {
             assert_eq!(lmms_eval_mmbench_infer(response, &o), want, "{response:?}");
+        }
+    }
+
+    /// Cases worked through lmms-eval's `sqa_process_results`.
+    #[test]
+    fn lmms_eval_scienceqa_rule() {
+        for (response, got) in [("B", "B"), ("B. tree", "B"), ("B.", "B"), ("b. tree", ""), ("(B)", ""), ("B tree", ""), ("The answer is B.", ""), ("É.", "É")] {
+            assert_eq!(lmms_eval_scienceqa(response), got, "{response:?}");
         }
     }
 

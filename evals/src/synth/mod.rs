@@ -10,6 +10,7 @@
 //! | `chartqa.jsonl` | our JSONL, the same questions | task `chartqa` |
 //! | `ocr.jsonl` + `ocr/` | our JSONL, OCRBench's questions | task `ocrbench` |
 //! | `pope/synth_pope_{adversarial,popular,random}.json` + `pope/scene_*.png` | POPE (`question_id, image, image_id, text, label`, one per line) | task `pope` |
+//! | `scienceqa/problems.json` + `scienceqa/images/test/{pid}/image.png` | ScienceQA (`{pid: {question, choices, answer, hint, image, …, split}}`), the same scenes, and a text-only and a train question the reader skips | task `scienceqa` |
 //! | `mmbench/synth_mmbench.tsv` | VLMEvalKit's MMBench TSV without circular copies (`index, question, hint, A–D, answer, category, l2-category, image` as base64), the same scenes | task `mmbench` |
 
 pub mod canvas;
@@ -45,6 +46,7 @@ pub struct Written {
     pub ocr_items: usize,
     pub pope_questions: usize,
     pub mmbench_questions: usize,
+    pub scienceqa_questions: usize,
     pub files: Vec<PathBuf>,
 }
 
@@ -117,6 +119,10 @@ pub fn generate(out: &Path, spec: Spec) -> Result<Written, EvalError> {
         write_text(&path, mmbench_tsv(out, &choices)?)?;
         files.push(path);
     }
+    let science = scenes::shape_of_colour(&scenes, &mut rng);
+    if spec.scenes > 0 {
+        files.extend(scienceqa(out, &science)?);
+    }
     if spec.charts > 0 {
         let path = out.join("chartqa/test_generated.json");
         write_text(&path, serde_json::to_string_pretty(&chartqa).expect("json") + "\n")?;
@@ -128,7 +134,38 @@ pub fn generate(out: &Path, spec: Spec) -> Result<Written, EvalError> {
         write_text(&out.join("ocr.jsonl"), ocr_lines)?;
         files.push(out.join("ocr.jsonl"));
     }
-    Ok(Written { chart_questions: chartqa.len(), ocr_items: spec.ocr, pope_questions: questions.len(), mmbench_questions: choices.len(), files })
+    Ok(Written { chart_questions: chartqa.len(), ocr_items: spec.ocr, pope_questions: questions.len(), mmbench_questions: choices.len(), scienceqa_questions: science.len(), files })
+}
+
+/// ScienceQA's layout: `problems.json` (pids from 1; the scene questions in the test split with
+/// their image copied to `images/test/{pid}/image.png`, every other one with a hint, then one
+/// text-only test question and one train question, which the image-test reader leaves out).
+fn scienceqa(out: &Path, questions: &[(usize, &str, usize)]) -> Result<Vec<PathBuf>, EvalError> {
+    let mut files = Vec::new();
+    let mut problems = serde_json::Map::new();
+    let problem = |question: String, hint: &str, image: Option<&str>, answer: usize, split: &str| {
+        json!({"question": question, "choices": scenes::shape_names(), "answer": answer, "hint": hint, "image": image, "task": "closed choice",
+               "grade": "grade2", "subject": "natural science", "topic": "shapes", "category": "Identify shapes", "skill": "Identify shapes by colour",
+               "lecture": "", "solution": "", "split": split})
+    };
+    for (k, &(scene, colour, shape)) in questions.iter().enumerate() {
+        let pid = (k + 1).to_string();
+        let src = out.join(format!("pope/scene_{scene:04}.png"));
+        let dst = out.join(format!("scienceqa/images/test/{pid}/image.png"));
+        let io = |path: &Path| { let path = path.to_path_buf(); move |source| EvalError::Io { path, source } };
+        std::fs::create_dir_all(dst.parent().expect("a folder")).map_err(io(&dst))?;
+        std::fs::copy(&src, &dst).map_err(io(&src))?;
+        files.push(dst);
+        let hint = if k % 2 == 0 { "The picture shows a few coloured shapes." } else { "" };
+        problems.insert(pid, problem(format!("Which shape is {colour}?"), hint, Some("image.png"), shape, "test"));
+    }
+    let n = questions.len();
+    problems.insert((n + 1).to_string(), problem("Which shape has three sides?".into(), "", None, 2, "test"));
+    problems.insert((n + 2).to_string(), problem("Which shape has no corners?".into(), "", Some("image.png"), 0, "train"));
+    let path = out.join("scienceqa/problems.json");
+    write_text(&path, serde_json::to_string_pretty(&problems).expect("json") + "\n")?;
+    files.push(path);
+    Ok(files)
 }
 
 /// The multiple-choice questions as an MMBench TSV, each scene's PNG (already written under
@@ -184,11 +221,14 @@ mod tests {
         let spec = Spec { seed: 5, charts: 4, questions_per_chart: 2, ocr: 3, scenes: 2 };
         let wa = generate(a.path(), spec).unwrap();
         let wb = generate(b.path(), spec).unwrap();
-        assert_eq!((wa.chart_questions, wa.pope_questions, wa.files.len()), (8, 12, 4 + 3 + 2 + 3 + 1 + 3));
+        assert_eq!((wa.chart_questions, wa.pope_questions, wa.files.len()), (8, 12, 4 + 3 + 2 + 3 + 1 + wa.scienceqa_questions + 1 + 3));
         let mmbench = Task::MmBench.load(&a.path().join("mmbench/synth_mmbench.tsv"), None).unwrap();
         assert_eq!(mmbench.iter().filter(|s| s.group.as_ref() == Some(&s.id)).count(), wa.mmbench_questions);
         assert_eq!(mmbench.len(), 4 * wa.mmbench_questions, "three rotated copies of each four-option question");
         assert!(mmbench[0].hint.is_some() && mmbench[0].images[0].is_file());
+        let science = Task::ScienceQa.load(&a.path().join("scienceqa"), None).unwrap();
+        assert_eq!(science.len(), wa.scienceqa_questions, "test questions with an image only");
+        assert!(science.iter().all(|s| s.images[0].is_file() && s.options.len() == 3));
         for (fa, fb) in wa.files.iter().zip(&wb.files) {
             assert_eq!(std::fs::read(fa).unwrap(), std::fs::read(fb).unwrap(), "{}", fa.display());
         }

@@ -6,6 +6,7 @@
 //!   seen together with the scene's own (`adversarial`).
 //! - MMBench-style multiple choice: how many shapes there are, and the colour of a shape the
 //!   scene has only one of, with four options.
+//! - ScienceQA-style: which shape has a colour the scene shows once (circle, square, triangle).
 
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
@@ -124,6 +125,25 @@ pub fn choices(scenes: &[Scene], rng: &mut ChaCha8Rng) -> Vec<Choice> {
         out.push(Choice { scene: i, question, hint: None, options: picked.map(|c| PALETTE[c].0.to_string()), answer, category: "colour" });
     }
     out
+}
+
+/// A ScienceQA-style question: `(scene, colour name, index of the right shape in SHAPES)`, one
+/// per scene that has a colour shown once.
+pub fn shape_of_colour(scenes: &[Scene], rng: &mut ChaCha8Rng) -> Vec<(usize, &'static str, usize)> {
+    scenes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, scene)| {
+            let colour = |o: usize| o / SHAPES.len();
+            let once: Vec<usize> = scene.objects.iter().copied().filter(|&o| scene.objects.iter().filter(|&&p| colour(p) == colour(o)).count() == 1).collect();
+            once.choose(rng).map(|&o| (i, PALETTE[colour(o)].0, o % SHAPES.len()))
+        })
+        .collect()
+}
+
+/// The shape names, in option order.
+pub fn shape_names() -> [&'static str; 3] {
+    SHAPES
 }
 
 #[cfg(test)]
