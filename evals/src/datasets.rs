@@ -420,7 +420,8 @@ pub fn ai2d(root: &Path) -> Result<Vec<Sample>, DatasetError> {
 /// `question`, `answer` (an option letter, or the answer), `image` (base64), and where the
 /// benchmark has them the option columns `A`, `B`, …, `category`, `l2-category` (the category is
 /// then `{l2-category},{category}`: the sample counts in both), `hint` and `g_index` (the question
-/// a circular copy copies; without it, the index modulo 10^6). The images are decoded
+/// a circular copy copies; without it, the index modulo 10^6). An `image` may hold several images
+/// as a Python list literal of base64 strings (BLINK, MMMU). The images are decoded
 /// once into `image_dir` as `{index}.png` / `{index}.jpg` and read from there afterwards.
 pub fn vlmevalkit_tsv(tsv: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError> {
     use base64::Engine;
@@ -460,18 +461,28 @@ pub fn vlmevalkit_tsv(tsv: &Path, image_dir: &Path) -> Result<Vec<Sample>, Datas
             }
         }
         let options: Vec<String> = letters.iter().map(|&c| r[c].to_string()).take_while(|o| !o.is_empty() && o != "nan").collect();
-        let path = image_dir.join(format!("{source}.png"));
-        let jpg = image_dir.join(format!("{source}.jpg"));
-        let path = if path.exists() || jpg.exists() {
-            if path.exists() { path } else { jpg }
-        } else {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(data.trim())
-                .map_err(|e| format(format!("{row}: image is not base64: {e}")))?;
-            let out = if bytes.starts_with(&[0xFF, 0xD8]) { jpg } else { path };
-            std::fs::write(&out, bytes).map_err(|source| DatasetError::Io { path: out.clone(), source })?;
-            out
+        // Several images are a Python list literal of base64 strings (`str(list)`), written
+        // out as `{index}_{k}`.
+        let parts = match python_list(data) {
+            Some(list) => list.into_iter().enumerate().map(|(k, d)| (format!("{source}_{k}"), d)).collect(),
+            None => vec![(source.clone(), data.to_string())],
         };
+        let mut paths = Vec::new();
+        for (name, data) in parts {
+            let (png, jpg) = (image_dir.join(format!("{name}.png")), image_dir.join(format!("{name}.jpg")));
+            paths.push(if png.exists() {
+                png
+            } else if jpg.exists() {
+                jpg
+            } else {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(data.trim())
+                    .map_err(|e| format(format!("{row}: image is not base64: {e}")))?;
+                let out = if bytes.starts_with(&[0xFF, 0xD8]) { jpg } else { png };
+                std::fs::write(&out, bytes).map_err(|source| DatasetError::Io { path: out.clone(), source })?;
+                out
+            });
+        }
         let text = |c: Option<usize>| c.map(|c| r[c].to_string()).filter(|t| !t.is_empty() && t != "nan");
         let cat = match (text(l2), text(category)) {
             (Some(l2), Some(c)) => Some(format!("{l2},{c}")),
@@ -479,11 +490,27 @@ pub fn vlmevalkit_tsv(tsv: &Path, image_dir: &Path) -> Result<Vec<Sample>, Datas
         };
         // Circular copies: `g_index` names the question copied, else index mod 10^6 does.
         let group = text(g_index).or_else(|| id.parse::<u64>().ok().map(|i| (i % 1_000_000).to_string()));
-        let mut s = sample(id, vec![path], r[question].to_string(), vec![r[answer].trim().to_string()], cat);
+        let mut s = sample(id, paths, r[question].to_string(), vec![r[answer].trim().to_string()], cat);
         (s.options, s.hint, s.group) = (options, text(hint), group);
         samples.push(s);
     }
     Ok(samples)
+}
+
+/// The strings of a Python list literal as `str(list)` writes it (`['a', "b'c"]`, backslash
+/// escapes kept as they are: base64 and file names have none); `None` when `text` is not one.
+fn python_list(text: &str) -> Option<Vec<String>> {
+    let inner = text.trim().strip_prefix('[')?.strip_suffix(']')?;
+    let mut items = Vec::new();
+    let mut rest = inner.trim_start();
+    while !rest.is_empty() {
+        let quote = rest.chars().next().filter(|q| *q == '\'' || *q == '"')?;
+        let end = rest[1..].find(quote)? + 1;
+        items.push(rest[1..end].to_string());
+        rest = rest[end + 1..].trim_start();
+        rest = rest.strip_prefix(',').map_or(rest, str::trim_start);
+    }
+    Some(items)
 }
 
 /// VLMEvalKit's circular copies (`vlmeval/tools.py`, `CIRCULAR`) of questions read without
@@ -812,6 +839,26 @@ mod tests {
         assert_eq!(lmms, "Context: Look at the map.\nWhich is farthest north?\nA. Florida\nB. Ohio\nC. Maine\nAnswer with the option's letter from the given choices directly.");
         write(&dir, "problems.json", &format!(r#"{{"1": {}}}"#, record("q", r#""image.png""#, "", "grade1", "natural science", "test").replace(r#""answer": 2"#, r#""answer": 3"#)));
         assert!(scienceqa(&dir, None).unwrap_err().to_string().contains("problem 1: answer 3 but 3 choices"));
+    }
+
+    #[test]
+    fn vlmevalkit_rows_with_several_images() {
+        assert_eq!(python_list(r#"['ab', "c'd" ,'e']"#), Some(vec!["ab".into(), "c'd".into(), "e".into()]));
+        assert_eq!(python_list("[]"), Some(vec![]));
+        assert_eq!((python_list("iVBOR"), python_list("['open")), (None, None));
+        let d = tempfile::tempdir().unwrap();
+        let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
+        // As VLMEvalKit's BLINK.tsv: `str(list)` of base64 strings; a later row may point at it.
+        let tsv = write(d.path(), "BLINK.tsv", &format!("index\tquestion\tA\tB\tanswer\tcategory\timage\n7\tWhich image is brighter?\tthe first image\tthe second image\tB\tRelative_Reflectance\t['{png}', '{png}']\n8\tSame?\tyes\tno\tA\tVisual_Similarity\t7\n"));
+        let s = crate::tasks::Task::Blink.load(&tsv, None).unwrap();
+        let dir = d.path().join("BLINK_images");
+        assert_eq!(s[0].images, [dir.join("7_0.png"), dir.join("7_1.png")]);
+        assert_eq!((s[1].images.clone(), s[1].category.as_deref()), (s[0].images.clone(), Some("Visual_Similarity")));
+        let lmms = crate::tasks::render(&crate::tasks::Task::Blink.default_template(crate::Harness::LmmsEval), &s[0]);
+        assert_eq!(lmms, "Note: You only need to respond with A, B without providing any additional information.\nWhich image is brighter?\nSelect from the following choices.\n(A) the first image\n(B) the second image");
+        assert_eq!(crate::tasks::Task::Blink.score(&s[0], "(B) the second image", crate::Harness::LmmsEval).score, 1.0);
+        assert_eq!(crate::tasks::Task::Blink.score(&s[0], "The second image", crate::Harness::LmmsEval).score, 0.0, "read as T");
+        assert_eq!(crate::tasks::Task::Blink.score(&s[0], "The second image", crate::Harness::VlmEvalKit).score, 1.0, "the option's text");
     }
 
     #[test]

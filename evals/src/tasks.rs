@@ -1,7 +1,8 @@
 //! The benchmarks as tasks: how each one is read, prompted and scored.
 //!
 //! A task's prompt is a template over the sample (`{question}`, `{question_capitalized}` (Python's
-//! `str.capitalize`), `{question_stripped}`, `{options}` as `A. …\nB. …`, and MMBench's hint as
+//! `str.capitalize`), `{question_stripped}`, `{options}` as `A. …\nB. …`, `{options_paren}` as
+//! `(A) …\n(B) …`, `{letters}` as `A, B`, and a hint as
 //! `{hint_line}` (`Hint: …\n`), `{hint_prefix}` (`… `) or `{context_line}` (`Context: …\n`),
 //! nothing without one), placed after the
 //! image tags in the user turn, as the Phi-3-vision harnesses do. The defaults are lmms-eval's
@@ -25,6 +26,7 @@ pub enum Task {
     Pope,
     MmBench,
     ScienceQa,
+    Blink,
 }
 
 /// What a score is, for tables.
@@ -71,7 +73,7 @@ pub struct Scored {
 const SHORT: &str = "\nAnswer the question using a single word or phrase.";
 
 impl Task {
-    pub const ALL: [Task; 10] = [
+    pub const ALL: [Task; 11] = [
         Task::ChartQa,
         Task::DocVqa,
         Task::InfoVqa,
@@ -82,6 +84,7 @@ impl Task {
         Task::Pope,
         Task::MmBench,
         Task::ScienceQa,
+        Task::Blink,
     ];
 
     /// The name used on the command line and in every output file.
@@ -97,6 +100,7 @@ impl Task {
             Task::Pope => "pope",
             Task::MmBench => "mmbench",
             Task::ScienceQa => "scienceqa",
+            Task::Blink => "blink",
         }
     }
 
@@ -110,7 +114,7 @@ impl Task {
             Task::DocVqa | Task::InfoVqa => Metric::Anls,
             Task::TextVqa | Task::VqaV2 => Metric::VqaAccuracy,
             Task::OcrBench => Metric::Substring,
-            Task::Ai2d | Task::ScienceQa => Metric::Accuracy,
+            Task::Ai2d | Task::ScienceQa | Task::Blink => Metric::Accuracy,
             Task::Pope => Metric::F1,
             Task::MmBench => Metric::CircularAccuracy,
         }
@@ -136,11 +140,15 @@ impl Task {
             Task::MmBench if harness == Harness::LmmsEval => {
                 "{hint_prefix}{question} There are several options:\n{options}\nAnswer with the option's letter from the given choices directly.".into()
             }
-            Task::MmBench | Task::ScienceQa if vlmevalkit => {
+            Task::MmBench | Task::ScienceQa | Task::Blink if vlmevalkit => {
                 "{hint_line}Question: {question}\nOptions:\n{options}\nPlease select the correct answer from the options above. \n".into()
             }
             Task::MmBench => "{hint_line}Question: {question}\nOptions:\n{options}\nPlease select the correct answer from the options above. \n".into(),
             Task::ScienceQa => "{context_line}{question}\n{options}\nAnswer with the option's letter from the given choices directly.".into(),
+            Task::Blink if harness == Harness::LmmsEval => {
+                "Note: You only need to respond with {letters} without providing any additional information.\n{question}\nSelect from the following choices.\n{options_paren}".into()
+            }
+            Task::Blink => "{question}\nSelect from the following choices.\n{options_paren}".into(),
         }
     }
 
@@ -153,7 +161,7 @@ impl Task {
         match self {
             Task::ChartQa | Task::Ai2d | Task::VqaV2 | Task::ScienceQa => 16,
             Task::DocVqa | Task::InfoVqa => 32,
-            Task::TextVqa | Task::MmBench => 1024,
+            Task::TextVqa | Task::MmBench | Task::Blink => 1024,
             Task::OcrBench | Task::Pope => 128,
         }
     }
@@ -207,7 +215,7 @@ impl Task {
                 let has_copies = samples.iter().any(|s| s.group.as_ref().is_some_and(|g| *g != s.id));
                 Ok(if has_copies { samples } else { datasets::circular(samples) })
             }
-            Task::Pope | Task::Ai2d | Task::ScienceQa => datasets::vlmevalkit_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy()))),
+            Task::Pope | Task::Ai2d | Task::ScienceQa | Task::Blink => datasets::vlmevalkit_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy()))),
         }
     }
 
@@ -253,6 +261,14 @@ impl Task {
                 let extracted = picked.map_or_else(String::new, String::from);
                 Scored { score: f64::from(u8::from(!extracted.is_empty() && extracted == letter)), extracted, normalised: Vec::new() }
             }
+            Task::Blink => {
+                let letter = answers.first().map_or_else(String::new, |a| a.trim().trim_matches(['(', ')']).to_string());
+                let extracted = match harness {
+                    Harness::VlmEvalKit => mcq::vlmevalkit_infer(response, &sample.options).map_or_else(String::new, String::from),
+                    _ => mcq::lmms_eval_blink(&cleaned()),
+                };
+                Scored { score: f64::from(u8::from(!extracted.is_empty() && extracted == letter)), extracted, normalised: Vec::new() }
+            }
             Task::ScienceQa => {
                 let letter = answers.first().and_then(|a| a.trim().chars().next()).unwrap_or('?');
                 let extracted = match harness {
@@ -289,6 +305,14 @@ pub fn render(template: &str, sample: &Sample) -> String {
                     out.push_str(&format!("Hint: {h}\n"));
                 }
             }
+            Piece::Field("letters") => {
+                let letters: Vec<String> = (0..sample.options.len()).map(|i| ((b'A' + i as u8) as char).to_string()).collect();
+                out.push_str(&letters.join(", "));
+            }
+            Piece::Field("options_paren") => {
+                let options = sample.options.iter().enumerate().map(|(i, o)| format!("({}) {o}", (b'A' + i as u8) as char));
+                out.push_str(&options.collect::<Vec<_>>().join("\n"));
+            }
             Piece::Field("context_line") => {
                 if let Some(h) = &sample.hint {
                     out.push_str(&format!("Context: {h}\n"));
@@ -309,7 +333,8 @@ pub fn render(template: &str, sample: &Sample) -> String {
 }
 
 /// The fields a template may use.
-pub const FIELDS: [&str; 7] = ["question", "question_capitalized", "question_stripped", "options", "hint_line", "hint_prefix", "context_line"];
+pub const FIELDS: [&str; 9] =
+    ["question", "question_capitalized", "question_stripped", "options", "options_paren", "letters", "hint_line", "hint_prefix", "context_line"];
 
 /// Checks a prompt template: every `{` opens one of [`FIELDS`] and is closed, `{{` and `}}` are
 /// literal braces, and the question is used.

@@ -290,3 +290,24 @@ fn scienceqa_runs_on_the_generated_problems() {
     let names: Vec<&str> = results["tasks"][0]["categories"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["G1-6", "NAT", "TXT"]);
 }
+
+#[test]
+fn blink_asks_about_two_images_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let tsv = dir.path().join("synth_blink.tsv");
+    std::fs::copy(asset("blink/synth_blink.tsv"), &tsv).unwrap();
+    let out = dir.path().join("out");
+    let task = format!("blink={}", tsv.display());
+    let args = ["eval", "run", "--model", &fixture("tiny-phi35v"), "--task", &task, "--max-tokens", "2"];
+    let o = run(phi3v(&args).args(["--out", out.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let p = &lines(&out.join("predictions.jsonl"))[0];
+    assert!(p["prompt"].as_str().unwrap().starts_with("Note: You only need to respond with A, B without"), "{}", p["prompt"]);
+    // The answer is the one `phi3v ask` gives with both images.
+    let images: Vec<String> = ["0_0", "0_1"].iter().map(|n| dir.path().join(format!("synth_blink_images/{n}.png")).display().to_string()).collect();
+    let o = run(&mut phi3v(&["ask", "--model", &fixture("tiny-phi35v"), "--image", &images[0], "--image", &images[1], "--max-tokens", "2", "--json", p["prompt"].as_str().unwrap()]));
+    let asked: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&o.stderr)));
+    assert_eq!(asked["answer"], p["response"]);
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["tasks"][0]["categories"][0]["name"].as_str(), Some("Counting"));
+}

@@ -106,6 +106,21 @@ pub fn lmms_eval_scienceqa(response: &str) -> String {
     }
 }
 
+/// lmms-eval's BLINK rule (`_extract_answer_letter`): Python's `re.match(r"[\(\s]*([A-Z])",
+/// text.strip(), re.IGNORECASE)` upper-cased: the first character after any `(` and whitespace,
+/// when it is a letter (case-insensitively `[A-Z]` also takes `ı`, `ſ` and the Kelvin sign, whose
+/// upper cases are I, S and K); else nothing. "The answer is B" reads as T.
+pub fn lmms_eval_blink(response: &str) -> String {
+    let first = response.trim().chars().find(|c| *c != '(' && !c.is_whitespace());
+    match first {
+        Some(c) if c.is_ascii_alphabetic() => c.to_ascii_uppercase().to_string(),
+        Some('ı') => "I".into(),
+        Some('ſ') => "S".into(),
+        Some('\u{212A}') => "K".into(),
+        _ => String::new(),
+    }
+}
+
 /// The letter of the first `answer\s+is\s+\**([ABCD])` in `text`, case-insensitive (upper-cased),
 /// as VLMEvalKit's `_VERBOSE_ANSWER_RE` finds it (its optional leading `correct\s+` does not
 /// change which letter).
@@ -250,6 +265,14 @@ mod tests {
     fn lmms_eval_scienceqa_rule() {
         for (response, got) in [("B", "B"), ("B. tree", "B"), ("B.", "B"), ("b. tree", ""), ("(B)", ""), ("B tree", ""), ("The answer is B.", ""), ("É.", "É")] {
             assert_eq!(lmms_eval_scienceqa(response), got, "{response:?}");
+        }
+    }
+
+    /// Cases worked through lmms-eval's `_extract_answer_letter`.
+    #[test]
+    fn lmms_eval_blink_rule() {
+        for (response, got) in [("(B) the second image", "B"), (" ( c", "C"), ("A.", "A"), ("The answer is B", "T"), ("1", ""), ("", ""), ("((\n d)", "D"), ("ſo", "S"), ("[B]", "")] {
+            assert_eq!(lmms_eval_blink(response), got, "{response:?}");
         }
     }
 

@@ -11,6 +11,7 @@
 //! | `ocr.jsonl` + `ocr/` | our JSONL, OCRBench's questions | task `ocrbench` |
 //! | `pope/synth_pope_{adversarial,popular,random}.json` + `pope/scene_*.png` | POPE (`question_id, image, image_id, text, label`, one per line) | task `pope` |
 //! | `scienceqa/problems.json` + `scienceqa/images/test/{pid}/image.png` | ScienceQA (`{pid: {question, choices, answer, hint, image, …, split}}`), the same scenes, and a text-only and a train question the reader skips | task `scienceqa` |
+//! | `blink/synth_blink.tsv` | VLMEvalKit's BLINK TSV: two images per row as a Python list literal of base64 strings; which of two scenes has more shapes | task `blink` |
 //! | `mmbench/synth_mmbench.tsv` | VLMEvalKit's MMBench TSV without circular copies (`index, question, hint, A–D, answer, category, l2-category, image` as base64), the same scenes | task `mmbench` |
 
 pub mod canvas;
@@ -47,6 +48,7 @@ pub struct Written {
     pub pope_questions: usize,
     pub mmbench_questions: usize,
     pub scienceqa_questions: usize,
+    pub blink_questions: usize,
     pub files: Vec<PathBuf>,
 }
 
@@ -123,6 +125,12 @@ pub fn generate(out: &Path, spec: Spec) -> Result<Written, EvalError> {
     if spec.scenes > 0 {
         files.extend(scienceqa(out, &science)?);
     }
+    let pairs = scenes::more_shapes(&scenes);
+    if spec.scenes > 0 {
+        let path = out.join("blink/synth_blink.tsv");
+        write_text(&path, blink_tsv(out, &pairs)?)?;
+        files.push(path);
+    }
     if spec.charts > 0 {
         let path = out.join("chartqa/test_generated.json");
         write_text(&path, serde_json::to_string_pretty(&chartqa).expect("json") + "\n")?;
@@ -134,7 +142,7 @@ pub fn generate(out: &Path, spec: Spec) -> Result<Written, EvalError> {
         write_text(&out.join("ocr.jsonl"), ocr_lines)?;
         files.push(out.join("ocr.jsonl"));
     }
-    Ok(Written { chart_questions: chartqa.len(), ocr_items: spec.ocr, pope_questions: questions.len(), mmbench_questions: choices.len(), scienceqa_questions: science.len(), files })
+    Ok(Written { chart_questions: chartqa.len(), ocr_items: spec.ocr, pope_questions: questions.len(), mmbench_questions: choices.len(), scienceqa_questions: science.len(), blink_questions: pairs.len(), files })
 }
 
 /// ScienceQA's layout: `problems.json` (pids from 1; the scene questions in the test split with
@@ -168,11 +176,31 @@ fn scienceqa(out: &Path, questions: &[(usize, &str, usize)]) -> Result<Vec<PathB
     Ok(files)
 }
 
+fn scene_base64(out: &Path, scene: usize) -> Result<String, EvalError> {
+    use base64::Engine;
+    let png = out.join(format!("pope/scene_{scene:04}.png"));
+    let bytes = std::fs::read(&png).map_err(|source| EvalError::Io { path: png.clone(), source })?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// The two-scene questions as a BLINK TSV (`index, question, A, B, answer, category, image`,
+/// the image a Python list literal of both scenes' base64).
+fn blink_tsv(out: &Path, pairs: &[(usize, usize, usize)]) -> Result<String, EvalError> {
+    let mut w = csv::WriterBuilder::new().delimiter(b'\t').from_writer(Vec::new());
+    w.write_record(["index", "question", "A", "B", "answer", "category", "image"]).expect("writing to memory");
+    for (index, &(a, b, answer)) in pairs.iter().enumerate() {
+        let image = format!("['{}', '{}']", scene_base64(out, a)?, scene_base64(out, b)?);
+        let letter = if answer == 0 { "A" } else { "B" };
+        let row = [&index.to_string(), "Which image has more shapes?", "the first image", "the second image", letter, "Counting", &image];
+        w.write_record(row).expect("writing to memory");
+    }
+    Ok(String::from_utf8(w.into_inner().expect("in memory")).expect("utf-8 in, utf-8 out"))
+}
+
 /// The multiple-choice questions as an MMBench TSV, each scene's PNG (already written under
 /// `out/pope/`) inlined as base64 in its first row; later rows give that row's index instead, as
 /// VLMEvalKit's files do.
 fn mmbench_tsv(out: &Path, choices: &[scenes::Choice]) -> Result<String, EvalError> {
-    use base64::Engine;
     let mut w = csv::WriterBuilder::new().delimiter(b'\t').from_writer(Vec::new());
     let record = |w: &mut csv::Writer<Vec<u8>>, row: &[&str]| w.write_record(row).expect("writing to memory");
     record(&mut w, &["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "l2-category", "image"]);
@@ -182,9 +210,7 @@ fn mmbench_tsv(out: &Path, choices: &[scenes::Choice]) -> Result<String, EvalErr
             Some(row) => row.to_string(),
             None => {
                 first_row.insert(c.scene, index);
-                let png = out.join(format!("pope/scene_{:04}.png", c.scene));
-                let bytes = std::fs::read(&png).map_err(|source| EvalError::Io { path: png.clone(), source })?;
-                base64::engine::general_purpose::STANDARD.encode(bytes)
+                scene_base64(out, c.scene)?
             }
         };
         let answer = ((b'A' + c.answer as u8) as char).to_string();
@@ -221,7 +247,7 @@ mod tests {
         let spec = Spec { seed: 5, charts: 4, questions_per_chart: 2, ocr: 3, scenes: 2 };
         let wa = generate(a.path(), spec).unwrap();
         let wb = generate(b.path(), spec).unwrap();
-        assert_eq!((wa.chart_questions, wa.pope_questions, wa.files.len()), (8, 12, 4 + 3 + 2 + 3 + 1 + wa.scienceqa_questions + 1 + 3));
+        assert_eq!((wa.chart_questions, wa.pope_questions, wa.files.len()), (8, 12, 4 + 3 + 2 + 3 + 1 + wa.scienceqa_questions + 1 + 1 + 3));
         let mmbench = Task::MmBench.load(&a.path().join("mmbench/synth_mmbench.tsv"), None).unwrap();
         assert_eq!(mmbench.iter().filter(|s| s.group.as_ref() == Some(&s.id)).count(), wa.mmbench_questions);
         assert_eq!(mmbench.len(), 4 * wa.mmbench_questions, "three rotated copies of each four-option question");
@@ -229,6 +255,9 @@ mod tests {
         let science = Task::ScienceQa.load(&a.path().join("scienceqa"), None).unwrap();
         assert_eq!(science.len(), wa.scienceqa_questions, "test questions with an image only");
         assert!(science.iter().all(|s| s.images[0].is_file() && s.options.len() == 3));
+        let blink = Task::Blink.load(&a.path().join("blink/synth_blink.tsv"), None).unwrap();
+        assert_eq!(blink.len(), wa.blink_questions);
+        assert!(blink.iter().all(|s| s.images.len() == 2 && s.images.iter().all(|i| i.is_file())));
         for (fa, fb) in wa.files.iter().zip(&wb.files) {
             assert_eq!(std::fs::read(fa).unwrap(), std::fs::read(fb).unwrap(), "{}", fa.display());
         }

@@ -7,6 +7,7 @@
 //! - MMBench-style multiple choice: how many shapes there are, and the colour of a shape the
 //!   scene has only one of, with four options.
 //! - ScienceQA-style: which shape has a colour the scene shows once (circle, square, triangle).
+//! - BLINK-style, over two scenes: which image has more shapes.
 
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
@@ -138,6 +139,15 @@ pub fn shape_of_colour(scenes: &[Scene], rng: &mut ChaCha8Rng) -> Vec<(usize, &'
             let once: Vec<usize> = scene.objects.iter().copied().filter(|&o| scene.objects.iter().filter(|&&p| colour(p) == colour(o)).count() == 1).collect();
             once.choose(rng).map(|&o| (i, PALETTE[colour(o)].0, o % SHAPES.len()))
         })
+        .collect()
+}
+
+/// BLINK-style pairs: `(first scene, second scene, 0 when the first has more shapes else 1)`,
+/// for neighbouring scenes whose counts differ.
+pub fn more_shapes(scenes: &[Scene]) -> Vec<(usize, usize, usize)> {
+    (1..scenes.len())
+        .filter(|&i| scenes[i - 1].objects.len() != scenes[i].objects.len())
+        .map(|i| (i - 1, i, usize::from(scenes[i].objects.len() > scenes[i - 1].objects.len())))
         .collect()
 }
 
