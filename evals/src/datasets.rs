@@ -35,6 +35,9 @@ pub struct Sample {
     /// The question this one is a copy of with its options rotated (MMBench's circular
     /// evaluation: a question counts only when every copy is answered right).
     pub group: Option<String>,
+    /// The split a file mixing several names (VLMEvalKit's `split` column: MMMU's `dev`,
+    /// `validation`).
+    pub split: Option<String>,
 }
 
 /// A dataset file that cannot be read; names the file and, where known, the record.
@@ -435,7 +438,8 @@ pub fn vlmevalkit_tsv(tsv: &Path, image_dir: &Path) -> Result<Vec<Sample>, Datas
     let column = |name: &str| headers.iter().position(|h| h == name);
     let need = |name: &str| column(name).ok_or_else(|| format(format!("no `{name}` column")));
     let (index, question, answer, image) = (need("index")?, need("question")?, need("answer")?, need("image")?);
-    let (category, l2, hint, g_index) = (column("category"), column("l2-category").or(column("L2-category")), column("hint"), column("g_index"));
+    let (category, l2, hint, g_index, split) =
+        (column("category"), column("l2-category").or(column("L2-category")), column("hint"), column("g_index"), column("split"));
     let letters: Vec<usize> = ["A", "B", "C", "D", "E", "F", "G", "H"].iter().map_while(|l| column(l)).collect();
     std::fs::create_dir_all(image_dir).map_err(|source| DatasetError::Io { path: image_dir.into(), source })?;
     let records = reader.records().collect::<Result<Vec<_>, _>>().map_err(|e| format(e.to_string()))?;
@@ -491,7 +495,7 @@ pub fn vlmevalkit_tsv(tsv: &Path, image_dir: &Path) -> Result<Vec<Sample>, Datas
         // Circular copies: `g_index` names the question copied, else index mod 10^6 does.
         let group = text(g_index).or_else(|| id.parse::<u64>().ok().map(|i| (i % 1_000_000).to_string()));
         let mut s = sample(id, paths, r[question].to_string(), vec![r[answer].trim().to_string()], cat);
-        (s.options, s.hint, s.group) = (options, text(hint), group);
+        (s.options, s.hint, s.group, s.split) = (options, text(hint), group, text(split));
         samples.push(s);
     }
     Ok(samples)

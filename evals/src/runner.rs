@@ -49,7 +49,8 @@ pub trait Model {
     /// Identifies the weights and the settings that change answers (crops, dtype), so that
     /// predictions of different models never mix.
     fn key(&self) -> String;
-    /// The raw response to `prompt` (the user text placed after the images), greedy.
+    /// The raw response to `prompt`, greedy: the user text placed after the images, unless it
+    /// places them itself with `<|image_1|>` … tags (MMMU's interleaved questions).
     fn answer(&mut self, images: &[PathBuf], prompt: &str, max_new_tokens: usize) -> Result<String, Box<dyn std::error::Error + Send + Sync>>;
 }
 
@@ -59,7 +60,10 @@ pub struct Item {
     pub task: Task,
     pub sample: Sample,
     pub template: String,
+    /// The user text; the images go before it unless it places them with `<|image_N|>` tags.
     pub prompt: String,
+    /// The images sent, in order (the sample's, or those its question names: MMMU).
+    pub images: Vec<PathBuf>,
     pub max_new_tokens: usize,
 }
 
@@ -146,15 +150,15 @@ pub fn plan(specs: &[TaskSpec], selection: Selection, harness: Harness) -> Resul
                 return Err(EvalError::DuplicateId { task: spec.task.name(), id: s.id.clone() });
             }
         }
-        let template = spec.template.clone().unwrap_or_else(|| spec.task.default_template(harness));
         let max_new_tokens = spec.max_new_tokens.unwrap_or_else(|| spec.task.max_new_tokens(harness));
         let window = spec.samples.iter().skip(selection.offset).take(selection.limit.unwrap_or(usize::MAX));
         for (k, sample) in window.enumerate() {
             if selection.shard.is_some_and(|sh| k % sh.count != sh.index) {
                 continue;
             }
-            let prompt = render(&template, sample);
-            items.push(Item { task: spec.task, sample: sample.clone(), template: template.clone(), prompt, max_new_tokens });
+            let template = spec.template.clone().unwrap_or_else(|| spec.task.template_for(harness, sample));
+            let (prompt, images) = spec.task.place_images(harness, sample, render(&template, sample));
+            items.push(Item { task: spec.task, sample: sample.clone(), template, prompt, images, max_new_tokens });
         }
     }
     Ok(items)
@@ -305,7 +309,7 @@ pub fn run(items: &[Item], model: &mut dyn Model, store: &mut Store, mut progres
     let model_key = model.key();
     let todo: Vec<&Item> = items.iter().filter(|i| store.get(i, &model_key).is_none_or(|p| p.error.is_some())).collect();
     let missing: Vec<(&Item, &PathBuf)> =
-        todo.iter().flat_map(|i| i.sample.images.iter().filter(|p| !p.is_file()).map(move |p| (*i, p))).collect();
+        todo.iter().flat_map(|i| i.images.iter().filter(|p| !p.is_file()).map(move |p| (*i, p))).collect();
     if let Some((item, first)) = missing.first() {
         let (task, id) = (item.task.name(), item.sample.id.clone());
         return Err(EvalError::MissingImages { count: missing.len(), first: first.to_path_buf(), task, id });
@@ -315,7 +319,7 @@ pub fn run(items: &[Item], model: &mut dyn Model, store: &mut Store, mut progres
     progress(Progress { generated: 0, to_generate });
     for item in todo {
         let start = Instant::now();
-        let (response, error) = match model.answer(&item.sample.images, &item.prompt, item.max_new_tokens) {
+        let (response, error) = match model.answer(&item.images, &item.prompt, item.max_new_tokens) {
             Ok(r) => (r, None),
             Err(e) => (String::new(), Some(e.to_string())),
         };

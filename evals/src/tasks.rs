@@ -8,10 +8,10 @@
 //! image tags in the user turn, as the Phi-3-vision harnesses do. The defaults are lmms-eval's
 //! suffixes (VLMEvalKit's with [`Harness::VlmEvalKit`]); any can be overridden per task.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::datasets::{self, DatasetError, Sample};
-use crate::metrics::{anls, chartqa, lmms_eval_clean, mcq, ocrbench, pope, vqa, Harness};
+use crate::metrics::{anls, chartqa, lmms_eval_clean, mcq, mmmu, ocrbench, pope, vqa, Harness};
 
 /// A benchmark, which fixes the metric, the default prompt and the answer length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,6 +27,7 @@ pub enum Task {
     MmBench,
     ScienceQa,
     Blink,
+    Mmmu,
 }
 
 /// What a score is, for tables.
@@ -73,7 +74,7 @@ pub struct Scored {
 const SHORT: &str = "\nAnswer the question using a single word or phrase.";
 
 impl Task {
-    pub const ALL: [Task; 11] = [
+    pub const ALL: [Task; 12] = [
         Task::ChartQa,
         Task::DocVqa,
         Task::InfoVqa,
@@ -85,6 +86,7 @@ impl Task {
         Task::MmBench,
         Task::ScienceQa,
         Task::Blink,
+        Task::Mmmu,
     ];
 
     /// The name used on the command line and in every output file.
@@ -101,6 +103,7 @@ impl Task {
             Task::MmBench => "mmbench",
             Task::ScienceQa => "scienceqa",
             Task::Blink => "blink",
+            Task::Mmmu => "mmmu",
         }
     }
 
@@ -114,7 +117,7 @@ impl Task {
             Task::DocVqa | Task::InfoVqa => Metric::Anls,
             Task::TextVqa | Task::VqaV2 => Metric::VqaAccuracy,
             Task::OcrBench => Metric::Substring,
-            Task::Ai2d | Task::ScienceQa | Task::Blink => Metric::Accuracy,
+            Task::Ai2d | Task::ScienceQa | Task::Blink | Task::Mmmu => Metric::Accuracy,
             Task::Pope => Metric::F1,
             Task::MmBench => Metric::CircularAccuracy,
         }
@@ -149,6 +152,12 @@ impl Task {
                 "Note: You only need to respond with {letters} without providing any additional information.\n{question}\nSelect from the following choices.\n{options_paren}".into()
             }
             Task::Blink => "{question}\nSelect from the following choices.\n{options_paren}".into(),
+            // lmms-eval's mmmu_val gives no instruction: the question, the options and "\n\n".
+            Task::Mmmu if harness == Harness::LmmsEval => "{question}\n{options}\n\n".into(),
+            Task::Mmmu if vlmevalkit => {
+                "{hint_line}Question: {question}\nOptions:\n{options}\nPlease select the correct answer from the options above. \n".into()
+            }
+            Task::Mmmu => "{question}\n{options}\nAnswer with the option's letter from the given choices directly.".into(),
         }
     }
 
@@ -159,10 +168,72 @@ impl Task {
             return 2048;
         }
         match self {
-            Task::ChartQa | Task::Ai2d | Task::VqaV2 | Task::ScienceQa => 16,
+            Task::ChartQa | Task::Ai2d | Task::VqaV2 | Task::ScienceQa | Task::Mmmu => 16,
             Task::DocVqa | Task::InfoVqa => 32,
             Task::TextVqa | Task::MmBench | Task::Blink => 1024,
             Task::OcrBench | Task::Pope => 128,
+        }
+    }
+
+    /// The default template for one sample: MMMU's open questions (no options) get the open
+    /// form of the harness's prompt.
+    pub fn template_for(self, harness: Harness, sample: &Sample) -> String {
+        match (self, harness, sample.options.is_empty()) {
+            (Task::Mmmu, Harness::LmmsEval, true) => "{question}\n\n".into(),
+            (Task::Mmmu, Harness::VlmEvalKit, true) => "{hint_line}Question: {question}\n".into(),
+            (Task::Mmmu, Harness::Official, true) => format!("{{question}}{SHORT}"),
+            _ => self.default_template(harness),
+        }
+    }
+
+    /// The prompt and images a harness sends for a rendered prompt. MMMU writes `<image N>`
+    /// (the sample's image N) where its images belong: lmms-eval keeps the text and sends the
+    /// images it names, in sorted order; VLMEvalKit (Phi-3.5) sends one image per mention, in
+    /// order, and the text with each mention turned into a line break; `Official` (the Phi-3
+    /// report: images interleaved where the question has them) puts `<|image_k|>` at each
+    /// image's first mention. Other tasks: the sample's images, before the text.
+    pub fn place_images(self, harness: Harness, sample: &Sample, prompt: String) -> (String, Vec<PathBuf>) {
+        if self != Task::Mmmu {
+            return (prompt, sample.images.clone());
+        }
+        let image = |n: usize| n.checked_sub(1).and_then(|i| sample.images.get(i)).cloned();
+        let mentions = image_mentions(&prompt);
+        match harness {
+            Harness::LmmsEval => {
+                let mut named: Vec<usize> = mentions.iter().map(|m| m.1).collect();
+                named.sort_by_key(|n| format!("image_{n}"));
+                named.dedup();
+                (prompt, named.into_iter().filter_map(image).collect())
+            }
+            Harness::VlmEvalKit if mentions.is_empty() => (prompt, sample.images.clone()),
+            Harness::VlmEvalKit => {
+                let (mut text, mut images, mut at) = (String::new(), Vec::new(), 0);
+                for (range, n) in &mentions {
+                    text.push_str(&prompt[at..range.start]);
+                    text.push('\n');
+                    images.extend(image(*n));
+                    at = range.end;
+                }
+                text.push_str(&prompt[at..]);
+                (text, images)
+            }
+            Harness::Official => {
+                let (mut text, mut images, mut order, mut at) = (String::new(), Vec::new(), Vec::new(), 0);
+                for (range, n) in &mentions {
+                    text.push_str(&prompt[at..range.start]);
+                    match (order.contains(n), image(*n)) {
+                        (false, Some(path)) => {
+                            order.push(*n);
+                            images.push(path);
+                            text.push_str(&format!("<|image_{}|>", order.len()));
+                        }
+                        _ => text.push_str(&prompt[range.clone()]),
+                    }
+                    at = range.end;
+                }
+                text.push_str(&prompt[at..]);
+                (text, images)
+            }
         }
     }
 
@@ -215,6 +286,12 @@ impl Task {
                 let has_copies = samples.iter().any(|s| s.group.as_ref().is_some_and(|g| *g != s.id));
                 Ok(if has_copies { samples } else { datasets::circular(samples) })
             }
+            Task::Mmmu => {
+                let all = datasets::vlmevalkit_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy())))?;
+                // MMMU_DEV_VAL holds dev and validation: the table's number is validation's.
+                let val: Vec<Sample> = all.iter().filter(|s| s.split.as_deref() == Some("validation")).cloned().collect();
+                Ok(if val.is_empty() { all } else { val })
+            }
             Task::Pope | Task::Ai2d | Task::ScienceQa | Task::Blink => datasets::vlmevalkit_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy()))),
         }
     }
@@ -261,6 +338,26 @@ impl Task {
                 let extracted = picked.map_or_else(String::new, String::from);
                 Scored { score: f64::from(u8::from(!extracted.is_empty() && extracted == letter)), extracted, normalised: Vec::new() }
             }
+            Task::Mmmu if harness == Harness::VlmEvalKit => {
+                // MMMU_preproc: an open question becomes A = its answer, B = "Other Answers".
+                let (options, letter) = match sample.options.is_empty() {
+                    true => (vec![answers.first().cloned().unwrap_or_default(), "Other Answers".into()], "A".to_string()),
+                    false => (sample.options.clone(), answers.first().map_or_else(String::new, |a| a.trim().to_string())),
+                };
+                let extracted = mcq::vlmevalkit_infer(response, &options).map_or_else(String::new, String::from);
+                Scored { score: f64::from(u8::from(!extracted.is_empty() && extracted == letter)), extracted, normalised: Vec::new() }
+            }
+            Task::Mmmu if sample.options.is_empty() => {
+                let predictions = mmmu::parse_open(&cleaned());
+                let ok = answers.first().is_some_and(|gold| mmmu::open_correct(gold, &predictions));
+                let normalised = predictions.iter().map(|p| format!("{p:?}")).collect();
+                Scored { score: f64::from(u8::from(ok)), extracted: cleaned(), normalised }
+            }
+            Task::Mmmu => {
+                let extracted = mmmu::parse_multi_choice(&cleaned(), &sample.options).map_or_else(String::new, String::from);
+                let ok = answers.first().is_some_and(|gold| !extracted.is_empty() && *gold.trim() == extracted);
+                Scored { score: f64::from(u8::from(ok)), extracted, normalised: Vec::new() }
+            }
             Task::Blink => {
                 let letter = answers.first().map_or_else(String::new, |a| a.trim().trim_matches(['(', ')']).to_string());
                 let extracted = match harness {
@@ -285,6 +382,21 @@ impl Task {
             }
         }
     }
+}
+
+/// Where `<image N>` (N a single digit, as VLMEvalKit's split requires) stands, and N.
+fn image_mentions(text: &str) -> Vec<(std::ops::Range<usize>, usize)> {
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices("<image ") {
+        let rest = &text[at + 7..];
+        let mut chars = rest.chars();
+        if let (Some(d), Some('>')) = (chars.next(), chars.next()) {
+            if let Some(n) = d.to_digit(10) {
+                found.push((at..at + 9, n as usize));
+            }
+        }
+    }
+    found
 }
 
 fn is_tsv(path: &Path) -> bool {
@@ -469,11 +581,39 @@ mod tests {
     }
 
     #[test]
+    fn mmmu_images_go_where_each_harness_puts_them() {
+        let mut s = sample("Compare <image 2> with <image 1>; is <image 2> larger?", &["A"], &["yes", "no"]);
+        s.images = ["1.png", "2.png", "3.png"].iter().map(PathBuf::from).collect();
+        let place = |h| Task::Mmmu.place_images(h, &s, render(&Task::Mmmu.template_for(h, &s), &s));
+        let (text, images) = place(Harness::LmmsEval);
+        assert_eq!(text, "Compare <image 2> with <image 1>; is <image 2> larger?\nA. yes\nB. no\n\n");
+        assert_eq!(images, [PathBuf::from("1.png"), PathBuf::from("2.png")], "named images, sorted, once each");
+        let (text, images) = place(Harness::VlmEvalKit);
+        assert!(text.starts_with("Question: Compare \n with \n; is \n larger?\nOptions:\nA. yes"), "{text}");
+        assert_eq!(images, [PathBuf::from("2.png"), PathBuf::from("1.png"), PathBuf::from("2.png")], "one per mention");
+        let (text, images) = place(Harness::Official);
+        assert_eq!(text, "Compare <|image_1|> with <|image_2|>; is <image 2> larger?\nA. yes\nB. no\nAnswer with the option's letter from the given choices directly.");
+        assert_eq!(images, [PathBuf::from("2.png"), PathBuf::from("1.png")]);
+        // Open questions get the open form; other tasks keep their images first.
+        s.options.clear();
+        assert_eq!(render(&Task::Mmmu.template_for(Harness::LmmsEval, &s), &s), format!("{}\n\n", s.question));
+        assert_eq!(Task::Ai2d.place_images(Harness::Official, &s, "<image 1>".into()).1.len(), 3);
+        // Scoring: MMMU's parser, or VLMEvalKit's with an open answer as option A.
+        let mut mc = sample("q", &["B"], &["red blood cell", "nerve cell"]);
+        assert_eq!(Task::Mmmu.score(&mc, "(B)", Harness::LmmsEval).score, 1.0);
+        mc.options.clear();
+        mc.answers = vec!["1,500".into()];
+        assert_eq!(Task::Mmmu.score(&mc, "So the total is 1500.", Harness::LmmsEval).score, 1.0);
+        assert_eq!(Task::Mmmu.score(&mc, "It is 1,500", Harness::VlmEvalKit).score, 1.0, "the answer's text is option A");
+        assert_eq!(Task::Mmmu.score(&mc, "Other Answers", Harness::VlmEvalKit).score, 0.0);
+    }
+
+    #[test]
     fn names_round_trip() {
         for t in Task::ALL {
             assert_eq!(Task::from_name(t.name()), Some(t));
         }
         assert_eq!(Task::from_name("ChartQA"), Some(Task::ChartQa));
-        assert_eq!(Task::from_name("mmmu"), None);
+        assert_eq!(Task::from_name("mathvista"), None);
     }
 }

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use phi3v::{GenerationParams, Pipeline};
+use phi3v::{GenerationParams, Message, Pipeline};
 use phi3v_evals::compare::{Comparison, Run};
 use phi3v_evals::report::{self, Report};
 use phi3v_evals::runner::{self, Model, Progress, Selection, Shard, Store, TaskSpec};
@@ -50,7 +50,7 @@ pub struct ReportArgs {
 #[derive(Args)]
 pub struct SuiteArgs {
     /// NAME=PATH; repeat for several. NAME: chartqa, docvqa, infovqa, textvqa, vqav2, ocrbench,
-    /// ai2d, pope, mmbench, scienceqa, blink.
+    /// ai2d, pope, mmbench, scienceqa, blink, mmmu.
     /// PATH: the benchmark's file as downloaded (ChartQA: a test_*.json or the test folder;
     /// AI2D: the released folder or VLMEvalKit's TSV) or a .jsonl file of ours.
     #[arg(long = "task", required = true, value_name = "NAME=PATH")]
@@ -120,7 +120,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 30)]
     ocr: usize,
     /// Scenes of coloured shapes (two POPE questions each per split, one or two MMBench ones, a
-    /// ScienceQA one; BLINK questions compare neighbours).
+    /// ScienceQA one; BLINK and MMMU questions compare neighbours).
     #[arg(long, default_value_t = 30)]
     scenes: usize,
 }
@@ -215,6 +215,10 @@ impl Model for PipelineModel<'_> {
     fn answer(&mut self, images: &[PathBuf], prompt: &str, max_new_tokens: usize) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
         let inputs = images.iter().map(|p| self.load.image(p)).collect::<anyhow::Result<Vec<_>>>()?;
         let params = GenerationParams { max_new_tokens, ..Default::default() };
+        if prompt.contains("<|image_") {
+            // The question places its images itself (interleaved).
+            return Ok(self.pipeline.chat(&[Message::new("user", prompt)], &inputs, &params, |_| {})?.text);
+        }
         Ok(self.pipeline.ask(prompt, &inputs, &params, |_| {})?.text)
     }
 }
@@ -333,20 +337,22 @@ fn generate(args: GenerateArgs) -> Result<()> {
     let spec = synth::Spec { seed: args.seed, charts: args.charts, questions_per_chart: args.questions_per_chart, ocr: args.ocr, scenes: args.scenes };
     let written = synth::generate(&args.out, spec)?;
     crate::outln!(
-        "{} chart questions, {} OCR items, {} POPE, {} MMBench, {} ScienceQA and {} BLINK questions in {}: run them with --task chartqa={} --task ocrbench={} --task pope={} --task mmbench={} --task scienceqa={} --task blink={}",
+        "{} chart questions, {} OCR items, {} POPE, {} MMBench, {} ScienceQA, {} BLINK and {} MMMU questions in {}: run them with --task chartqa={} --task ocrbench={} --task pope={} --task mmbench={} --task scienceqa={} --task blink={} --task mmmu={}",
         written.chart_questions,
         written.ocr_items,
         written.pope_questions,
         written.mmbench_questions,
         written.scienceqa_questions,
         written.blink_questions,
+        written.mmmu_questions,
         args.out.display(),
         args.out.join("chartqa/test_generated.json").display(),
         args.out.join("ocr.jsonl").display(),
         args.out.join("pope").display(),
         args.out.join("mmbench/synth_mmbench.tsv").display(),
         args.out.join("scienceqa").display(),
-        args.out.join("blink/synth_blink.tsv").display()
+        args.out.join("blink/synth_blink.tsv").display(),
+        args.out.join("mmmu/synth_mmmu.tsv").display()
     );
     Ok(())
 }

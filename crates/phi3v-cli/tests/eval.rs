@@ -96,8 +96,8 @@ fn bad_eval_arguments_give_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
     let model = fixture("tiny-phi35v");
-    let o = run(&mut phi3v(&["eval", "run", "--model", &model, "--task", "mmmu=x.json", "--out", out]));
-    assert_clean_error(&o, "unknown task \"mmmu\"");
+    let o = run(&mut phi3v(&["eval", "run", "--model", &model, "--task", "mathvista=x.json", "--out", out]));
+    assert_clean_error(&o, "unknown task \"mathvista\"");
     let o = run(&mut phi3v(&["eval", "run", "--model", &model, "--task", "chartqa=/nonexistent/test_human.json", "--out", out]));
     assert_clean_error(&o, "/nonexistent/test_human.json");
     let broken = dir.path().join("set.jsonl");
@@ -310,4 +310,26 @@ fn blink_asks_about_two_images_at_once() {
     assert_eq!(asked["answer"], p["response"]);
     let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["tasks"][0]["categories"][0]["name"].as_str(), Some("Counting"));
+}
+
+#[test]
+fn mmmu_interleaves_images_under_the_official_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let tsv = dir.path().join("synth_mmmu.tsv");
+    std::fs::copy(asset("mmmu/synth_mmmu.tsv"), &tsv).unwrap();
+    let task = format!("mmmu={}", tsv.display());
+    for (harness, first_prompt) in [
+        ("official", "Which picture shows more shapes, <|image_1|> or <|image_2|>?\nA. <image 1>\nB. <image 2>\nAnswer with the option's letter from the given choices directly."),
+        ("lmms-eval", "Which picture shows more shapes, <image 1> or <image 2>?\nA. <image 1>\nB. <image 2>\n\n"),
+    ] {
+        let out = dir.path().join(harness);
+        let args = ["eval", "run", "--model", &fixture("tiny-phi35v"), "--task", &task, "--harness", harness, "--max-tokens", "2"];
+        let o = run(phi3v(&args).args(["--out", out.to_str().unwrap()]));
+        assert!(o.status.success(), "{harness}: {}", String::from_utf8_lossy(&o.stderr));
+        let p = lines(&out.join("predictions.jsonl"));
+        assert_eq!(p[0]["prompt"], first_prompt, "{harness}");
+        assert_eq!(p.len(), 4, "{harness}: the dev row is left out");
+        let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+        assert_eq!(results["tasks"][0]["n"].as_u64(), Some(4));
+    }
 }

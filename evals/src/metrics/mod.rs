@@ -4,6 +4,7 @@
 pub mod anls;
 pub mod chartqa;
 pub mod mcq;
+pub mod mmmu;
 pub mod ocrbench;
 pub mod pope;
 pub mod pyfloat;

@@ -12,6 +12,7 @@
 //! | `pope/synth_pope_{adversarial,popular,random}.json` + `pope/scene_*.png` | POPE (`question_id, image, image_id, text, label`, one per line) | task `pope` |
 //! | `scienceqa/problems.json` + `scienceqa/images/test/{pid}/image.png` | ScienceQA (`{pid: {question, choices, answer, hint, image, …, split}}`), the same scenes, and a text-only and a train question the reader skips | task `scienceqa` |
 //! | `blink/synth_blink.tsv` | VLMEvalKit's BLINK TSV: two images per row as a Python list literal of base64 strings; which of two scenes has more shapes | task `blink` |
+//! | `mmmu/synth_mmmu.tsv` | VLMEvalKit's MMMU TSV: `<image N>` in the question and options, a multiple-choice and an open question per pair of scenes, one `dev` row the reader leaves out | task `mmmu` |
 //! | `mmbench/synth_mmbench.tsv` | VLMEvalKit's MMBench TSV without circular copies (`index, question, hint, A–D, answer, category, l2-category, image` as base64), the same scenes | task `mmbench` |
 
 pub mod canvas;
@@ -49,6 +50,7 @@ pub struct Written {
     pub mmbench_questions: usize,
     pub scienceqa_questions: usize,
     pub blink_questions: usize,
+    pub mmmu_questions: usize,
     pub files: Vec<PathBuf>,
 }
 
@@ -131,6 +133,11 @@ pub fn generate(out: &Path, spec: Spec) -> Result<Written, EvalError> {
         write_text(&path, blink_tsv(out, &pairs)?)?;
         files.push(path);
     }
+    if spec.scenes > 0 {
+        let path = out.join("mmmu/synth_mmmu.tsv");
+        write_text(&path, mmmu_tsv(out, &scenes, &pairs)?)?;
+        files.push(path);
+    }
     if spec.charts > 0 {
         let path = out.join("chartqa/test_generated.json");
         write_text(&path, serde_json::to_string_pretty(&chartqa).expect("json") + "\n")?;
@@ -142,7 +149,7 @@ pub fn generate(out: &Path, spec: Spec) -> Result<Written, EvalError> {
         write_text(&out.join("ocr.jsonl"), ocr_lines)?;
         files.push(out.join("ocr.jsonl"));
     }
-    Ok(Written { chart_questions: chartqa.len(), ocr_items: spec.ocr, pope_questions: questions.len(), mmbench_questions: choices.len(), scienceqa_questions: science.len(), blink_questions: pairs.len(), files })
+    Ok(Written { chart_questions: chartqa.len(), ocr_items: spec.ocr, pope_questions: questions.len(), mmbench_questions: choices.len(), scienceqa_questions: science.len(), blink_questions: pairs.len(), mmmu_questions: 2 * pairs.len(), files })
 }
 
 /// ScienceQA's layout: `problems.json` (pids from 1; the scene questions in the test split with
@@ -197,6 +204,31 @@ fn blink_tsv(out: &Path, pairs: &[(usize, usize, usize)]) -> Result<String, Eval
     Ok(String::from_utf8(w.into_inner().expect("in memory")).expect("utf-8 in, utf-8 out"))
 }
 
+/// MMMU-style rows (`index, question, A, B, answer, category, split, image`): per pair of scenes
+/// "which has more shapes" with both images named in the question and the options, and "how
+/// many shapes" about the first (open: no options); then one `dev` copy of the first row.
+fn mmmu_tsv(out: &Path, scenes: &[scenes::Scene], pairs: &[(usize, usize, usize)]) -> Result<String, EvalError> {
+    let mut w = csv::WriterBuilder::new().delimiter(b'\t').from_writer(Vec::new());
+    w.write_record(["index", "question", "A", "B", "answer", "category", "split", "image"]).expect("writing to memory");
+    let mut rows: Vec<[String; 8]> = Vec::new();
+    for &(a, b, answer) in pairs {
+        let both = format!("['{}', '{}']", scene_base64(out, a)?, scene_base64(out, b)?);
+        let letter = if answer == 0 { "A" } else { "B" };
+        let question = "Which picture shows more shapes, <image 1> or <image 2>?";
+        rows.push([rows.len().to_string(), question.into(), "<image 1>".into(), "<image 2>".into(), letter.into(), "Counting".into(), "validation".into(), both]);
+        let count = scenes[a].objects.len().to_string();
+        let one = format!("['{}']", scene_base64(out, a)?);
+        rows.push([rows.len().to_string(), "How many shapes are there in <image 1>?".into(), String::new(), String::new(), count, "Counting".into(), "validation".into(), one]);
+    }
+    if let Some(first) = rows.first().cloned() {
+        rows.push([rows.len().to_string(), first[1].clone(), first[2].clone(), first[3].clone(), first[4].clone(), first[5].clone(), "dev".into(), first[7].clone()]);
+    }
+    for row in rows {
+        w.write_record(&row).expect("writing to memory");
+    }
+    Ok(String::from_utf8(w.into_inner().expect("in memory")).expect("utf-8 in, utf-8 out"))
+}
+
 /// The multiple-choice questions as an MMBench TSV, each scene's PNG (already written under
 /// `out/pope/`) inlined as base64 in its first row; later rows give that row's index instead, as
 /// VLMEvalKit's files do.
@@ -247,7 +279,7 @@ mod tests {
         let spec = Spec { seed: 5, charts: 4, questions_per_chart: 2, ocr: 3, scenes: 2 };
         let wa = generate(a.path(), spec).unwrap();
         let wb = generate(b.path(), spec).unwrap();
-        assert_eq!((wa.chart_questions, wa.pope_questions, wa.files.len()), (8, 12, 4 + 3 + 2 + 3 + 1 + wa.scienceqa_questions + 1 + 1 + 3));
+        assert_eq!((wa.chart_questions, wa.pope_questions, wa.files.len()), (8, 12, 4 + 3 + 2 + 3 + 1 + wa.scienceqa_questions + 1 + 1 + 1 + 3));
         let mmbench = Task::MmBench.load(&a.path().join("mmbench/synth_mmbench.tsv"), None).unwrap();
         assert_eq!(mmbench.iter().filter(|s| s.group.as_ref() == Some(&s.id)).count(), wa.mmbench_questions);
         assert_eq!(mmbench.len(), 4 * wa.mmbench_questions, "three rotated copies of each four-option question");
@@ -258,6 +290,9 @@ mod tests {
         let blink = Task::Blink.load(&a.path().join("blink/synth_blink.tsv"), None).unwrap();
         assert_eq!(blink.len(), wa.blink_questions);
         assert!(blink.iter().all(|s| s.images.len() == 2 && s.images.iter().all(|i| i.is_file())));
+        let mmmu = Task::Mmmu.load(&a.path().join("mmmu/synth_mmmu.tsv"), None).unwrap();
+        assert_eq!(mmmu.len(), wa.mmmu_questions, "validation rows only");
+        assert!(mmmu[1].options.is_empty() && mmmu[1].images.len() == 1);
         for (fa, fb) in wa.files.iter().zip(&wb.files) {
             assert_eq!(std::fs::read(fa).unwrap(), std::fs::read(fb).unwrap(), "{}", fa.display());
         }
