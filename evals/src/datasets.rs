@@ -8,6 +8,7 @@
 //! | [`vqav2`] | `v2_OpenEnded_mscoco_val2014_questions.json` + `v2_mscoco_val2014_annotations.json` beside it | `val2014/COCO_val2014_{image_id:012}.jpg` |
 //! | [`ocrbench`] | `OCRBench.json`: `[{id, dataset_name, image_path, question, answers (string or list), type}]` | `OCRBench_Images/{image_path}` beside `OCRBench/` |
 //! | [`scienceqa`] | `problems.json`: `{pid: {question, choices, answer, hint, image, grade, subject, split, …}}`, test questions with an image | `images/test/{pid}/image.png` |
+//! | [`mathvista`] | `annot_testmini.json`: `{pid: {question, image, choices, unit, precision, answer, answer_type, query, metadata}}` | `images/{pid}.jpg` beside it |
 //! | [`ai2d`] | AI2D as released: `questions/*.json` (+ `ai2d_test_ids.csv`, `categories.json`) | `images/{imageName}` |
 //! | [`pope`] | `coco_pope_{adversarial,popular,random}.json`: `{question_id, image, text, label}` per line | COCO `val2014/` beside the files |
 //! | [`vlmevalkit_tsv`] | VLMEvalKit's TSVs (`AI2D_TEST.tsv`, `POPE.tsv`, …): `index, question, [A, B, …,] answer, [category,] image (base64)` | written out once to a folder |
@@ -38,6 +39,9 @@ pub struct Sample {
     /// The split a file mixing several names (VLMEvalKit's `split` column: MMMU's `dev`,
     /// `validation`).
     pub split: Option<String>,
+    /// Fields a task's prompt or metric needs beyond these (MathVista: `query`, `unit`,
+    /// `answer_type`, `precision`).
+    pub extra: std::collections::BTreeMap<String, String>,
 }
 
 /// A dataset file that cannot be read; names the file and, where known, the record.
@@ -362,6 +366,68 @@ pub fn scienceqa(path: &Path, image_root: Option<&Path>) -> Result<Vec<Sample>, 
             Ok(s)
         })
         .collect()
+}
+
+/// MathVista as published (`annot_testmini.json` / `testmini.json`: `{pid: {question, image,
+/// choices, unit, precision, answer, question_type, answer_type, query, metadata: {task,
+/// skills, …}}}`, or a list of such records); images are `{folder}/{image}` (`images/1.jpg`,
+/// `images.zip` unpacked beside the file). Categories: the task and the skills.
+pub fn mathvista(json: &Path, image_root: &Path) -> Result<Vec<Sample>, DatasetError> {
+    #[derive(Deserialize)]
+    struct Metadata {
+        #[serde(default)]
+        task: Option<String>,
+        #[serde(default)]
+        skills: Vec<String>,
+    }
+    #[derive(Deserialize)]
+    struct Problem {
+        pid: serde_json::Value,
+        question: String,
+        image: String,
+        #[serde(default)]
+        choices: Option<Vec<String>>,
+        #[serde(default)]
+        unit: Option<String>,
+        #[serde(default)]
+        precision: Option<f64>,
+        #[serde(default)]
+        answer: Option<String>,
+        answer_type: String,
+        #[serde(default)]
+        query: Option<String>,
+        metadata: Option<Metadata>,
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum File {
+        ByPid(std::collections::HashMap<String, Problem>),
+        List(Vec<Problem>),
+    }
+    let mut problems: Vec<Problem> = match read(json)? {
+        File::ByPid(map) => map.into_values().collect(),
+        File::List(list) => list,
+    };
+    problems.sort_by_key(|p| {
+        let id = id_text(&p.pid);
+        (id.parse::<u64>().unwrap_or(u64::MAX), id)
+    });
+    Ok(problems
+        .into_iter()
+        .map(|p| {
+            let meta = p.metadata.unwrap_or(Metadata { task: None, skills: Vec::new() });
+            let category = meta.task.into_iter().chain(meta.skills).collect::<Vec<_>>().join(",");
+            let mut s = sample(id_text(&p.pid), vec![image_root.join(&p.image)], p.question, p.answer.into_iter().collect(), Some(category).filter(|c| !c.is_empty()));
+            s.options = p.choices.unwrap_or_default();
+            s.extra.insert("answer_type".into(), p.answer_type);
+            for (key, value) in [("query", p.query), ("unit", p.unit.filter(|u| !u.is_empty())), ("precision", p.precision.map(|x| (x as u32).to_string()))] {
+                if let Some(v) = value {
+                    s.extra.insert(key.into(), v);
+                }
+            }
+            s
+        })
+        .collect())
 }
 
 /// AI2D as released by AllenAI: `{root}/questions/{image}.json` holding
@@ -863,6 +929,36 @@ mod tests {
         assert_eq!(crate::tasks::Task::Blink.score(&s[0], "(B) the second image", crate::Harness::LmmsEval).score, 1.0);
         assert_eq!(crate::tasks::Task::Blink.score(&s[0], "The second image", crate::Harness::LmmsEval).score, 0.0, "read as T");
         assert_eq!(crate::tasks::Task::Blink.score(&s[0], "The second image", crate::Harness::VlmEvalKit).score, 1.0, "the option's text");
+    }
+
+    #[test]
+    fn mathvista_as_published() {
+        let d = tempfile::tempdir().unwrap();
+        // Records in annot_testmini.json's shape (every field), keyed by pid.
+        let json = r#"{
+  "1": {"question": "When a spring does work on an object, we cannot find the work by simply multiplying the spring force by the object's displacement. By what distance $d$ is the spring compressed?", "image": "images/1.jpg", "choices": null, "unit": null, "precision": 1.0, "answer": "1.2", "question_type": "free_form", "answer_type": "float", "pid": "1",
+        "metadata": {"split": "testmini", "language": "english", "img_width": 1514, "img_height": 720, "source": "SciBench", "category": "math-targeted-vqa", "task": "textbook question answering", "context": "scientific figure", "grade": "college", "skills": ["scientific reasoning"]},
+        "query": "Hint: Please answer the question requiring a floating-point number with one decimal place and provide the final value, e.g., 1.2, 1.3, 1.4, at the end.\nQuestion: When a spring does work on an object, we cannot find the work by simply multiplying the spring force by the object's displacement. By what distance $d$ is the spring compressed?"},
+  "2": {"question": "what is the total volume of the measuring cup?", "image": "images/2.jpg", "choices": null, "unit": "g", "precision": null, "answer": "1000", "question_type": "free_form", "answer_type": "integer", "pid": "2",
+        "metadata": {"split": "testmini", "language": "english", "img_width": 1024, "img_height": 768, "source": "TextVQA", "category": "general-vqa", "task": "textbook question answering", "context": "natural image", "grade": "daily life", "skills": ["numeric commonsense", "arithmetic reasoning"]},
+        "query": "Hint: Please answer the question requiring an integer answer and provide the final value, e.g., 1, 2, 3, at the end.\nQuestion: what is the total volume of the measuring cup? (Unit: g)"},
+  "10": {"question": "Which object comes next?", "image": "images/10.jpg", "choices": ["A", "B", "C", "D", "E"], "unit": null, "precision": null, "answer": "E", "question_type": "multi_choice", "answer_type": "text", "pid": "10",
+        "metadata": {"split": "testmini", "language": "english", "img_width": 418, "img_height": 376, "source": "IQTest", "category": "math-targeted-vqa", "task": "figure question answering", "context": "puzzle test", "grade": "elementary school", "skills": ["logical reasoning"]},
+        "query": "Hint: Please answer the question and provide the correct option letter, e.g., A, B, C, D, at the end.\nQuestion: Which object comes next?\nChoices:\n(A) A\n(B) B\n(C) C\n(D) D\n(E) E"}
+}"#;
+        let path = write(d.path(), "annot_testmini.json", json);
+        let s = crate::tasks::Task::MathVista.load(&path, None).unwrap();
+        assert_eq!(s.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["1", "2", "10"]);
+        assert_eq!((s[0].images.clone(), s[0].extra["precision"].as_str()), (vec![d.path().join("images/1.jpg")], "1"));
+        assert_eq!(s[1].category.as_deref(), Some("textbook question answering,numeric commonsense,arithmetic reasoning"));
+        let h = crate::Harness::LmmsEval;
+        let prompt = |x: &Sample| crate::tasks::render(&crate::tasks::Task::MathVista.template_for(h, x), x);
+        assert_eq!(prompt(&s[1]), "what is the total volume of the measuring cup? (Unit: g)\nAnswer the question using a single integer number.");
+        assert!(prompt(&s[2]).ends_with("\nA. A\nB. B\nC. C\nD. D\nE. E\nAnswer with the option's letter from the given choices directly."));
+        assert_eq!(crate::tasks::render(&crate::tasks::Task::MathVista.template_for(crate::Harness::Official, &s[1]), &s[1]), s[1].extra["query"]);
+        let score = |x: &Sample, r: &str| crate::tasks::Task::MathVista.score(x, r, h).score;
+        assert_eq!((score(&s[0], "1.20"), score(&s[0], "1.25"), score(&s[0], "1.26"), score(&s[0], "d = 1.2 m")), (1.0, 1.0, 0.0, 0.0), "round(1.25, 1) is 1.2");
+        assert_eq!((score(&s[1], "1000"), score(&s[2], "E"), score(&s[2], "(E)")), (1.0, 1.0, 0.0), "\"(E)\" is no choice's text: only the judge extracts it");
     }
 
     #[test]

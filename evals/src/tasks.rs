@@ -4,14 +4,14 @@
 //! `str.capitalize`), `{question_stripped}`, `{options}` as `A. …\nB. …`, `{options_paren}` as
 //! `(A) …\n(B) …`, `{letters}` as `A, B`, and a hint as
 //! `{hint_line}` (`Hint: …\n`), `{hint_prefix}` (`… `) or `{context_line}` (`Context: …\n`),
-//! nothing without one), placed after the
+//! nothing without one; MathVista's `{query}` and `{unit_suffix}` (` (Unit: …)`)), placed after the
 //! image tags in the user turn, as the Phi-3-vision harnesses do. The defaults are lmms-eval's
 //! suffixes (VLMEvalKit's with [`Harness::VlmEvalKit`]); any can be overridden per task.
 
 use std::path::{Path, PathBuf};
 
 use crate::datasets::{self, DatasetError, Sample};
-use crate::metrics::{anls, chartqa, lmms_eval_clean, mcq, mmmu, ocrbench, pope, vqa, Harness};
+use crate::metrics::{anls, chartqa, lmms_eval_clean, mathvista, mcq, mmmu, ocrbench, pope, vqa, Harness};
 
 /// A benchmark, which fixes the metric, the default prompt and the answer length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -28,6 +28,7 @@ pub enum Task {
     ScienceQa,
     Blink,
     Mmmu,
+    MathVista,
 }
 
 /// What a score is, for tables.
@@ -74,7 +75,7 @@ pub struct Scored {
 const SHORT: &str = "\nAnswer the question using a single word or phrase.";
 
 impl Task {
-    pub const ALL: [Task; 12] = [
+    pub const ALL: [Task; 13] = [
         Task::ChartQa,
         Task::DocVqa,
         Task::InfoVqa,
@@ -87,6 +88,7 @@ impl Task {
         Task::ScienceQa,
         Task::Blink,
         Task::Mmmu,
+        Task::MathVista,
     ];
 
     /// The name used on the command line and in every output file.
@@ -104,6 +106,7 @@ impl Task {
             Task::ScienceQa => "scienceqa",
             Task::Blink => "blink",
             Task::Mmmu => "mmmu",
+            Task::MathVista => "mathvista",
         }
     }
 
@@ -117,7 +120,7 @@ impl Task {
             Task::DocVqa | Task::InfoVqa => Metric::Anls,
             Task::TextVqa | Task::VqaV2 => Metric::VqaAccuracy,
             Task::OcrBench => Metric::Substring,
-            Task::Ai2d | Task::ScienceQa | Task::Blink | Task::Mmmu => Metric::Accuracy,
+            Task::Ai2d | Task::ScienceQa | Task::Blink | Task::Mmmu | Task::MathVista => Metric::Accuracy,
             Task::Pope => Metric::F1,
             Task::MmBench => Metric::CircularAccuracy,
         }
@@ -158,6 +161,12 @@ impl Task {
                 "{hint_line}Question: {question}\nOptions:\n{options}\nPlease select the correct answer from the options above. \n".into()
             }
             Task::Mmmu => "{question}\n{options}\nAnswer with the option's letter from the given choices directly.".into(),
+            // lmms-eval's "format-prompt" for multiple choice (free-form: `template_for`).
+            Task::MathVista if harness == Harness::LmmsEval => {
+                "{question}{unit_suffix}\n{options}\nAnswer with the option's letter from the given choices directly.".into()
+            }
+            // MathVista's own `query` (its hint, question, unit and choices).
+            Task::MathVista => "{query}".into(),
         }
     }
 
@@ -170,7 +179,7 @@ impl Task {
         match self {
             Task::ChartQa | Task::Ai2d | Task::VqaV2 | Task::ScienceQa | Task::Mmmu => 16,
             Task::DocVqa | Task::InfoVqa => 32,
-            Task::TextVqa | Task::MmBench | Task::Blink => 1024,
+            Task::TextVqa | Task::MmBench | Task::Blink | Task::MathVista => 1024,
             Task::OcrBench | Task::Pope => 128,
         }
     }
@@ -182,6 +191,17 @@ impl Task {
             (Task::Mmmu, Harness::LmmsEval, true) => "{question}\n\n".into(),
             (Task::Mmmu, Harness::VlmEvalKit, true) => "{hint_line}Question: {question}\n".into(),
             (Task::Mmmu, Harness::Official, true) => format!("{{question}}{SHORT}"),
+            (Task::MathVista, Harness::LmmsEval, true) => {
+                let precision = sample.extra.get("precision").map(String::as_str);
+                let hint = match (sample.extra.get("answer_type").map(String::as_str), precision) {
+                    (Some("integer"), _) => "Answer the question using a single integer number.",
+                    (Some("float"), Some("1")) => "Answer the question using a single floating-point number with one decimal place.",
+                    (Some("float"), Some("2")) => "Answer the question using a single floating-point number with two decimal places.",
+                    (Some("list"), _) => "Answer the question using a Python list.",
+                    _ => "",
+                };
+                if hint.is_empty() { "{question}{unit_suffix}".into() } else { format!("{{question}}{{unit_suffix}}\n{hint}") }
+            }
             _ => self.default_template(harness),
         }
     }
@@ -239,9 +259,9 @@ impl Task {
 
     /// Whether a sample's category may list several, comma-separated (POPE's splits in
     /// VLMEvalKit's TSV, MMBench's l2-category and category, ScienceQA's subject, context and
-    /// grade): the sample counts in each.
+    /// grade, MathVista's task and skills): the sample counts in each.
     pub fn several_categories(self) -> bool {
-        matches!(self, Task::Pope | Task::MmBench | Task::ScienceQa)
+        matches!(self, Task::Pope | Task::MmBench | Task::ScienceQa | Task::MathVista)
     }
 
     /// Reads the task's samples: our JSONL when the path ends in `.jsonl`, else the public
@@ -286,6 +306,7 @@ impl Task {
                 let has_copies = samples.iter().any(|s| s.group.as_ref().is_some_and(|g| *g != s.id));
                 Ok(if has_copies { samples } else { datasets::circular(samples) })
             }
+            Task::MathVista => datasets::mathvista(path, images.unwrap_or(dir)),
             Task::Mmmu => {
                 let all = datasets::vlmevalkit_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy())))?;
                 // MMMU_DEV_VAL holds dev and validation: the table's number is validation's.
@@ -337,6 +358,15 @@ impl Task {
                 };
                 let extracted = picked.map_or_else(String::new, String::from);
                 Scored { score: f64::from(u8::from(!extracted.is_empty() && extracted == letter)), extracted, normalised: Vec::new() }
+            }
+            Task::MathVista => {
+                let precision = sample.extra.get("precision").and_then(|p| p.parse().ok());
+                let answer_type = sample.extra.get("answer_type").map_or("text", String::as_str);
+                let problem = mathvista::Problem { choices: &sample.options, answer_type, precision };
+                let extraction = mathvista::extract(&cleaned(), &problem, false);
+                let prediction = mathvista::normalise(&extraction, &problem);
+                let ok = answers.first().is_some_and(|gold| mathvista::correct(prediction.as_deref(), gold));
+                Scored { score: f64::from(u8::from(ok)), extracted: extraction, normalised: prediction.into_iter().collect() }
             }
             Task::Mmmu if harness == Harness::VlmEvalKit => {
                 // MMMU_preproc: an open question becomes A = its answer, B = "Other Answers".
@@ -417,6 +447,12 @@ pub fn render(template: &str, sample: &Sample) -> String {
                     out.push_str(&format!("Hint: {h}\n"));
                 }
             }
+            Piece::Field("unit_suffix") => {
+                if let Some(unit) = sample.extra.get("unit") {
+                    out.push_str(&format!(" (Unit: {unit})"));
+                }
+            }
+            Piece::Field("query") => out.push_str(sample.extra.get("query").unwrap_or(&sample.question)),
             Piece::Field("letters") => {
                 let letters: Vec<String> = (0..sample.options.len()).map(|i| ((b'A' + i as u8) as char).to_string()).collect();
                 out.push_str(&letters.join(", "));
@@ -445,14 +481,25 @@ pub fn render(template: &str, sample: &Sample) -> String {
 }
 
 /// The fields a template may use.
-pub const FIELDS: [&str; 9] =
-    ["question", "question_capitalized", "question_stripped", "options", "options_paren", "letters", "hint_line", "hint_prefix", "context_line"];
+pub const FIELDS: [&str; 11] = [
+    "question",
+    "question_capitalized",
+    "question_stripped",
+    "options",
+    "options_paren",
+    "letters",
+    "hint_line",
+    "hint_prefix",
+    "context_line",
+    "unit_suffix",
+    "query",
+];
 
 /// Checks a prompt template: every `{` opens one of [`FIELDS`] and is closed, `{{` and `}}` are
-/// literal braces, and the question is used.
+/// literal braces, and the question is used (`{query}`, MathVista's full prompt, counts).
 pub fn check_template(template: &str) -> Result<(), String> {
     let pieces = pieces(template)?;
-    if !pieces.iter().any(|p| matches!(p, Piece::Field(f) if f.starts_with("question"))) {
+    if !pieces.iter().any(|p| matches!(p, Piece::Field(f) if f.starts_with("question") || *f == "query")) {
         return Err(format!("template {template:?} never uses the question ({{question}}, {{question_capitalized}} or {{question_stripped}})"));
     }
     Ok(())
@@ -614,6 +661,6 @@ mod tests {
             assert_eq!(Task::from_name(t.name()), Some(t));
         }
         assert_eq!(Task::from_name("ChartQA"), Some(Task::ChartQa));
-        assert_eq!(Task::from_name("mathvista"), None);
+        assert_eq!(Task::from_name("mmvet"), None);
     }
 }

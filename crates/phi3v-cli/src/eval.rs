@@ -50,7 +50,7 @@ pub struct ReportArgs {
 #[derive(Args)]
 pub struct SuiteArgs {
     /// NAME=PATH; repeat for several. NAME: chartqa, docvqa, infovqa, textvqa, vqav2, ocrbench,
-    /// ai2d, pope, mmbench, scienceqa, blink, mmmu.
+    /// ai2d, pope, mmbench, scienceqa, blink, mmmu, mathvista.
     /// PATH: the benchmark's file as downloaded (ChartQA: a test_*.json or the test folder;
     /// AI2D: the released folder or VLMEvalKit's TSV) or a .jsonl file of ours.
     #[arg(long = "task", required = true, value_name = "NAME=PATH")]
@@ -120,7 +120,8 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 30)]
     ocr: usize,
     /// Scenes of coloured shapes (two POPE questions each per split, one or two MMBench ones, a
-    /// ScienceQA one; BLINK and MMMU questions compare neighbours).
+    /// ScienceQA one, the MMBench ones again for MathVista; BLINK and MMMU questions compare
+    /// neighbours).
     #[arg(long, default_value_t = 30)]
     scenes: usize,
 }
@@ -337,7 +338,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
     let spec = synth::Spec { seed: args.seed, charts: args.charts, questions_per_chart: args.questions_per_chart, ocr: args.ocr, scenes: args.scenes };
     let written = synth::generate(&args.out, spec)?;
     crate::outln!(
-        "{} chart questions, {} OCR items, {} POPE, {} MMBench, {} ScienceQA, {} BLINK and {} MMMU questions in {}: run them with --task chartqa={} --task ocrbench={} --task pope={} --task mmbench={} --task scienceqa={} --task blink={} --task mmmu={}",
+        "{} chart questions, {} OCR items, {} POPE, {} MMBench, {} ScienceQA, {} BLINK, {} MMMU and {} MathVista questions in {}: run them with --task chartqa={} --task ocrbench={} --task pope={} --task mmbench={} --task scienceqa={} --task blink={} --task mmmu={} --task mathvista={}",
         written.chart_questions,
         written.ocr_items,
         written.pope_questions,
@@ -345,6 +346,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
         written.scienceqa_questions,
         written.blink_questions,
         written.mmmu_questions,
+        written.mathvista_questions,
         args.out.display(),
         args.out.join("chartqa/test_generated.json").display(),
         args.out.join("ocr.jsonl").display(),
@@ -352,7 +354,8 @@ fn generate(args: GenerateArgs) -> Result<()> {
         args.out.join("mmbench/synth_mmbench.tsv").display(),
         args.out.join("scienceqa").display(),
         args.out.join("blink/synth_blink.tsv").display(),
-        args.out.join("mmmu/synth_mmmu.tsv").display()
+        args.out.join("mmmu/synth_mmmu.tsv").display(),
+        args.out.join("mathvista/testmini.json").display()
     );
     Ok(())
 }

@@ -96,8 +96,8 @@ fn bad_eval_arguments_give_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
     let model = fixture("tiny-phi35v");
-    let o = run(&mut phi3v(&["eval", "run", "--model", &model, "--task", "mathvista=x.json", "--out", out]));
-    assert_clean_error(&o, "unknown task \"mathvista\"");
+    let o = run(&mut phi3v(&["eval", "run", "--model", &model, "--task", "mmvet=x.json", "--out", out]));
+    assert_clean_error(&o, "unknown task \"mmvet\"");
     let o = run(&mut phi3v(&["eval", "run", "--model", &model, "--task", "chartqa=/nonexistent/test_human.json", "--out", out]));
     assert_clean_error(&o, "/nonexistent/test_human.json");
     let broken = dir.path().join("set.jsonl");
@@ -331,5 +331,21 @@ fn mmmu_interleaves_images_under_the_official_rules() {
         assert_eq!(p.len(), 4, "{harness}: the dev row is left out");
         let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
         assert_eq!(results["tasks"][0]["n"].as_u64(), Some(4));
+    }
+}
+
+#[test]
+fn mathvista_runs_on_the_generated_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = format!("mathvista={}", asset("mathvista/testmini.json"));
+    for (harness, starts) in [("lmms-eval", "How many shapes are there in the image?\nAnswer the question using a single integer number."), ("official", "Hint: Please answer the question requiring an integer answer")] {
+        let out = dir.path().join(harness);
+        let args = ["eval", "run", "--model", &fixture("tiny-phi35v"), "--task", &task, "--harness", harness, "--limit", "4", "--max-tokens", "2"];
+        let o = run(phi3v(&args).args(["--out", out.to_str().unwrap()]));
+        assert!(o.status.success(), "{harness}: {}", String::from_utf8_lossy(&o.stderr));
+        let p = lines(&out.join("predictions.jsonl"));
+        assert!(p[0]["prompt"].as_str().unwrap().starts_with(starts), "{harness}: {}", p[0]["prompt"]);
+        let log = lines(&out.join("results-samples.jsonl"));
+        assert!(log[1]["normalised"][0].is_string(), "a multiple-choice answer always normalises to a choice: {}", log[1]);
     }
 }

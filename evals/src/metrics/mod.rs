@@ -3,6 +3,7 @@
 
 pub mod anls;
 pub mod chartqa;
+pub mod mathvista;
 pub mod mcq;
 pub mod mmmu;
 pub mod ocrbench;

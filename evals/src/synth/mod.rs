@@ -13,6 +13,7 @@
 //! | `scienceqa/problems.json` + `scienceqa/images/test/{pid}/image.png` | ScienceQA (`{pid: {question, choices, answer, hint, image, …, split}}`), the same scenes, and a text-only and a train question the reader skips | task `scienceqa` |
 //! | `blink/synth_blink.tsv` | VLMEvalKit's BLINK TSV: two images per row as a Python list literal of base64 strings; which of two scenes has more shapes | task `blink` |
 //! | `mmmu/synth_mmmu.tsv` | VLMEvalKit's MMMU TSV: `<image N>` in the question and options, a multiple-choice and an open question per pair of scenes, one `dev` row the reader leaves out | task `mmmu` |
+//! | `mathvista/testmini.json` + `mathvista/images/{pid}.png` | MathVista (`{pid: {question, image, choices, unit, precision, answer, question_type, answer_type, query, metadata}}`): the MMBench questions as a free-form count (integer) and a multiple-choice colour | task `mathvista` |
 //! | `mmbench/synth_mmbench.tsv` | VLMEvalKit's MMBench TSV without circular copies (`index, question, hint, A–D, answer, category, l2-category, image` as base64), the same scenes | task `mmbench` |
 
 pub mod canvas;
@@ -51,6 +52,7 @@ pub struct Written {
     pub scienceqa_questions: usize,
     pub blink_questions: usize,
     pub mmmu_questions: usize,
+    pub mathvista_questions: usize,
     pub files: Vec<PathBuf>,
 }
 
@@ -138,6 +140,9 @@ pub fn generate(out: &Path, spec: Spec) -> Result<Written, EvalError> {
         write_text(&path, mmmu_tsv(out, &scenes, &pairs)?)?;
         files.push(path);
     }
+    if spec.scenes > 0 {
+        files.extend(mathvista(out, &choices)?);
+    }
     if spec.charts > 0 {
         let path = out.join("chartqa/test_generated.json");
         write_text(&path, serde_json::to_string_pretty(&chartqa).expect("json") + "\n")?;
@@ -149,7 +154,41 @@ pub fn generate(out: &Path, spec: Spec) -> Result<Written, EvalError> {
         write_text(&out.join("ocr.jsonl"), ocr_lines)?;
         files.push(out.join("ocr.jsonl"));
     }
-    Ok(Written { chart_questions: chartqa.len(), ocr_items: spec.ocr, pope_questions: questions.len(), mmbench_questions: choices.len(), scienceqa_questions: science.len(), blink_questions: pairs.len(), mmmu_questions: 2 * pairs.len(), files })
+    Ok(Written { chart_questions: chartqa.len(), ocr_items: spec.ocr, pope_questions: questions.len(), mmbench_questions: choices.len(), scienceqa_questions: science.len(), blink_questions: pairs.len(), mmmu_questions: 2 * pairs.len(), mathvista_questions: choices.len(), files })
+}
+
+/// MathVista's layout: `testmini.json` keyed by pid (from 1) and `images/{pid}.png`; count
+/// questions free-form with an integer answer, colour questions multiple-choice (the answer is
+/// the choice's text), each with the `query` MathVista writes (its hint, the question, choices).
+fn mathvista(out: &Path, questions: &[scenes::Choice]) -> Result<Vec<PathBuf>, EvalError> {
+    let mut files = Vec::new();
+    let mut problems = serde_json::Map::new();
+    for (k, c) in questions.iter().enumerate() {
+        let pid = (k + 1).to_string();
+        let src = out.join(format!("pope/scene_{:04}.png", c.scene));
+        let dst = out.join(format!("mathvista/images/{pid}.png"));
+        std::fs::create_dir_all(dst.parent().expect("a folder")).map_err(|source| EvalError::Io { path: dst.clone(), source })?;
+        std::fs::copy(&src, &dst).map_err(|source| EvalError::Io { path: src.clone(), source })?;
+        files.push(dst);
+        let metadata = json!({"split": "testmini", "language": "english", "img_width": 448, "img_height": 336, "source": "phi3v-synth",
+                              "category": "general-vqa", "task": if c.category == "count" { "visual question answering" } else { "figure question answering" },
+                              "context": "synthetic scene", "grade": "elementary school", "skills": [if c.category == "count" { "arithmetic reasoning" } else { "logical reasoning" }]});
+        let record = if c.category == "count" {
+            let query = format!("Hint: Please answer the question requiring an integer answer and provide the final value, e.g., 1, 2, 3, at the end.\nQuestion: {}", c.question);
+            json!({"question": c.question, "image": format!("images/{pid}.png"), "choices": null, "unit": null, "precision": null, "answer": c.options[c.answer],
+                   "question_type": "free_form", "answer_type": "integer", "pid": pid, "metadata": metadata, "query": query})
+        } else {
+            let listed: Vec<String> = c.options.iter().enumerate().map(|(i, o)| format!("({}) {o}", (b'A' + i as u8) as char)).collect();
+            let query = format!("Hint: Please answer the question and provide the correct option letter, e.g., A, B, C, D, at the end.\nQuestion: {}\nChoices:\n{}", c.question, listed.join("\n"));
+            json!({"question": c.question, "image": format!("images/{pid}.png"), "choices": c.options, "unit": null, "precision": null, "answer": c.options[c.answer],
+                   "question_type": "multi_choice", "answer_type": "text", "pid": pid, "metadata": metadata, "query": query})
+        };
+        problems.insert(pid, record);
+    }
+    let path = out.join("mathvista/testmini.json");
+    write_text(&path, serde_json::to_string_pretty(&problems).expect("json") + "\n")?;
+    files.push(path);
+    Ok(files)
 }
 
 /// ScienceQA's layout: `problems.json` (pids from 1; the scene questions in the test split with
@@ -279,7 +318,7 @@ mod tests {
         let spec = Spec { seed: 5, charts: 4, questions_per_chart: 2, ocr: 3, scenes: 2 };
         let wa = generate(a.path(), spec).unwrap();
         let wb = generate(b.path(), spec).unwrap();
-        assert_eq!((wa.chart_questions, wa.pope_questions, wa.files.len()), (8, 12, 4 + 3 + 2 + 3 + 1 + wa.scienceqa_questions + 1 + 1 + 1 + 3));
+        assert_eq!((wa.chart_questions, wa.pope_questions, wa.files.len()), (8, 12, 4 + 3 + 2 + 3 + 1 + wa.scienceqa_questions + 1 + 1 + 1 + wa.mathvista_questions + 1 + 3));
         let mmbench = Task::MmBench.load(&a.path().join("mmbench/synth_mmbench.tsv"), None).unwrap();
         assert_eq!(mmbench.iter().filter(|s| s.group.as_ref() == Some(&s.id)).count(), wa.mmbench_questions);
         assert_eq!(mmbench.len(), 4 * wa.mmbench_questions, "three rotated copies of each four-option question");
@@ -293,6 +332,9 @@ mod tests {
         let mmmu = Task::Mmmu.load(&a.path().join("mmmu/synth_mmmu.tsv"), None).unwrap();
         assert_eq!(mmmu.len(), wa.mmmu_questions, "validation rows only");
         assert!(mmmu[1].options.is_empty() && mmmu[1].images.len() == 1);
+        let mathvista = Task::MathVista.load(&a.path().join("mathvista/testmini.json"), None).unwrap();
+        assert_eq!(mathvista.len(), wa.mathvista_questions);
+        assert!(mathvista.iter().all(|s| s.images[0].is_file() && s.extra.contains_key("query")));
         for (fa, fb) in wa.files.iter().zip(&wb.files) {
             assert_eq!(std::fs::read(fa).unwrap(), std::fs::read(fb).unwrap(), "{}", fa.display());
         }
