@@ -36,6 +36,12 @@ pub struct SampleLog {
     /// MMBench: the question this row is a rotated copy of (its own id for the original).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// What the judge model extracted, where it was asked (MathVista).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge: Option<String>,
+    /// Why the judge could not be asked (the sample keeps the rules' result).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -75,6 +81,11 @@ pub struct TaskReport {
     /// The prompt template and answer length used (of the first sample; the same for all).
     pub template: String,
     pub max_new_tokens: usize,
+    /// Answers the judge model read (MathVista), and those it could not be asked about.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub judged: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub judge_errors: usize,
     /// OCRBench: correct answers (the final score, out of 1 000 on the full set).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ocrbench_final_score: Option<usize>,
@@ -92,8 +103,17 @@ pub struct Report {
     pub samples: Vec<SampleLog>,
 }
 
-/// Scores `model`'s stored answers to `items` under `harness`.
-pub fn score(items: &[Item], store: &Store, model: &str, harness: Harness, selection: Selection) -> Report {
+/// A model that reads the answer out of a response where the rules cannot (MathVista's
+/// extraction step): any OpenAI-compatible endpoint, behind this trait so that the crate needs
+/// no HTTP client.
+pub trait Judge {
+    /// The judge's reply to `prompt`.
+    fn ask(&mut self, prompt: &str) -> Result<String, String>;
+}
+
+/// Scores `model`'s stored answers to `items` under `harness`, asking `judge` where the harness
+/// would ask its judge model.
+pub fn score(items: &[Item], store: &Store, model: &str, harness: Harness, selection: Selection, mut judge: Option<&mut dyn Judge>) -> Report {
     let mut samples = Vec::new();
     let mut missing: BTreeMap<Task, usize> = BTreeMap::new();
     let mut order: Vec<Task> = Vec::new();
@@ -105,7 +125,17 @@ pub fn score(items: &[Item], store: &Store, model: &str, harness: Harness, selec
             *missing.entry(item.task).or_default() += 1;
             continue;
         };
-        let scored = item.task.score(&item.sample, &p.response, harness);
+        let mut scored = item.task.score(&item.sample, &p.response, harness);
+        let (mut judged, mut judge_error) = (None, None);
+        if let (Some(j), Some(prompt)) = (judge.as_deref_mut(), item.task.judge_prompt(&item.sample, &p.response, &scored, harness)) {
+            match j.ask(&prompt) {
+                Ok(answer) => {
+                    scored = item.task.score_extraction(&item.sample, answer.trim());
+                    judged = Some(answer);
+                }
+                Err(e) => judge_error = Some(e),
+            }
+        }
         samples.push(SampleLog {
             task: item.task.name(),
             id: item.sample.id.clone(),
@@ -118,6 +148,8 @@ pub fn score(items: &[Item], store: &Store, model: &str, harness: Harness, selec
             answers: item.sample.answers.clone(),
             score: if p.error.is_some() { 0.0 } else { scored.score },
             group: item.sample.group.clone().filter(|_| item.task == Task::MmBench),
+            judge: judged,
+            judge_error,
             error: p.error.clone(),
         });
     }
@@ -132,6 +164,10 @@ pub fn score(items: &[Item], store: &Store, model: &str, harness: Harness, selec
         .collect();
     let phi3v_version = env!("CARGO_PKG_VERSION");
     Report { model: model.to_string(), harness: harness.name(), selection, phi3v_version, tasks, samples }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn mean(scores: &[f64]) -> f64 {
@@ -201,6 +237,8 @@ fn task_report(task: Task, samples: &[SampleLog], missing: usize, harness: Harne
         missing,
         errors: mine.iter().filter(|s| s.error.is_some()).count(),
         other_prompts: mine.iter().filter(|s| s.other_prompt).count(),
+        judged: mine.iter().filter(|s| s.judge.is_some()).count(),
+        judge_errors: mine.iter().filter(|s| s.judge_error.is_some()).count(),
         score,
         metrics,
         categories,
@@ -224,6 +262,12 @@ impl Report {
             }
             if t.errors > 0 {
                 notes.push(format!("{} failed", t.errors));
+            }
+            if t.judged > 0 {
+                notes.push(format!("{} read by the judge", t.judged));
+            }
+            if t.judge_errors > 0 {
+                notes.push(format!("{} the judge could not be asked about", t.judge_errors));
             }
             if t.other_prompts > 0 {
                 notes.push(format!("{} asked with another harness's prompt", t.other_prompts));
@@ -359,7 +403,7 @@ mod tests {
             };
             store.append(p).unwrap();
         }
-        let r = score(&items, &store, "m", Harness::VlmEvalKit, Selection::default());
+        let r = score(&items, &store, "m", Harness::VlmEvalKit, Selection::default(), None);
         let t = &r.tasks[0];
         // Overall: TP 1 (1), FP 1 (2), FN 1 (3, Unknown), TN 1 (4): precision = recall = F1 = 1/2.
         assert_eq!((t.metric, t.score, t.metrics["accuracy"], t.metrics["yes_ratio"]), ("F1", 50.0, 50.0, 50.0));
@@ -395,12 +439,45 @@ mod tests {
             };
             store.append(p).unwrap();
         }
-        let r = score(&items, &store, "m", Harness::VlmEvalKit, Selection::default());
+        let r = score(&items, &store, "m", Harness::VlmEvalKit, Selection::default(), None);
         let t = &r.tasks[0];
         assert_eq!((t.metric, t.n, t.score, t.metrics["vanilla_accuracy"]), ("circular accuracy", 2, 50.0, 80.0));
         let groups: Vec<(&str, usize, f64)> = t.categories.iter().map(|c| (c.name.as_str(), c.n, c.score)).collect();
         assert_eq!(groups, [("count", 2, 50.0), ("perception", 2, 50.0)]);
         assert_eq!(r.samples[1].group.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn a_judge_reads_what_the_rules_cannot() {
+        struct Fake(Vec<String>);
+        impl Judge for Fake {
+            fn ask(&mut self, prompt: &str) -> Result<String, String> {
+                self.0.push(prompt.to_string());
+                if prompt.contains("fails") { Err("offline".into()) } else { Ok(" 14 ".into()) }
+            }
+        }
+        let q = |id: &str| Sample {
+            id: id.into(),
+            question: "How many?".into(),
+            answers: vec!["14".into()],
+            extra: [("answer_type".to_string(), "integer".to_string()), ("query".to_string(), "Question: How many?".to_string())].into(),
+            ..Default::default()
+        };
+        let items = plan(&[TaskSpec { task: Task::MathVista, samples: vec![q("1"), q("2"), q("3")], template: None, max_new_tokens: None }], Selection::default(), Harness::LmmsEval).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), "predictions.jsonl").unwrap();
+        for (item, response) in items.iter().zip(["14", "There are fourteen.", "this one fails"]) {
+            let p = Prediction { task: "mathvista".into(), id: item.sample.id.clone(), prompt: item.prompt.clone(), model: "m".into(), max_new_tokens: item.max_new_tokens, response: response.into(), error: None, seconds: 0.1 };
+            store.append(p).unwrap();
+        }
+        let mut judge = Fake(Vec::new());
+        let r = score(&items, &store, "m", Harness::LmmsEval, Selection::default(), Some(&mut judge));
+        assert_eq!(judge.0.len(), 2, "the rules read \"14\" themselves");
+        assert!(judge.0[0].ends_with("Question: How many?\n\nThere are fourteen.\n\nExtracted answer: "));
+        let view: Vec<(f64, Option<&str>, Option<&str>)> = r.samples.iter().map(|s| (s.score, s.judge.as_deref(), s.judge_error.as_deref())).collect();
+        assert_eq!(view, [(1.0, None, None), (1.0, Some(" 14 "), None), (0.0, None, Some("offline"))]);
+        assert_eq!((r.tasks[0].judged, r.tasks[0].judge_errors), (1, 1));
+        assert!(r.table().contains("1 read by the judge, 1 the judge could not be asked about"), "{}", r.table());
     }
 
     #[test]
@@ -429,7 +506,7 @@ mod tests {
             };
             store.append(p).unwrap();
         }
-        let r = score(&items, &store, "m", Harness::LmmsEval, Selection::default());
+        let r = score(&items, &store, "m", Harness::LmmsEval, Selection::default(), None);
         let chartqa = &r.tasks[0];
         assert_eq!((chartqa.n, chartqa.missing, chartqa.errors, chartqa.score), (3, 1, 1, 100.0 / 3.0));
         assert_eq!(chartqa.categories, [Group { name: "augmented".into(), n: 1, score: 0.0, metrics: BTreeMap::new() }, Group { name: "human".into(), n: 2, score: 50.0, metrics: BTreeMap::new() }]);

@@ -184,6 +184,23 @@ impl Task {
         }
     }
 
+    /// The prompt to send a judge model when the rules found no answer in `scored`: MathVista's
+    /// extraction prompt (its `query` and the response), for a non-empty response; `None` for
+    /// every other task.
+    pub fn judge_prompt(self, sample: &Sample, response: &str, scored: &Scored, harness: Harness) -> Option<String> {
+        let response = if harness == Harness::LmmsEval { lmms_eval_clean(response) } else { response.trim().to_string() };
+        let query = sample.extra.get("query").unwrap_or(&sample.question);
+        (self == Task::MathVista && scored.extracted.is_empty() && !response.is_empty()).then(|| mathvista::judge_prompt(query, &response))
+    }
+
+    /// Scores an answer a judge extracted (MathVista: normalised to the answer's type, then
+    /// compared as text).
+    pub fn score_extraction(self, sample: &Sample, extraction: &str) -> Scored {
+        let prediction = mathvista::normalise(extraction, &mathvista_problem(sample));
+        let ok = sample.answers.first().is_some_and(|gold| mathvista::correct(prediction.as_deref(), gold));
+        Scored { score: f64::from(u8::from(ok)), extracted: extraction.to_string(), normalised: prediction.into_iter().collect() }
+    }
+
     /// The default template for one sample: MMMU's open questions (no options) get the open
     /// form of the harness's prompt.
     pub fn template_for(self, harness: Harness, sample: &Sample) -> String {
@@ -359,15 +376,7 @@ impl Task {
                 let extracted = picked.map_or_else(String::new, String::from);
                 Scored { score: f64::from(u8::from(!extracted.is_empty() && extracted == letter)), extracted, normalised: Vec::new() }
             }
-            Task::MathVista => {
-                let precision = sample.extra.get("precision").and_then(|p| p.parse().ok());
-                let answer_type = sample.extra.get("answer_type").map_or("text", String::as_str);
-                let problem = mathvista::Problem { choices: &sample.options, answer_type, precision };
-                let extraction = mathvista::extract(&cleaned(), &problem, false);
-                let prediction = mathvista::normalise(&extraction, &problem);
-                let ok = answers.first().is_some_and(|gold| mathvista::correct(prediction.as_deref(), gold));
-                Scored { score: f64::from(u8::from(ok)), extracted: extraction, normalised: prediction.into_iter().collect() }
-            }
+            Task::MathVista => self.score_extraction(sample, &mathvista::extract(&cleaned(), &mathvista_problem(sample), false)),
             Task::Mmmu if harness == Harness::VlmEvalKit => {
                 // MMMU_preproc: an open question becomes A = its answer, B = "Other Answers".
                 let (options, letter) = match sample.options.is_empty() {
@@ -412,6 +421,12 @@ impl Task {
             }
         }
     }
+}
+
+fn mathvista_problem(sample: &Sample) -> mathvista::Problem<'_> {
+    let precision = sample.extra.get("precision").and_then(|p| p.parse().ok());
+    let answer_type = sample.extra.get("answer_type").map_or("text", String::as_str);
+    mathvista::Problem { choices: &sample.options, answer_type, precision }
 }
 
 /// Where `<image N>` (N a single digit, as VLMEvalKit's split requires) stands, and N.

@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use phi3v::{GenerationParams, Message, Pipeline};
 use phi3v_evals::compare::{Comparison, Run};
-use phi3v_evals::report::{self, Report};
+use phi3v_evals::report::{self, Judge, Report};
 use phi3v_evals::runner::{self, Model, Progress, Selection, Shard, Store, TaskSpec};
 use phi3v_evals::{synth, Harness, Task};
 use sha2::{Digest, Sha256};
@@ -78,6 +78,14 @@ pub struct SuiteArgs {
     /// from a Slurm array job, `auto/n` from a Kubernetes Indexed Job of n completions.
     #[arg(long)]
     shard: Option<Shard>,
+    /// An OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1) whose model reads the
+    /// answer where the harness asks its judge (MathVista's extraction). OPENAI_API_KEY is sent
+    /// when set; replies are kept in OUT/judge.jsonl and not asked for again.
+    #[arg(long, value_name = "URL")]
+    judge_url: Option<String>,
+    /// The judge's model name.
+    #[arg(long, default_value = "gpt-3.5-turbo", value_name = "NAME")]
+    judge_model: String,
 }
 
 #[derive(Args)]
@@ -184,9 +192,13 @@ impl SuiteArgs {
         Ok(specs)
     }
 
-    /// Scores `model`'s stored answers to `items`.
-    fn score(&self, items: &[runner::Item], store: &Store, model: &str) -> Report {
-        report::score(items, store, model, self.harness(), self.selection())
+    /// Scores `model`'s stored answers to `items`, with the judge when one is given.
+    fn score(&self, items: &[runner::Item], store: &Store, model: &str) -> Result<Report> {
+        let mut judge = match &self.judge_url {
+            Some(url) => Some(HttpJudge::open(url, &self.judge_model, &self.out.join("judge.jsonl"))?),
+            None => None,
+        };
+        Ok(report::score(items, store, model, self.harness(), self.selection(), judge.as_mut().map(|j| j as &mut dyn Judge)))
     }
 
     /// Writes the result files, then prints the table.
@@ -221,6 +233,86 @@ impl Model for PipelineModel<'_> {
             return Ok(self.pipeline.chat(&[Message::new("user", prompt)], &inputs, &params, |_| {})?.text);
         }
         Ok(self.pipeline.ask(prompt, &inputs, &params, |_| {})?.text)
+    }
+}
+
+/// A judge model behind an OpenAI-compatible `/chat/completions` (temperature 0, 256 tokens, as
+/// the harnesses ask theirs), its replies kept in a JSONL file by model and prompt.
+struct HttpJudge {
+    url: String,
+    model: String,
+    key: Option<String>,
+    agent: ureq::Agent,
+    cache_path: PathBuf,
+    cache: HashMap<String, String>,
+}
+
+impl HttpJudge {
+    fn open(base: &str, model: &str, cache_path: &Path) -> Result<HttpJudge> {
+        let mut cache = HashMap::new();
+        if cache_path.is_file() {
+            let text = std::fs::read_to_string(cache_path).with_context(|| cache_path.display().to_string())?;
+            for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("{}: line {}", cache_path.display(), n + 1))?;
+                if let (Some(m), Some(p), Some(a)) = (v["model"].as_str(), v["prompt"].as_str(), v["answer"].as_str()) {
+                    if m == model {
+                        cache.insert(p.to_string(), a.to_string());
+                    }
+                }
+            }
+        }
+        Ok(HttpJudge {
+            url: format!("{}/chat/completions", base.trim_end_matches('/')),
+            model: model.to_string(),
+            key: std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.is_empty()),
+            agent: ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(120)).build(),
+            cache_path: cache_path.to_path_buf(),
+            cache,
+        })
+    }
+
+    /// One request: the reply's text, or why there is none.
+    fn request(&self, prompt: &str) -> std::result::Result<String, String> {
+        let body = serde_json::json!({"model": self.model, "messages": [{"role": "user", "content": prompt}], "temperature": 0, "max_tokens": 256});
+        let mut request = self.agent.post(&self.url).set("Content-Type", "application/json");
+        if let Some(key) = &self.key {
+            request = request.set("Authorization", &format!("Bearer {key}"));
+        }
+        let reply: serde_json::Value = match request.send_string(&body.to_string()) {
+            Ok(r) => r.into_json().map_err(|e| format!("{}: the reply is not JSON: {e}", self.url))?,
+            Err(ureq::Error::Status(code, r)) => return Err(format!("{}: HTTP {code}: {}", self.url, r.into_string().unwrap_or_default())),
+            Err(e) => return Err(format!("{}: {e}", self.url)),
+        };
+        reply["choices"][0]["message"]["content"].as_str().map(|c| c.trim().to_string()).ok_or_else(|| format!("{}: no choices[0].message.content in {reply}", self.url))
+    }
+}
+
+impl Judge for HttpJudge {
+    /// Three tries (an empty reply is tried again, as the harnesses do); the reply is kept.
+    fn ask(&mut self, prompt: &str) -> std::result::Result<String, String> {
+        if let Some(answer) = self.cache.get(prompt) {
+            return Ok(answer.clone());
+        }
+        let mut last = Err(String::new());
+        for attempt in 0..3 {
+            if attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_secs(attempt));
+            }
+            last = self.request(prompt);
+            if last.as_ref().is_ok_and(|a| !a.is_empty()) {
+                break;
+            }
+        }
+        let answer = last?;
+        let line = serde_json::json!({"model": self.model, "prompt": prompt, "answer": answer}).to_string() + "\n";
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.cache_path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()))
+            .map_err(|e| format!("{}: {e}", self.cache_path.display()))?;
+        self.cache.insert(prompt.to_string(), answer.clone());
+        Ok(answer)
     }
 }
 
@@ -285,7 +377,7 @@ fn run_suite(args: RunArgs) -> Result<()> {
     let mut model = PipelineModel { pipeline, key: key.clone(), load };
     let stats = runner::run(&items, &mut model, &mut store, reporter())?;
     eprintln!("{} answers generated, {} reused from {}", stats.generated, stats.reused, suite.out.display());
-    let report = suite.finish(suite.score(&items, &store, &key))?;
+    let report = suite.finish(suite.score(&items, &store, &key)?)?;
     if stats.failed > 0 {
         let first = report.samples.iter().find_map(|s| s.error.as_ref().map(|e| format!("{} {}: {e}", s.task, s.id)));
         bail!(
@@ -313,7 +405,7 @@ fn score_only(args: ScoreArgs) -> Result<()> {
         (None, _) => bail!("{} holds predictions of several models; pick one with --model-key: {:?}", suite.out.display(), models),
     };
     // Results are only (over)written when there is something to score.
-    let report = suite.score(&items, &store, &model);
+    let report = suite.score(&items, &store, &model)?;
     if report.samples.is_empty() {
         bail!("{}: no predictions by {model:?} for the selected samples (run `phi3v eval run` first); nothing written", suite.out.display());
     }

@@ -349,3 +349,36 @@ fn mathvista_runs_on_the_generated_problems() {
         assert!(log[1]["normalised"][0].is_string(), "a multiple-choice answer always normalises to a choice: {}", log[1]);
     }
 }
+
+/// MathVista's judge step through an OpenAI-compatible server on 127.0.0.1 (`phi3v serve` with
+/// the tiny model: its extractions are noise, the traffic and the bookkeeping are real).
+#[test]
+fn mathvista_asks_a_judge_and_keeps_its_replies() {
+    let server = common::server::Server::start(&[]);
+    let (_, models) = server.get("/v1/models");
+    let models: serde_json::Value = serde_json::from_str(&models).unwrap();
+    let judge_model = models["data"][0]["id"].as_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let task = format!("mathvista={}", asset("mathvista/testmini.json"));
+    let url = format!("{}/v1", server.base);
+    let judged = |args: &[&str]| {
+        let o = run(&mut phi3v(args));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let log = lines(&dir.path().join("results-samples.jsonl"));
+        assert!(log.iter().all(|s| s["judge_error"].is_null()), "{log:?}");
+        log.iter().filter(|s| s["judge"].is_string()).map(|s| (s["id"].to_string(), s["judge"].to_string())).collect::<Vec<_>>()
+    };
+    let run_args = ["eval", "run", "--model", &fixture("tiny-phi35v"), "--task", &task, "--limit", "3", "--max-tokens", "3", "--judge-url", &url, "--judge-model", &judge_model, "--out", out];
+    let first = judged(&run_args);
+    assert!(!first.is_empty(), "responses the rules cannot read go to the judge");
+    let kept = lines(&dir.path().join("judge.jsonl"));
+    assert!(!kept.is_empty() && kept.len() <= first.len(), "one reply per distinct prompt: {kept:?}");
+    assert!(kept[0]["prompt"].as_str().unwrap().starts_with("Please read the following example."));
+    let served = server.metric("phi3v_prompt_tokens_total");
+    // Scored again with the server gone: every reply comes from judge.jsonl.
+    server.terminate(std::time::Duration::from_secs(10));
+    let score_args = ["eval", "score", "--task", &task, "--limit", "3", "--judge-url", &url, "--judge-model", &judge_model, "--out", out];
+    assert_eq!(judged(&score_args), first);
+    assert!(served > 0.0, "the server read the judge prompts");
+}

@@ -2,7 +2,8 @@
 //! `safe_equal`, as lmms-eval's `mathvista_evals.py` has them) without the judge model: the
 //! rule-based extraction (a response that is a choice's text, an integer or a float; with
 //! `quick_extract`, `The answer is "…".`), then normalisation to the answer's type and a string
-//! comparison with the gold answer. What only the judge could extract counts as not extracted.
+//! comparison with the gold answer. Where the rules extract nothing, the harnesses ask a judge
+//! model ([`judge_prompt`]); without one, that answer counts as not extracted.
 
 use super::pyfloat::py_float;
 
@@ -55,6 +56,56 @@ pub fn extract(response: &str, problem: &Problem, quick_extract: bool) -> String
         }
     }
     String::new()
+}
+
+/// The few-shot extraction prompt MathVista (and lmms-eval after it) sends its judge, in the
+/// harness's own words: five worked examples, then the problem's `query`, the response and
+/// `Extracted answer: `.
+const DEMO_PROMPT: &str = r#"Please read the following example. Then extract the answer from the model response and type it at the end of the prompt.
+
+Hint: Please answer the question requiring an integer answer and provide the final value, e.g., 1, 2, 3, at the end.
+Question: Which number is missing?
+
+Model response: The number missing in the sequence is 14.
+
+Extracted answer: 14
+
+Hint: Please answer the question requiring a floating-point number with one decimal place and provide the final value, e.g., 1.2, 1.3, 1.4, at the end.
+Question: What is the fraction of females facing the camera?
+
+Model response: The fraction of females facing the camera is 0.6, which means that six out of ten females in the group are facing the camera.
+
+Extracted answer: 0.6
+
+Hint: Please answer the question requiring a floating-point number with two decimal places and provide the final value, e.g., 1.23, 1.34, 1.45, at the end.
+Question: How much money does Luca need to buy a sour apple candy and a butterscotch candy? (Unit: $)
+
+Model response: Luca needs $1.45 to buy a sour apple candy and a butterscotch candy.
+
+Extracted answer: 1.45
+
+Hint: Please answer the question requiring a Python list as an answer and provide the final list, e.g., [1, 2, 3], [1.2, 1.3, 1.4], at the end.
+Question: Between which two years does the line  graph saw its maximum peak?
+
+Model response: The line graph saw its maximum peak between 2007 and 2008.
+
+Extracted answer: [2007, 2008]
+
+Hint: Please answer the question and provide the correct option letter, e.g., A, B, C, D, at the end.
+Question: What fraction of the shape is blue?
+Choices:
+(A) 3/11
+(B) 8/11
+(C) 6/11
+(D) 3/5
+
+Model response: The correct answer is (B) 8/11.
+
+Extracted answer: B"#;
+
+/// `create_test_prompt`: the demo, then `{query}\n\n{response}`, then `Extracted answer: `.
+pub fn judge_prompt(query: &str, response: &str) -> String {
+    format!("{DEMO_PROMPT}\n\n{query}\n\n{response}\n\nExtracted answer: ")
 }
 
 /// `normalize_extracted_answer`: a choice's text for multiple-choice questions (the letter in
@@ -152,6 +203,15 @@ pub fn py_repr(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_judge_prompt_ends_with_the_problem() {
+        let p = judge_prompt("Question: How many?", "There are 3.");
+        assert!(p.starts_with("Please read the following example."));
+        assert!(p.contains("Extracted answer: B\n\nQuestion: How many?\n\nThere are 3.\n\nExtracted answer: "), "{p}");
+        // The harness's `\n` escapes in its last example are line breaks.
+        assert!(p.contains("blue?\nChoices:\n(A) 3/11\n(B) 8/11"));
+    }
 
     #[test]
     fn python_float_repr() {
