@@ -569,7 +569,7 @@ pub fn vlmevalkit_tsv(tsv: &Path, image_dir: &Path) -> Result<Vec<Sample>, Datas
 
 /// The strings of a Python list literal as `str(list)` writes it (`['a', "b'c"]`, backslash
 /// escapes kept as they are: base64 and file names have none); `None` when `text` is not one.
-fn python_list(text: &str) -> Option<Vec<String>> {
+pub(crate) fn python_list(text: &str) -> Option<Vec<String>> {
     let inner = text.trim().strip_prefix('[')?.strip_suffix(']')?;
     let mut items = Vec::new();
     let mut rest = inner.trim_start();

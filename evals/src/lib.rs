@@ -11,6 +11,7 @@
 
 pub mod compare;
 pub mod datasets;
+pub mod hf;
 pub mod metrics;
 pub mod report;
 pub mod runner;

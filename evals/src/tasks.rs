@@ -151,10 +151,10 @@ impl Task {
             }
             Task::MmBench => "{hint_line}Question: {question}\nOptions:\n{options}\nPlease select the correct answer from the options above. \n".into(),
             Task::ScienceQa => "{context_line}{question}\n{options}\nAnswer with the option's letter from the given choices directly.".into(),
-            Task::Blink if harness == Harness::LmmsEval => {
-                "Note: You only need to respond with {letters} without providing any additional information.\n{question}\nSelect from the following choices.\n{options_paren}".into()
-            }
-            Task::Blink => "{question}\nSelect from the following choices.\n{options_paren}".into(),
+            // lmms-eval's note, then BLINK's own prompt (its `prompt` field: the question, "Select
+            // from the following choices." and the options as (A) …).
+            Task::Blink if harness == Harness::LmmsEval => "Note: You only need to respond with {letters} without providing any additional information.\n{query}".into(),
+            Task::Blink => "{query}".into(),
             // lmms-eval's mmmu_val gives no instruction: the question, the options and "\n\n".
             Task::Mmmu if harness == Harness::LmmsEval => "{question}\n{options}\n\n".into(),
             Task::Mmmu if vlmevalkit => {
@@ -324,13 +324,29 @@ impl Task {
                 Ok(if has_copies { samples } else { datasets::circular(samples) })
             }
             Task::MathVista => datasets::mathvista(path, images.unwrap_or(dir)),
+            Task::Mmmu | Task::Blink if !is_tsv(path) => {
+                let name = path.file_stem().unwrap_or_default().to_string_lossy();
+                let dir_images = images.map_or_else(|| if path.is_dir() { path.join("images") } else { dir.join(format!("{name}_images")) }, Path::to_path_buf);
+                if self == Task::Mmmu { crate::hf::mmmu(path, &dir_images) } else { crate::hf::blink(path, &dir_images) }
+            }
+            Task::Blink => {
+                // BLINK's own prompt (what the Hub files carry), rebuilt: the question, then
+                // "Select from the following choices." and the options as (A) ….
+                let mut samples = datasets::vlmevalkit_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy())))?;
+                for s in &mut samples {
+                    let options: Vec<String> = s.options.iter().enumerate().map(|(i, o)| format!("({}) {o}", (b'A' + i as u8) as char)).collect();
+                    let prompt = format!("{}\nSelect from the following choices.\n{}", s.question, options.join("\n"));
+                    s.extra.entry("query".into()).or_insert(prompt);
+                }
+                Ok(samples)
+            }
             Task::Mmmu => {
                 let all = datasets::vlmevalkit_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy())))?;
                 // MMMU_DEV_VAL holds dev and validation: the table's number is validation's.
                 let val: Vec<Sample> = all.iter().filter(|s| s.split.as_deref() == Some("validation")).cloned().collect();
                 Ok(if val.is_empty() { all } else { val })
             }
-            Task::Pope | Task::Ai2d | Task::ScienceQa | Task::Blink => datasets::vlmevalkit_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy()))),
+            Task::Pope | Task::Ai2d | Task::ScienceQa => datasets::vlmevalkit_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy()))),
         }
     }
 
