@@ -351,15 +351,7 @@ pub fn scienceqa(path: &Path, image_root: Option<&Path>) -> Result<Vec<Sample>, 
                 let message = format!("problem {pid}: answer {} but {} choices", p.answer, p.choices.len());
                 return Err(DatasetError::Format { path: file.clone(), message });
             }
-            let subject = match p.subject.as_str() {
-                "natural science" => "NAT",
-                "social science" => "SOC",
-                "language science" => "LAN",
-                other => other,
-            };
-            let grade: u32 = p.grade.trim_start_matches("grade").parse().unwrap_or(0);
-            let band = if (1..=6).contains(&grade) { "G1-6" } else { "G7-12" };
-            let category = if p.hint.is_empty() { format!("{subject},{band}") } else { format!("{subject},TXT,{band}") };
+            let category = scienceqa_category(&p.subject, !p.hint.is_empty(), &p.grade);
             let image = root.join("test").join(&pid).join(p.image.as_deref().unwrap_or("image.png"));
             let mut s = sample(&pid, vec![image], p.question, vec![((b'A' + p.answer as u8) as char).to_string()], Some(category));
             (s.options, s.hint) = (p.choices, Some(p.hint).filter(|h| !h.is_empty()));
@@ -416,18 +408,68 @@ pub fn mathvista(json: &Path, image_root: &Path) -> Result<Vec<Sample>, DatasetE
         .into_iter()
         .map(|p| {
             let meta = p.metadata.unwrap_or(Metadata { task: None, skills: Vec::new() });
-            let category = meta.task.into_iter().chain(meta.skills).collect::<Vec<_>>().join(",");
-            let mut s = sample(id_text(&p.pid), vec![image_root.join(&p.image)], p.question, p.answer.into_iter().collect(), Some(category).filter(|c| !c.is_empty()));
-            s.options = p.choices.unwrap_or_default();
-            s.extra.insert("answer_type".into(), p.answer_type);
-            for (key, value) in [("query", p.query), ("unit", p.unit.filter(|u| !u.is_empty())), ("precision", p.precision.map(|x| (x as u32).to_string()))] {
-                if let Some(v) = value {
-                    s.extra.insert(key.into(), v);
-                }
+            MathVistaProblem {
+                pid: id_text(&p.pid),
+                image: image_root.join(&p.image),
+                question: p.question,
+                choices: p.choices.unwrap_or_default(),
+                unit: p.unit,
+                precision: p.precision,
+                answer: p.answer,
+                answer_type: p.answer_type,
+                query: p.query,
+                task: meta.task,
+                skills: meta.skills,
             }
-            s
+            .into_sample()
         })
         .collect())
+}
+
+/// ScienceQA's categories as its authors' `evaluate_acc.py` groups them: the subject (NAT, SOC,
+/// LAN), TXT when there is a hint, the grade band (G1-6, G7-12).
+pub(crate) fn scienceqa_category(subject: &str, has_hint: bool, grade: &str) -> String {
+    let subject = match subject {
+        "natural science" => "NAT",
+        "social science" => "SOC",
+        "language science" => "LAN",
+        other => other,
+    };
+    let grade: u32 = grade.trim_start_matches("grade").parse().unwrap_or(0);
+    let band = if (1..=6).contains(&grade) { "G1-6" } else { "G7-12" };
+    if has_hint { format!("{subject},TXT,{band}") } else { format!("{subject},{band}") }
+}
+
+/// One MathVista problem, as its JSON file or the Hub's parquet gives it.
+pub(crate) struct MathVistaProblem {
+    pub pid: String,
+    pub question: String,
+    pub image: PathBuf,
+    pub choices: Vec<String>,
+    pub unit: Option<String>,
+    pub precision: Option<f64>,
+    pub answer: Option<String>,
+    pub answer_type: String,
+    pub query: Option<String>,
+    pub task: Option<String>,
+    pub skills: Vec<String>,
+}
+
+impl MathVistaProblem {
+    /// The sample: categories the task and the skills; `query`, `unit`, `answer_type` and
+    /// `precision` kept for the prompt and the metric.
+    pub fn into_sample(self) -> Sample {
+        let category = self.task.into_iter().chain(self.skills).collect::<Vec<_>>().join(",");
+        let mut s = sample(self.pid, vec![self.image], self.question, self.answer.into_iter().collect(), Some(category).filter(|c| !c.is_empty()));
+        s.options = self.choices;
+        s.extra.insert("answer_type".into(), self.answer_type);
+        for (key, value) in [("query", self.query), ("unit", self.unit.filter(|u| !u.is_empty())), ("precision", self.precision.map(|x| (x as u32).to_string()))] {
+            if let Some(v) = value {
+                s.extra.insert(key.into(), v);
+            }
+        }
+        s
+    }
 }
 
 /// AI2D as released by AllenAI: `{root}/questions/{image}.json` holding

@@ -5,6 +5,10 @@
 //! |---|---|---|
 //! | [`mmmu`] | `MMMU/MMMU`: `{Subject}/validation-00000-of-00001.parquet` (or `lmms-lab/MMMU`'s single file): `id, question, options (a Python list literal), image_1 … image_7, answer, question_type, …` | written once to a folder |
 //! | [`blink`] | `BLINK-Benchmark/BLINK`: `{Sub_task}/val-00000-of-00001.parquet`: `idx, question, sub_task, image_1 … image_4, choices, answer ("(A)"), prompt, explanation` | written once to a folder |
+//! | [`pope`] | `lmms-lab/POPE`: `data/test-*.parquet`: `id, question_id, question, answer, image_source, image, category` | written once to a folder |
+//! | [`scienceqa`] | `lmms-lab/ScienceQA`: `ScienceQA-IMG/test-*.parquet`: `question, choices, answer (index), hint, image, task, grade, subject, …` | written once to a folder |
+//! | [`mathvista`] | `AI4Math/MathVista`: `data/testmini-*.parquet`: `pid, question, image (its path), decoded_image, choices, unit, precision, answer, question_type, answer_type, metadata, query` | written once to a folder |
+//! | [`mmbench`] | `lmms-lab/MMBench`: `en/dev-*.parquet`: `index, question, hint, answer, A–D, category, image, source, L2-category, comment, split` (with the rotated copies) | written once to a folder |
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -109,24 +113,51 @@ fn files(path: &Path, split: &str) -> Result<Vec<PathBuf>, DatasetError> {
     Ok(found)
 }
 
-/// Writes a row's `image_1`, `image_2`, … (up to the first empty one) as `{dir}/{id}_{k}.png`
-/// or `.jpg` (by the bytes' signature), once.
-fn write_images(row: &Row, id: &str, dir: &Path, file: &Path) -> Result<Vec<PathBuf>, DatasetError> {
+fn plain_name(id: &str, file: &Path) -> Result<(), DatasetError> {
     if id.is_empty() || !id.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c)) || id.starts_with('.') {
         return Err(DatasetError::Format { path: file.into(), message: format!("id {id:?} is not a plain name (letters, digits, - _ .)") });
     }
+    Ok(())
+}
+
+/// Writes encoded image bytes as `{dir}/{name}.png` or `.jpg` (by the bytes' signature), once.
+fn save(bytes: &[u8], dir: &Path, name: &str) -> Result<PathBuf, DatasetError> {
     std::fs::create_dir_all(dir).map_err(|source| DatasetError::Io { path: dir.into(), source })?;
+    let ext = if bytes.starts_with(&[0xFF, 0xD8]) { "jpg" } else { "png" };
+    let out = dir.join(format!("{name}.{ext}"));
+    if !out.exists() {
+        std::fs::write(&out, bytes).map_err(|source| DatasetError::Io { path: out.clone(), source })?;
+    }
+    Ok(out)
+}
+
+/// Writes a row's `image_1`, `image_2`, … (up to the first empty one) as `{id}_{k}`.
+fn write_images(row: &Row, id: &str, dir: &Path, file: &Path) -> Result<Vec<PathBuf>, DatasetError> {
+    plain_name(id, file)?;
     let mut paths = Vec::new();
     for k in 1.. {
         let Some(bytes) = row.get(&format!("image_{k}")).and_then(Cell::image_bytes) else { break };
-        let ext = if bytes.starts_with(&[0xFF, 0xD8]) { "jpg" } else { "png" };
-        let out = dir.join(format!("{id}_{k}.{ext}"));
-        if !out.exists() {
-            std::fs::write(&out, bytes).map_err(|source| DatasetError::Io { path: out.clone(), source })?;
-        }
-        paths.push(out);
+        paths.push(save(bytes, dir, &format!("{id}_{k}"))?);
     }
     Ok(paths)
+}
+
+/// Writes a row's one image column as `{name}`; an image the row lacks is an error.
+fn write_image(row: &Row, column: &str, name: &str, dir: &Path, file: &Path) -> Result<PathBuf, DatasetError> {
+    plain_name(name, file)?;
+    let bytes = row.get(column).and_then(Cell::image_bytes).ok_or_else(|| DatasetError::Format { path: file.into(), message: format!("{name}: no image in `{column}`") })?;
+    save(bytes, dir, name)
+}
+
+fn optional_text(row: &Row, column: &str) -> Option<String> {
+    row.get(column).and_then(Cell::text).map(str::to_string).filter(|t| !t.is_empty() && t != "nan")
+}
+
+fn number(row: &Row, column: &str) -> Option<f64> {
+    match row.get(column) {
+        Some(Cell::Number(x)) => Some(*x),
+        _ => None,
+    }
 }
 
 fn text(row: &Row, column: &str, file: &Path) -> Result<String, DatasetError> {
@@ -206,6 +237,133 @@ pub fn blink(path: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError>
     Ok(samples)
 }
 
+/// POPE as lmms-eval reads it (`lmms-lab/POPE`, the three COCO files in one table): ids
+/// `{category}-{question_id}` as the authors' files give them.
+pub fn pope(path: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError> {
+    let mut samples = Vec::new();
+    for file in files(path, "test")? {
+        for row in rows(&file)? {
+            let category = text(&row, "category", &file)?;
+            let id = format!("{category}-{}", text(&row, "question_id", &file)?);
+            let image = write_image(&row, "image", &id, image_dir, &file)?;
+            samples.push(Sample {
+                images: vec![image],
+                question: text(&row, "question", &file)?,
+                answers: vec![text(&row, "answer", &file)?],
+                category: Some(category),
+                id,
+                ..Default::default()
+            });
+        }
+    }
+    Ok(samples)
+}
+
+/// ScienceQA as lmms-eval reads it (`lmms-lab/ScienceQA`, `ScienceQA-IMG` test): rows carry no
+/// pid, so the id is the row's position; categories as [`crate::datasets::scienceqa`].
+pub fn scienceqa(path: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError> {
+    let mut samples = Vec::new();
+    for file in files(path, "test")? {
+        for row in rows(&file)? {
+            let id = samples.len().to_string();
+            let options: Vec<String> = match row.get("choices") {
+                Some(Cell::List(items)) => items.iter().filter_map(Cell::text).map(str::to_string).collect(),
+                _ => Vec::new(),
+            };
+            let answer = number(&row, "answer").map(|a| a as usize).filter(|&a| a < options.len());
+            let Some(answer) = answer else {
+                return Err(DatasetError::Format { path: file.clone(), message: format!("row {id}: the answer is not one of {} choices", options.len()) });
+            };
+            let hint = optional_text(&row, "hint");
+            let category = crate::datasets::scienceqa_category(&text(&row, "subject", &file)?, hint.is_some(), &text(&row, "grade", &file)?);
+            let image = write_image(&row, "image", &id, image_dir, &file)?;
+            samples.push(Sample {
+                images: vec![image],
+                question: text(&row, "question", &file)?,
+                answers: vec![((b'A' + answer as u8) as char).to_string()],
+                category: Some(category),
+                options,
+                hint,
+                id,
+                ..Default::default()
+            });
+        }
+    }
+    Ok(samples)
+}
+
+/// MathVista as the Hub serves it (`AI4Math/MathVista` testmini): the image from
+/// `decoded_image`, the rest as [`crate::datasets::mathvista`] reads the JSON.
+pub fn mathvista(path: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError> {
+    let mut samples = Vec::new();
+    for file in files(path, "testmini")? {
+        for row in rows(&file)? {
+            let pid = text(&row, "pid", &file)?;
+            let image = write_image(&row, "decoded_image", &pid, image_dir, &file)?;
+            let (task, skills) = match row.get("metadata") {
+                Some(Cell::Struct(m)) => {
+                    let skills = match m.get("skills") {
+                        Some(Cell::List(items)) => items.iter().filter_map(Cell::text).map(str::to_string).collect(),
+                        _ => Vec::new(),
+                    };
+                    (m.get("task").and_then(Cell::text).map(str::to_string), skills)
+                }
+                _ => (None, Vec::new()),
+            };
+            let choices = match row.get("choices") {
+                Some(Cell::List(items)) => items.iter().filter_map(Cell::text).map(str::to_string).collect(),
+                _ => Vec::new(),
+            };
+            let problem = crate::datasets::MathVistaProblem {
+                pid,
+                question: text(&row, "question", &file)?,
+                image,
+                choices,
+                unit: optional_text(&row, "unit"),
+                precision: number(&row, "precision"),
+                answer: optional_text(&row, "answer"),
+                answer_type: text(&row, "answer_type", &file)?,
+                query: optional_text(&row, "query"),
+                task,
+                skills,
+            };
+            samples.push(problem.into_sample());
+        }
+    }
+    Ok(samples)
+}
+
+/// MMBench as lmms-eval reads it (`lmms-lab/MMBench`, `en` dev, the rotated copies included):
+/// options A–D without the empty ones ("nan"), the hint likewise, category
+/// `{L2-category},{category}`, the circular group the index modulo 10^6.
+pub fn mmbench(path: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError> {
+    let mut samples = Vec::new();
+    for file in files(path, "dev")? {
+        for row in rows(&file)? {
+            let index = number(&row, "index").map(|i| i as u64).ok_or_else(|| DatasetError::Format { path: file.clone(), message: "no numeric `index`".into() })?;
+            let id = index.to_string();
+            let image = write_image(&row, "image", &id, image_dir, &file)?;
+            let options: Vec<String> = ["A", "B", "C", "D"].iter().map_while(|c| optional_text(&row, c)).collect();
+            let category = match (optional_text(&row, "L2-category"), optional_text(&row, "category")) {
+                (Some(l2), Some(c)) => Some(format!("{l2},{c}")),
+                (l2, c) => c.or(l2),
+            };
+            samples.push(Sample {
+                images: vec![image],
+                question: text(&row, "question", &file)?,
+                answers: vec![text(&row, "answer", &file)?],
+                category,
+                options,
+                hint: optional_text(&row, "hint"),
+                group: Some((index % 1_000_000).to_string()),
+                id,
+                ..Default::default()
+            });
+        }
+    }
+    Ok(samples)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +401,34 @@ mod tests {
         let prompt = render(&Task::Blink.default_template(Harness::LmmsEval), &s[0]);
         assert_eq!(prompt, "Note: You only need to respond with A, B without providing any additional information.\nWhich image shares the style of the first one?\nSelect from the following choices.\n(A) the second image\n(B) the third image");
         assert!(files(&hub("BLINK"), "test").unwrap_err().to_string().contains("no test-*.parquet files"));
+    }
+
+    #[test]
+    fn reads_lmms_evals_hub_copies_of_pope_scienceqa_and_mmbench() {
+        let d = tempfile::tempdir().unwrap();
+        let pope = Task::Pope.load(&hub("POPE"), Some(d.path())).unwrap();
+        assert_eq!(pope.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["adversarial-1", "random-1"]);
+        assert_eq!((pope[1].answers[0].as_str(), pope[1].category.as_deref()), ("no", Some("random")));
+        assert!(pope[0].images[0].ends_with("adversarial-1.jpg"));
+
+        let sqa = Task::ScienceQa.load(&hub("ScienceQA"), Some(d.path())).unwrap();
+        assert_eq!((sqa[0].answers[0].as_str(), sqa[0].options.len(), sqa[0].hint.clone(), sqa[0].category.as_deref()), ("A", 4, None, Some("SOC,G1-6")));
+
+        let mm = Task::MmBench.load(&hub("MMBench"), Some(d.path())).unwrap();
+        assert_eq!(mm.len(), 2, "the file's own rotated copy, no more");
+        assert_eq!((mm[0].options.len(), mm[0].hint.clone(), mm[1].group.as_deref()), (3, None, Some("241")), "\"nan\" is no option and no hint");
+        assert_eq!(mm[0].category.as_deref(), Some("coarse_perception,image_topic"));
+    }
+
+    #[test]
+    fn reads_mathvista_as_the_hub_serves_it() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Task::MathVista.load(&hub("MathVista"), Some(d.path())).unwrap();
+        assert_eq!((s.len(), s[0].images[0].clone()), (2, d.path().join("1.jpg")));
+        assert_eq!((s[0].extra["answer_type"].as_str(), s[0].options.len(), s[1].options.len()), ("integer", 0, 2));
+        assert_eq!(s[0].category.as_deref(), Some("figure question answering,arithmetic reasoning,statistical reasoning"));
+        assert!(s[1].extra["query"].ends_with("Choices:\n(A) red\n(B) blue"));
+        assert_eq!(Task::MathVista.score(&s[1], "blue", Harness::LmmsEval).score, 1.0);
+        assert_eq!(Task::MathVista.score(&s[0], "4", Harness::LmmsEval).score, 1.0);
     }
 }

@@ -291,6 +291,22 @@ impl Task {
         let dir = if path.is_dir() { path } else { path.parent().unwrap_or(Path::new(".")) };
         let root = |default: &str| images.map_or_else(|| dir.join(default), Path::to_path_buf);
         match self {
+            _ if is_hub(self, path) => {
+                // The Hub's parquet: images written once beside it.
+                let name = path.file_stem().unwrap_or_default().to_string_lossy();
+                let out = images.map_or_else(|| if path.is_dir() { path.join("images") } else { dir.join(format!("{name}_images")) }, Path::to_path_buf);
+                let read = match self {
+                    Task::Mmmu => crate::hf::mmmu,
+                    Task::Blink => crate::hf::blink,
+                    Task::Pope => crate::hf::pope,
+                    Task::ScienceQa => crate::hf::scienceqa,
+                    Task::MathVista => crate::hf::mathvista,
+                    _ => crate::hf::mmbench,
+                };
+                let samples = read(path, &out)?;
+                let has_copies = samples.iter().any(|s| s.group.as_ref().is_some_and(|g| *g != s.id));
+                Ok(if self == Task::MmBench && !has_copies { datasets::circular(samples) } else { samples })
+            }
             Task::ChartQa if path.is_dir() => {
                 let mut all = Vec::new();
                 for split in ["human", "augmented"] {
@@ -324,11 +340,6 @@ impl Task {
                 Ok(if has_copies { samples } else { datasets::circular(samples) })
             }
             Task::MathVista => datasets::mathvista(path, images.unwrap_or(dir)),
-            Task::Mmmu | Task::Blink if !is_tsv(path) => {
-                let name = path.file_stem().unwrap_or_default().to_string_lossy();
-                let dir_images = images.map_or_else(|| if path.is_dir() { path.join("images") } else { dir.join(format!("{name}_images")) }, Path::to_path_buf);
-                if self == Task::Mmmu { crate::hf::mmmu(path, &dir_images) } else { crate::hf::blink(path, &dir_images) }
-            }
             Task::Blink => {
                 // BLINK's own prompt (what the Hub files carry), rebuilt: the question, then
                 // "Select from the following choices." and the options as (A) ….
@@ -458,6 +469,18 @@ fn image_mentions(text: &str) -> Vec<(std::ops::Range<usize>, usize)> {
         }
     }
     found
+}
+
+/// A parquet file, or for the tasks read from the Hub's layout (MMMU, BLINK) a folder, or for
+/// the others a folder holding parquet files.
+fn is_hub(task: Task, path: &Path) -> bool {
+    let parquet = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    let hub_task = matches!(task, Task::Mmmu | Task::Blink | Task::Pope | Task::ScienceQa | Task::MathVista | Task::MmBench);
+    let folder_of_parquet = || {
+        let walk = |d: &Path| std::fs::read_dir(d).into_iter().flatten().filter_map(|e| e.ok().map(|e| e.path())).collect::<Vec<_>>();
+        walk(path).iter().any(|p| parquet(p) || (p.is_dir() && walk(p).iter().any(|q| parquet(q))))
+    };
+    hub_task && (parquet(path) || (path.is_dir() && (matches!(task, Task::Mmmu | Task::Blink) || folder_of_parquet())))
 }
 
 fn is_tsv(path: &Path) -> bool {

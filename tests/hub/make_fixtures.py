@@ -1,9 +1,10 @@
-"""Writes MMMU- and BLINK-shaped parquet files as the Hub serves them.
+"""Writes benchmark parquet files shaped as the Hub serves them.
 
 Each file is made by `datasets.Dataset.from_dict(..., features=...).to_parquet(...)` with the
-features the dataset card declares (`MMMU/MMMU`, `BLINK-Benchmark/BLINK`), so the schema, the
-image structs ({bytes, path}) and the list columns are the library's own. The rows are ours,
-small, in the published shapes (ids, option lists, `<image N>` mentions, "(A)" answers).
+features the dataset card declares (`MMMU/MMMU`, `BLINK-Benchmark/BLINK`, `lmms-lab/POPE`,
+`lmms-lab/ScienceQA`, `AI4Math/MathVista`, `lmms-lab/MMBench`), so the schema, the image structs
+({bytes, path}), list and struct columns are the library's own. The rows are ours, small, in the
+published shapes (ids, option lists, `<image N>` mentions, "(A)" answers, "nan" options).
 """
 
 import io
@@ -93,8 +94,107 @@ def blink(out: Path):
     Dataset.from_dict(rows, features=features).to_parquet(str(path))
 
 
+def write(rows, features, path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Dataset.from_dict(rows, features=features).to_parquet(str(path))
+
+
+def pope(out: Path):
+    features = Features({"id": Value("string"), "question_id": Value("string"), "question": Value("string"), "answer": Value("string"),
+                         "image_source": Value("string"), "image": Image(), "category": Value("string")})
+    rows = {
+        "id": ["0", "1"],
+        "question_id": ["1", "1"],
+        "question": ["Is there a snowboard in the image?", "Is there a car in the image?"],
+        "answer": ["yes", "no"],
+        "image_source": ["COCO_val2014_000000310196", "COCO_val2014_000000310196"],
+        "image": [picture((250, 250, 250), "JPEG"), picture((250, 250, 250), "JPEG")],
+        "category": ["adversarial", "random"],
+    }
+    write(rows, features, out / "POPE" / "data" / "test-00000-of-00003.parquet")
+
+
+def scienceqa(out: Path):
+    features = Features({"question": Value("string"), "choices": Sequence(Value("string")), "answer": Value("int8"), "hint": Value("string"),
+                         "image": Image(), **{k: Value("string") for k in ["task", "grade", "subject", "topic", "category", "skill", "lecture", "solution"]}})
+    rows = {
+        "question": ["Which of these states is farthest north?"],
+        "choices": [["West Virginia", "Louisiana", "Arizona", "Oklahoma"]],
+        "answer": [0],
+        "hint": [""],
+        "image": [picture((90, 160, 90))],
+        "task": ["closed choice"],
+        "grade": ["grade2"],
+        "subject": ["social science"],
+        "topic": ["geography"],
+        "category": ["Geography"],
+        "skill": ["Read a map: cardinal directions"],
+        "lecture": ["Maps have four cardinal directions, or main directions."],
+        "solution": ["To find the answer, look at the compass rose."],
+    }
+    write(rows, features, out / "ScienceQA" / "ScienceQA-IMG" / "test-00000-of-00001.parquet")
+
+
+def mathvista(out: Path):
+    metadata = {"category": Value("string"), "context": Value("string"), "grade": Value("string"), "img_height": Value("int64"), "img_width": Value("int64"),
+                "language": Value("string"), "skills": Sequence(Value("string")), "source": Value("string"), "split": Value("string"), "task": Value("string")}
+    features = Features({"pid": Value("string"), "question": Value("string"), "image": Value("string"), "decoded_image": Image(), "choices": Sequence(Value("string")),
+                         "unit": Value("string"), "precision": Value("float64"), "answer": Value("string"), "question_type": Value("string"),
+                         "answer_type": Value("string"), "metadata": metadata, "query": Value("string")})
+    rows = {
+        "pid": ["1", "2"],
+        "question": ["How many bars are there?", "Which bar is tallest?"],
+        "image": ["images/1.jpg", "images/2.jpg"],
+        "decoded_image": [picture((30, 30, 30), "JPEG"), picture((60, 60, 60), "JPEG")],
+        "choices": [None, ["red", "blue"]],
+        "unit": [None, None],
+        "precision": [None, None],
+        "answer": ["4", "blue"],
+        "question_type": ["free_form", "multi_choice"],
+        "answer_type": ["integer", "text"],
+        "metadata": [
+            {"category": "math-targeted-vqa", "context": "bar chart", "grade": "elementary school", "img_height": 8, "img_width": 8, "language": "english",
+             "skills": ["arithmetic reasoning", "statistical reasoning"], "source": "ChartQA", "split": "testmini", "task": "figure question answering"},
+            {"category": "general-vqa", "context": "bar chart", "grade": "elementary school", "img_height": 8, "img_width": 8, "language": "english",
+             "skills": ["statistical reasoning"], "source": "ChartQA", "split": "testmini", "task": "figure question answering"},
+        ],
+        "query": [
+            "Hint: Please answer the question requiring an integer answer and provide the final value, e.g., 1, 2, 3, at the end.\nQuestion: How many bars are there?",
+            "Hint: Please answer the question and provide the correct option letter, e.g., A, B, C, D, at the end.\nQuestion: Which bar is tallest?\nChoices:\n(A) red\n(B) blue",
+        ],
+    }
+    write(rows, features, out / "MathVista" / "data" / "testmini-00000-of-00001.parquet")
+
+
+def mmbench(out: Path):
+    features = Features({"index": Value("int64"), "question": Value("string"), "hint": Value("string"), "answer": Value("string"),
+                         **{c: Value("string") for c in "ABCD"}, "category": Value("string"), "image": Image(), "source": Value("string"),
+                         "L2-category": Value("string"), "comment": Value("string"), "split": Value("string")})
+    rows = {
+        "index": [241, 1000241],
+        "question": ["Which is the main topic of the image?", "Which is the main topic of the image?"],
+        "hint": ["nan", "nan"],
+        "answer": ["A", "C"],
+        "A": ["a car", "a dog"],
+        "B": ["a dog", "a cat"],
+        "C": ["a cat", "a car"],
+        "D": ["nan", "nan"],
+        "category": ["image_topic", "image_topic"],
+        "image": [picture((120, 60, 0)), picture((120, 60, 0))],
+        "source": ["MMBench", "MMBench"],
+        "L2-category": ["coarse_perception", "coarse_perception"],
+        "comment": ["nan", "nan"],
+        "split": ["dev", "dev"],
+    }
+    write(rows, features, out / "MMBench" / "en" / "dev-00000-of-00001.parquet")
+
+
 if __name__ == "__main__":
     out = Path(sys.argv[1])
     mmmu(out)
     blink(out)
+    pope(out)
+    scienceqa(out)
+    mathvista(out)
+    mmbench(out)
     print(f"wrote {out}")
