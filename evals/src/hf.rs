@@ -367,7 +367,8 @@ pub fn mmbench(path: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tasks::{render, Task};
+    use crate::tasks::Task;
+    use crate::template::render;
     use crate::Harness;
 
     /// Files written by the `datasets` library with the datasets' declared features

@@ -17,6 +17,7 @@ pub mod report;
 pub mod runner;
 pub mod synth;
 pub mod tasks;
+pub mod template;
 
 pub use metrics::Harness;
 pub use tasks::Task;

@@ -16,7 +16,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::datasets::{DatasetError, Sample};
-use crate::tasks::{render, Task};
+use crate::tasks::Task;
+use crate::template::render;
 use crate::Harness;
 
 /// What can stop a run.

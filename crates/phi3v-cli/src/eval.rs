@@ -179,7 +179,7 @@ impl SuiteArgs {
         let prompts: HashMap<Task, String> =
             pairs(&self.prompts, "prompt")?.into_iter().map(|(t, p)| (t, p.replace("\\n", "\n"))).collect();
         for (task, template) in &prompts {
-            phi3v_evals::tasks::check_template(template).map_err(|e| crate::Usage(format!("--prompt {}: {e}", task.name())))?;
+            phi3v_evals::template::check_template(template).map_err(|e| crate::Usage(format!("--prompt {}: {e}", task.name())))?;
         }
         let mut specs: Vec<TaskSpec> = Vec::new();
         for (task, path) in pairs(&self.tasks, "task")? {

@@ -354,7 +354,7 @@ mod tests {
         assert_eq!(s[0].images, [dir.join("images/test/3/image.png")]);
         assert_eq!((s[0].answers[0].as_str(), s[0].options.len(), s[0].hint.as_deref()), ("C", 3, Some("Look at the map.")));
         assert_eq!((s[0].category.as_deref(), s[1].category.as_deref(), s[1].hint.as_deref()), (Some("SOC,TXT,G1-6"), Some("SOC,G7-12"), None));
-        let lmms = crate::tasks::render(&crate::tasks::Task::ScienceQa.default_template(crate::Harness::LmmsEval), &s[0]);
+        let lmms = crate::template::render(&crate::tasks::Task::ScienceQa.default_template(crate::Harness::LmmsEval), &s[0]);
         assert_eq!(lmms, "Context: Look at the map.\nWhich is farthest north?\nA. Florida\nB. Ohio\nC. Maine\nAnswer with the option's letter from the given choices directly.");
         write(&dir, "problems.json", &format!(r#"{{"1": {}}}"#, record("q", r#""image.png""#, "", "grade1", "natural science", "test").replace(r#""answer": 2"#, r#""answer": 3"#)));
         assert!(scienceqa(&dir, None).unwrap_err().to_string().contains("problem 1: answer 3 but 3 choices"));
@@ -381,10 +381,10 @@ mod tests {
         assert_eq!((s[0].images.clone(), s[0].extra["precision"].as_str()), (vec![d.path().join("images/1.jpg")], "1"));
         assert_eq!(s[1].category.as_deref(), Some("textbook question answering,numeric commonsense,arithmetic reasoning"));
         let h = crate::Harness::LmmsEval;
-        let prompt = |x: &Sample| crate::tasks::render(&crate::tasks::Task::MathVista.template_for(h, x), x);
+        let prompt = |x: &Sample| crate::template::render(&crate::tasks::Task::MathVista.template_for(h, x), x);
         assert_eq!(prompt(&s[1]), "what is the total volume of the measuring cup? (Unit: g)\nAnswer the question using a single integer number.");
         assert!(prompt(&s[2]).ends_with("\nA. A\nB. B\nC. C\nD. D\nE. E\nAnswer with the option's letter from the given choices directly."));
-        assert_eq!(crate::tasks::render(&crate::tasks::Task::MathVista.template_for(crate::Harness::Official, &s[1]), &s[1]), s[1].extra["query"]);
+        assert_eq!(crate::template::render(&crate::tasks::Task::MathVista.template_for(crate::Harness::Official, &s[1]), &s[1]), s[1].extra["query"]);
         let score = |x: &Sample, r: &str| crate::tasks::Task::MathVista.score(x, r, h).score;
         assert_eq!((score(&s[0], "1.20"), score(&s[0], "1.25"), score(&s[0], "1.26"), score(&s[0], "d = 1.2 m")), (1.0, 1.0, 0.0, 0.0), "round(1.25, 1) is 1.2");
         assert_eq!((score(&s[1], "1000"), score(&s[2], "E"), score(&s[2], "(E)")), (1.0, 1.0, 0.0), "\"(E)\" is no choice's text: only the judge extracts it");

@@ -216,7 +216,7 @@ mod tests {
         let dir = d.path().join("BLINK_images");
         assert_eq!(s[0].images, [dir.join("7_0.png"), dir.join("7_1.png")]);
         assert_eq!((s[1].images.clone(), s[1].category.as_deref()), (s[0].images.clone(), Some("Visual_Similarity")));
-        let lmms = crate::tasks::render(&crate::tasks::Task::Blink.default_template(crate::Harness::LmmsEval), &s[0]);
+        let lmms = crate::template::render(&crate::tasks::Task::Blink.default_template(crate::Harness::LmmsEval), &s[0]);
         assert_eq!(lmms, "Note: You only need to respond with A, B without providing any additional information.\nWhich image is brighter?\nSelect from the following choices.\n(A) the first image\n(B) the second image");
         assert_eq!(crate::tasks::Task::Blink.score(&s[0], "(B) the second image", crate::Harness::LmmsEval).score, 1.0);
         assert_eq!(crate::tasks::Task::Blink.score(&s[0], "The second image", crate::Harness::LmmsEval).score, 0.0, "read as T");

@@ -11,7 +11,7 @@ use phi3v::prompt::{chat_prompt, PromptTokenizer};
 use phi3v::vision::{preprocess, Normalization};
 use phi3v::{Device, ImageInput, ImageLimits, Message, TextStream, WeightFormat};
 use phi3v_evals::runner::Store;
-use phi3v_evals::tasks::{check_template, render};
+use phi3v_evals::template::{check_template, render};
 use phi3v_evals::{Harness, Task};
 
 /// The fuzz targets, by the name of their folders under `fuzz/`.
