@@ -60,6 +60,14 @@ impl Cell {
         }
     }
 
+    /// The strings of a list cell (`Sequence(string)`).
+    pub fn texts(&self) -> Option<Vec<String>> {
+        match self {
+            Cell::List(items) => Some(items.iter().filter_map(Cell::text).map(str::to_string).collect()),
+            _ => None,
+        }
+    }
+
     /// The encoded image of an `Image` cell (`{bytes, path}`).
     pub fn image_bytes(&self) -> Option<&[u8]> {
         match self {
@@ -118,6 +126,18 @@ fn plain_name(id: &str, file: &Path) -> Result<(), DatasetError> {
         return Err(DatasetError::Format { path: file.into(), message: format!("id {id:?} is not a plain name (letters, digits, - _ .)") });
     }
     Ok(())
+}
+
+/// Every row of the `split` files under `path` (see [`files`]) made into a sample by `make`,
+/// which gets the row's position among all of them and its file.
+fn samples(path: &Path, split: &str, mut make: impl FnMut(usize, Row, &Path) -> Result<Sample, DatasetError>) -> Result<Vec<Sample>, DatasetError> {
+    let mut out = Vec::new();
+    for file in files(path, split)? {
+        for row in rows(&file)? {
+            out.push(make(out.len(), row, &file)?);
+        }
+    }
+    Ok(out)
 }
 
 /// Writes encoded image bytes as `{dir}/{name}.png` or `.jpg` (by the bytes' signature), once.
@@ -179,189 +199,153 @@ const DISCIPLINES: [(&str, &[&str]); 6] = [
 /// order, so that `<image N>` is image N. Categories: the discipline and the subject (from the
 /// id, `validation_Art_Theory_12` → Art_Theory, as lmms-eval's `extract_subset_name`).
 pub fn mmmu(path: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError> {
-    let mut samples = Vec::new();
-    for file in files(path, "validation")? {
-        for row in rows(&file)? {
-            let id = text(&row, "id", &file)?;
-            let options = row.get("options").and_then(Cell::text).and_then(python_list).unwrap_or_default();
-            let subject = id.split_once('_').and_then(|(_, rest)| rest.rsplit_once('_')).map(|(s, _)| s.to_string());
-            let discipline = subject.as_deref().and_then(|s| DISCIPLINES.iter().find(|(_, subs)| subs.contains(&s)).map(|(d, _)| *d));
-            let category = match (discipline, &subject) {
-                (Some(d), Some(s)) => Some(format!("{d},{s}")),
-                (None, s) => s.clone(),
-                (Some(d), None) => Some(d.to_string()),
-            };
-            let images = write_images(&row, &id, image_dir, &file)?;
-            samples.push(Sample {
-                id,
-                images,
-                question: text(&row, "question", &file)?,
-                answers: vec![text(&row, "answer", &file)?],
-                category,
-                options,
-                ..Default::default()
-            });
-        }
-    }
-    Ok(samples)
+    samples(path, "validation", |_, row, file| {
+        let id = text(&row, "id", file)?;
+        let options = row.get("options").and_then(Cell::text).and_then(python_list).unwrap_or_default();
+        let subject = id.split_once('_').and_then(|(_, rest)| rest.rsplit_once('_')).map(|(s, _)| s.to_string());
+        let discipline = subject.as_deref().and_then(|s| DISCIPLINES.iter().find(|(_, subs)| subs.contains(&s)).map(|(d, _)| *d));
+        let category = match (discipline, &subject) {
+            (Some(d), Some(s)) => Some(format!("{d},{s}")),
+            (None, s) => s.clone(),
+            (Some(d), None) => Some(d.to_string()),
+        };
+        let images = write_images(&row, &id, image_dir, file)?;
+        Ok(Sample {
+            id,
+            images,
+            question: text(&row, "question", file)?,
+            answers: vec![text(&row, "answer", file)?],
+            category,
+            options,
+            ..Default::default()
+        })
+    })
 }
 
 /// BLINK from the Hub (`BLINK-Benchmark/BLINK`'s val files, or one file): choices, the answer
 /// letter out of `(X)`, BLINK's own `prompt` kept as the sample's `query`, images `image_1…`;
 /// the category is the sub-task.
 pub fn blink(path: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError> {
-    let mut samples = Vec::new();
-    for file in files(path, "val")? {
-        for row in rows(&file)? {
-            let id = text(&row, "idx", &file)?;
-            let options: Vec<String> = match row.get("choices") {
-                Some(Cell::List(items)) => items.iter().filter_map(Cell::text).map(str::to_string).collect(),
-                _ => return Err(DatasetError::Format { path: file.clone(), message: format!("{id}: no `choices` list") }),
-            };
-            let images = write_images(&row, &id, image_dir, &file)?;
-            let mut s = Sample {
-                id,
-                images,
-                question: text(&row, "question", &file)?,
-                answers: vec![text(&row, "answer", &file)?.trim_matches(['(', ')']).to_string()],
-                category: row.get("sub_task").and_then(Cell::text).map(str::to_string),
-                options,
-                ..Default::default()
-            };
-            if let Some(prompt) = row.get("prompt").and_then(Cell::text) {
-                s.extra.insert("query".into(), prompt.to_string());
-            }
-            samples.push(s);
+    samples(path, "val", |_, row, file| {
+        let id = text(&row, "idx", file)?;
+        let options = row.get("choices").and_then(Cell::texts).ok_or_else(|| DatasetError::Format { path: file.to_path_buf(), message: format!("{id}: no `choices` list") })?;
+        let images = write_images(&row, &id, image_dir, file)?;
+        let mut s = Sample {
+            id,
+            images,
+            question: text(&row, "question", file)?,
+            answers: vec![text(&row, "answer", file)?.trim_matches(['(', ')']).to_string()],
+            category: row.get("sub_task").and_then(Cell::text).map(str::to_string),
+            options,
+            ..Default::default()
+        };
+        if let Some(prompt) = row.get("prompt").and_then(Cell::text) {
+            s.extra.insert("query".into(), prompt.to_string());
         }
-    }
-    Ok(samples)
+        Ok(s)
+    })
 }
 
 /// POPE as lmms-eval reads it (`lmms-lab/POPE`, the three COCO files in one table): ids
 /// `{category}-{question_id}` as the authors' files give them.
 pub fn pope(path: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError> {
-    let mut samples = Vec::new();
-    for file in files(path, "test")? {
-        for row in rows(&file)? {
-            let category = text(&row, "category", &file)?;
-            let id = format!("{category}-{}", text(&row, "question_id", &file)?);
-            let image = write_image(&row, "image", &id, image_dir, &file)?;
-            samples.push(Sample {
-                images: vec![image],
-                question: text(&row, "question", &file)?,
-                answers: vec![text(&row, "answer", &file)?],
-                category: Some(category),
-                id,
-                ..Default::default()
-            });
-        }
-    }
-    Ok(samples)
+    samples(path, "test", |_, row, file| {
+        let category = text(&row, "category", file)?;
+        let id = format!("{category}-{}", text(&row, "question_id", file)?);
+        let image = write_image(&row, "image", &id, image_dir, file)?;
+        Ok(Sample {
+            images: vec![image],
+            question: text(&row, "question", file)?,
+            answers: vec![text(&row, "answer", file)?],
+            category: Some(category),
+            id,
+            ..Default::default()
+        })
+    })
 }
 
 /// ScienceQA as lmms-eval reads it (`lmms-lab/ScienceQA`, `ScienceQA-IMG` test): rows carry no
 /// pid, so the id is the row's position; categories as [`crate::datasets::scienceqa`].
 pub fn scienceqa(path: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError> {
-    let mut samples = Vec::new();
-    for file in files(path, "test")? {
-        for row in rows(&file)? {
-            let id = samples.len().to_string();
-            let options: Vec<String> = match row.get("choices") {
-                Some(Cell::List(items)) => items.iter().filter_map(Cell::text).map(str::to_string).collect(),
-                _ => Vec::new(),
-            };
-            let answer = number(&row, "answer").map(|a| a as usize).filter(|&a| a < options.len());
-            let Some(answer) = answer else {
-                return Err(DatasetError::Format { path: file.clone(), message: format!("row {id}: the answer is not one of {} choices", options.len()) });
-            };
-            let hint = optional_text(&row, "hint");
-            let category = crate::datasets::scienceqa_category(&text(&row, "subject", &file)?, hint.is_some(), &text(&row, "grade", &file)?);
-            let image = write_image(&row, "image", &id, image_dir, &file)?;
-            samples.push(Sample {
-                images: vec![image],
-                question: text(&row, "question", &file)?,
-                answers: vec![((b'A' + answer as u8) as char).to_string()],
-                category: Some(category),
-                options,
-                hint,
-                id,
-                ..Default::default()
-            });
-        }
-    }
-    Ok(samples)
+    samples(path, "test", |k, row, file| {
+        let id = k.to_string();
+        let options = row.get("choices").and_then(Cell::texts).unwrap_or_default();
+        let answer = number(&row, "answer").map(|a| a as usize).filter(|&a| a < options.len());
+        let Some(answer) = answer else {
+            return Err(DatasetError::Format { path: file.to_path_buf(), message: format!("row {id}: the answer is not one of {} choices", options.len()) });
+        };
+        let hint = optional_text(&row, "hint");
+        let category = crate::datasets::scienceqa_category(&text(&row, "subject", file)?, hint.is_some(), &text(&row, "grade", file)?);
+        let image = write_image(&row, "image", &id, image_dir, file)?;
+        Ok(Sample {
+            images: vec![image],
+            question: text(&row, "question", file)?,
+            answers: vec![((b'A' + answer as u8) as char).to_string()],
+            category: Some(category),
+            options,
+            hint,
+            id,
+            ..Default::default()
+        })
+    })
 }
 
 /// MathVista as the Hub serves it (`AI4Math/MathVista` testmini): the image from
 /// `decoded_image`, the rest as [`crate::datasets::mathvista`] reads the JSON.
 pub fn mathvista(path: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError> {
-    let mut samples = Vec::new();
-    for file in files(path, "testmini")? {
-        for row in rows(&file)? {
-            let pid = text(&row, "pid", &file)?;
-            let image = write_image(&row, "decoded_image", &pid, image_dir, &file)?;
-            let (task, skills) = match row.get("metadata") {
-                Some(Cell::Struct(m)) => {
-                    let skills = match m.get("skills") {
-                        Some(Cell::List(items)) => items.iter().filter_map(Cell::text).map(str::to_string).collect(),
-                        _ => Vec::new(),
-                    };
-                    (m.get("task").and_then(Cell::text).map(str::to_string), skills)
-                }
-                _ => (None, Vec::new()),
-            };
-            let choices = match row.get("choices") {
-                Some(Cell::List(items)) => items.iter().filter_map(Cell::text).map(str::to_string).collect(),
-                _ => Vec::new(),
-            };
-            let problem = crate::datasets::MathVistaProblem {
-                pid,
-                question: text(&row, "question", &file)?,
-                image,
-                choices,
-                unit: optional_text(&row, "unit"),
-                precision: number(&row, "precision"),
-                answer: optional_text(&row, "answer"),
-                answer_type: text(&row, "answer_type", &file)?,
-                query: optional_text(&row, "query"),
-                task,
-                skills,
-            };
-            samples.push(problem.into_sample());
-        }
-    }
-    Ok(samples)
+    samples(path, "testmini", |_, row, file| {
+        let pid = text(&row, "pid", file)?;
+        let image = write_image(&row, "decoded_image", &pid, image_dir, file)?;
+        let (task, skills) = match row.get("metadata") {
+            Some(Cell::Struct(m)) => {
+                let skills = m.get("skills").and_then(Cell::texts).unwrap_or_default();
+                (m.get("task").and_then(Cell::text).map(str::to_string), skills)
+            }
+            _ => (None, Vec::new()),
+        };
+        let choices = row.get("choices").and_then(Cell::texts).unwrap_or_default();
+        let problem = crate::datasets::MathVistaProblem {
+            pid,
+            question: text(&row, "question", file)?,
+            image,
+            choices,
+            unit: optional_text(&row, "unit"),
+            precision: number(&row, "precision"),
+            answer: optional_text(&row, "answer"),
+            answer_type: text(&row, "answer_type", file)?,
+            query: optional_text(&row, "query"),
+            task,
+            skills,
+        };
+        Ok(problem.into_sample())
+    })
 }
 
 /// MMBench as lmms-eval reads it (`lmms-lab/MMBench`, `en` dev, the rotated copies included):
 /// options A–D without the empty ones ("nan"), the hint likewise, category
 /// `{L2-category},{category}`, the circular group the index modulo 10^6.
 pub fn mmbench(path: &Path, image_dir: &Path) -> Result<Vec<Sample>, DatasetError> {
-    let mut samples = Vec::new();
-    for file in files(path, "dev")? {
-        for row in rows(&file)? {
-            let index = number(&row, "index").map(|i| i as u64).ok_or_else(|| DatasetError::Format { path: file.clone(), message: "no numeric `index`".into() })?;
-            let id = index.to_string();
-            let image = write_image(&row, "image", &id, image_dir, &file)?;
-            let options: Vec<String> = ["A", "B", "C", "D"].iter().map_while(|c| optional_text(&row, c)).collect();
-            let category = match (optional_text(&row, "L2-category"), optional_text(&row, "category")) {
-                (Some(l2), Some(c)) => Some(format!("{l2},{c}")),
-                (l2, c) => c.or(l2),
-            };
-            samples.push(Sample {
-                images: vec![image],
-                question: text(&row, "question", &file)?,
-                answers: vec![text(&row, "answer", &file)?],
-                category,
-                options,
-                hint: optional_text(&row, "hint"),
-                group: Some((index % 1_000_000).to_string()),
-                id,
-                ..Default::default()
-            });
-        }
-    }
-    Ok(samples)
+    samples(path, "dev", |_, row, file| {
+        let index = number(&row, "index").map(|i| i as u64).ok_or_else(|| DatasetError::Format { path: file.to_path_buf(), message: "no numeric `index`".into() })?;
+        let id = index.to_string();
+        let image = write_image(&row, "image", &id, image_dir, file)?;
+        let options: Vec<String> = ["A", "B", "C", "D"].iter().map_while(|c| optional_text(&row, c)).collect();
+        let category = match (optional_text(&row, "L2-category"), optional_text(&row, "category")) {
+            (Some(l2), Some(c)) => Some(format!("{l2},{c}")),
+            (l2, c) => c.or(l2),
+        };
+        Ok(Sample {
+            images: vec![image],
+            question: text(&row, "question", file)?,
+            answers: vec![text(&row, "answer", file)?],
+            category,
+            options,
+            hint: optional_text(&row, "hint"),
+            group: Some((index % 1_000_000).to_string()),
+            id,
+            ..Default::default()
+        })
+    })
 }
 
 #[cfg(test)]

@@ -70,6 +70,10 @@ pub struct Scored {
 }
 
 const SHORT: &str = "\nAnswer the question using a single word or phrase.";
+/// The LLaVA-style multiple-choice instruction lmms-eval (and the Phi-3 report) end with.
+const LETTER: &str = "\nAnswer with the option's letter from the given choices directly.";
+/// VLMEvalKit's multiple-choice prompt (`ImageMCQDataset.build_prompt`).
+const VLMEVALKIT_MCQ: &str = "{hint_line}Question: {question}\nOptions:\n{options}\nPlease select the correct answer from the options above. \n";
 
 impl Task {
     pub const ALL: [Task; 13] = [
@@ -137,31 +141,23 @@ impl Task {
             Task::Ai2d if vlmevalkit => {
                 "Question: {question}\nOptions:\n{options}\nPlease select the correct answer from the options above. \n".into()
             }
-            Task::Ai2d => "{question}\n{options}\nAnswer with the option's letter from the given choices directly.".into(),
+            Task::Ai2d => format!("{{question}}\n{{options}}{LETTER}"),
             Task::Pope if vlmevalkit => "{question}".into(),
             Task::Pope => format!("{{question_stripped}}{SHORT}"),
-            Task::MmBench if harness == Harness::LmmsEval => {
-                "{hint_prefix}{question} There are several options:\n{options}\nAnswer with the option's letter from the given choices directly.".into()
-            }
-            Task::MmBench | Task::ScienceQa | Task::Blink if vlmevalkit => {
-                "{hint_line}Question: {question}\nOptions:\n{options}\nPlease select the correct answer from the options above. \n".into()
-            }
-            Task::MmBench => "{hint_line}Question: {question}\nOptions:\n{options}\nPlease select the correct answer from the options above. \n".into(),
-            Task::ScienceQa => "{context_line}{question}\n{options}\nAnswer with the option's letter from the given choices directly.".into(),
+            Task::MmBench if harness == Harness::LmmsEval => format!("{{hint_prefix}}{{question}} There are several options:\n{{options}}{LETTER}"),
+            // MMBench's authors are VLMEvalKit's: `official` is its prompt too.
+            Task::MmBench | Task::ScienceQa | Task::Blink | Task::Mmmu if vlmevalkit => VLMEVALKIT_MCQ.into(),
+            Task::MmBench => VLMEVALKIT_MCQ.into(),
+            Task::ScienceQa => format!("{{context_line}}{{question}}\n{{options}}{LETTER}"),
             // lmms-eval's note, then BLINK's own prompt (its `prompt` field: the question, "Select
             // from the following choices." and the options as (A) …).
             Task::Blink if harness == Harness::LmmsEval => "Note: You only need to respond with {letters} without providing any additional information.\n{query}".into(),
             Task::Blink => "{query}".into(),
             // lmms-eval's mmmu_val gives no instruction: the question, the options and "\n\n".
             Task::Mmmu if harness == Harness::LmmsEval => "{question}\n{options}\n\n".into(),
-            Task::Mmmu if vlmevalkit => {
-                "{hint_line}Question: {question}\nOptions:\n{options}\nPlease select the correct answer from the options above. \n".into()
-            }
-            Task::Mmmu => "{question}\n{options}\nAnswer with the option's letter from the given choices directly.".into(),
+            Task::Mmmu => format!("{{question}}\n{{options}}{LETTER}"),
             // lmms-eval's "format-prompt" for multiple choice (free-form: `template_for`).
-            Task::MathVista if harness == Harness::LmmsEval => {
-                "{question}{unit_suffix}\n{options}\nAnswer with the option's letter from the given choices directly.".into()
-            }
+            Task::MathVista if harness == Harness::LmmsEval => format!("{{question}}{{unit_suffix}}\n{{options}}{LETTER}"),
             // MathVista's own `query` (its hint, question, unit and choices).
             Task::MathVista => "{query}".into(),
         }
@@ -287,10 +283,12 @@ impl Task {
         }
         let dir = if path.is_dir() { path } else { path.parent().unwrap_or(Path::new(".")) };
         let root = |default: &str| images.map_or_else(|| dir.join(default), Path::to_path_buf);
+        // Images unpacked from a TSV or parquet file go to `{stem}_images/` beside it.
+        let name = path.file_stem().unwrap_or_default().to_string_lossy();
+        let tsv = || datasets::vlmevalkit_tsv(path, &root(&format!("{name}_images")));
         match self {
             _ if is_hub(self, path) => {
-                // The Hub's parquet: images written once beside it.
-                let name = path.file_stem().unwrap_or_default().to_string_lossy();
+                // The Hub's parquet: images written once beside it (`images/` in a folder).
                 let out = images.map_or_else(|| if path.is_dir() { path.join("images") } else { dir.join(format!("{name}_images")) }, Path::to_path_buf);
                 let read = match self {
                     Task::Mmmu => crate::hf::mmmu,
@@ -301,8 +299,7 @@ impl Task {
                     _ => crate::hf::mmbench,
                 };
                 let samples = read(path, &out)?;
-                let has_copies = samples.iter().any(|s| s.group.as_ref().is_some_and(|g| *g != s.id));
-                Ok(if self == Task::MmBench && !has_copies { datasets::circular(samples) } else { samples })
+                Ok(if self == Task::MmBench { with_circular_copies(samples) } else { samples })
             }
             Task::ChartQa if path.is_dir() => {
                 let mut all = Vec::new();
@@ -330,31 +327,25 @@ impl Task {
                 datasets::pope(path, &images.map_or(default, Path::to_path_buf))
             }
             Task::ScienceQa if !is_tsv(path) => datasets::scienceqa(path, images),
-            Task::MmBench => {
-                let samples = datasets::vlmevalkit_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy())))?;
-                // A file with VLMEvalKit's circular copies keeps them; one without gets them.
-                let has_copies = samples.iter().any(|s| s.group.as_ref().is_some_and(|g| *g != s.id));
-                Ok(if has_copies { samples } else { datasets::circular(samples) })
-            }
+            Task::MmBench => Ok(with_circular_copies(tsv()?)),
             Task::MathVista => datasets::mathvista(path, images.unwrap_or(dir)),
             Task::Blink => {
                 // BLINK's own prompt (what the Hub files carry), rebuilt: the question, then
                 // "Select from the following choices." and the options as (A) ….
-                let mut samples = datasets::vlmevalkit_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy())))?;
+                let mut samples = tsv()?;
                 for s in &mut samples {
-                    let options: Vec<String> = s.options.iter().enumerate().map(|(i, o)| format!("({}) {o}", (b'A' + i as u8) as char)).collect();
-                    let prompt = format!("{}\nSelect from the following choices.\n{}", s.question, options.join("\n"));
+                    let prompt = crate::template::render("{question}\nSelect from the following choices.\n{options_paren}", s);
                     s.extra.entry("query".into()).or_insert(prompt);
                 }
                 Ok(samples)
             }
             Task::Mmmu => {
-                let all = datasets::vlmevalkit_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy())))?;
+                let all = tsv()?;
                 // MMMU_DEV_VAL holds dev and validation: the table's number is validation's.
                 let val: Vec<Sample> = all.iter().filter(|s| s.split.as_deref() == Some("validation")).cloned().collect();
                 Ok(if val.is_empty() { all } else { val })
             }
-            Task::Pope | Task::Ai2d | Task::ScienceQa => datasets::vlmevalkit_tsv(path, &root(&format!("{}_images", path.file_stem().unwrap_or_default().to_string_lossy()))),
+            Task::Pope | Task::Ai2d | Task::ScienceQa => tsv(),
         }
     }
 
@@ -444,6 +435,17 @@ impl Task {
                 Scored { score: f64::from(u8::from(ok)), extracted, normalised: Vec::new() }
             }
         }
+    }
+}
+
+/// MMBench rows as read: a file with VLMEvalKit's circular copies keeps them, one without gets
+/// them.
+fn with_circular_copies(samples: Vec<Sample>) -> Vec<Sample> {
+    let has_copies = samples.iter().any(|s| s.group.as_ref().is_some_and(|g| *g != s.id));
+    if has_copies {
+        samples
+    } else {
+        datasets::circular(samples)
     }
 }
 

@@ -30,6 +30,22 @@ fn paint(color: Rgb) -> Paint<'static> {
     p
 }
 
+/// A path through `points`, closed or not; `None` for fewer than two.
+fn through(points: &[(f32, f32)], close: bool) -> Option<tiny_skia::Path> {
+    let mut pb = PathBuilder::new();
+    for (i, &(x, y)) in points.iter().enumerate() {
+        if i == 0 {
+            pb.move_to(x, y)
+        } else {
+            pb.line_to(x, y)
+        }
+    }
+    if close {
+        pb.close();
+    }
+    pb.finish()
+}
+
 impl Canvas {
     /// A `width`×`height` canvas filled with `background`.
     pub fn new(width: u32, height: u32, background: Rgb) -> Self {
@@ -47,15 +63,7 @@ impl Canvas {
 
     /// A polyline of the given width.
     pub fn line(&mut self, points: &[(f32, f32)], width: f32, color: Rgb) {
-        let mut pb = PathBuilder::new();
-        for (i, &(x, y)) in points.iter().enumerate() {
-            if i == 0 {
-                pb.move_to(x, y)
-            } else {
-                pb.line_to(x, y)
-            }
-        }
-        if let Some(path) = pb.finish() {
+        if let Some(path) = through(points, false) {
             let stroke = Stroke { width, ..Default::default() };
             self.pixmap.stroke_path(&path, &paint(color), &stroke, Transform::identity(), None);
         }
@@ -69,16 +77,7 @@ impl Canvas {
 
     /// A filled polygon.
     pub fn polygon(&mut self, points: &[(f32, f32)], color: Rgb) {
-        let mut pb = PathBuilder::new();
-        for (i, &(x, y)) in points.iter().enumerate() {
-            if i == 0 {
-                pb.move_to(x, y)
-            } else {
-                pb.line_to(x, y)
-            }
-        }
-        pb.close();
-        if let Some(path) = pb.finish() {
+        if let Some(path) = through(points, true) {
             self.pixmap.fill_path(&path, &paint(color), FillRule::Winding, Transform::identity(), None);
         }
     }

@@ -62,6 +62,20 @@ fn save_png(image: &image::RgbImage, path: &Path) -> Result<(), EvalError> {
     image.save_with_format(path, image::ImageFormat::Png).map_err(|e| io(std::io::Error::other(e)))
 }
 
+/// Where scene `i`'s picture is written (the POPE set's images; the other scene sets copy or
+/// inline it).
+fn scene_path(out: &Path, i: usize) -> PathBuf {
+    out.join(format!("pope/scene_{i:04}.png"))
+}
+
+/// Scene `i`'s picture copied to `out/{rel}`.
+fn copy_scene(out: &Path, i: usize, rel: &str) -> Result<PathBuf, EvalError> {
+    let (src, dst) = (scene_path(out, i), out.join(rel));
+    std::fs::create_dir_all(dst.parent().expect("files have a folder")).map_err(|source| EvalError::Io { path: dst.clone(), source })?;
+    std::fs::copy(&src, &dst).map_err(|source| EvalError::Io { path: src, source })?;
+    Ok(dst)
+}
+
 fn write_text(path: &Path, text: String) -> Result<(), EvalError> {
     let io = |source| EvalError::Io { path: path.into(), source };
     std::fs::create_dir_all(path.parent().expect("files have a folder")).map_err(io)?;
@@ -100,7 +114,7 @@ pub fn generate(out: &Path, spec: Spec) -> Result<Written, EvalError> {
     // Drawn after the charts and OCR items, so that their files do not depend on `scenes`.
     let scenes: Vec<scenes::Scene> = (0..spec.scenes).map(|_| scenes::random_scene(&mut rng)).collect();
     for (i, scene) in scenes.iter().enumerate() {
-        let path = out.join(format!("pope/scene_{i:04}.png"));
+        let path = scene_path(out, i);
         save_png(&scenes::render(scene, &mut rng), &path)?;
         files.push(path);
     }
@@ -165,11 +179,7 @@ fn mathvista(out: &Path, questions: &[scenes::Choice]) -> Result<Vec<PathBuf>, E
     let mut problems = serde_json::Map::new();
     for (k, c) in questions.iter().enumerate() {
         let pid = (k + 1).to_string();
-        let src = out.join(format!("pope/scene_{:04}.png", c.scene));
-        let dst = out.join(format!("mathvista/images/{pid}.png"));
-        std::fs::create_dir_all(dst.parent().expect("a folder")).map_err(|source| EvalError::Io { path: dst.clone(), source })?;
-        std::fs::copy(&src, &dst).map_err(|source| EvalError::Io { path: src.clone(), source })?;
-        files.push(dst);
+        files.push(copy_scene(out, c.scene, &format!("mathvista/images/{pid}.png"))?);
         let metadata = json!({"split": "testmini", "language": "english", "img_width": 448, "img_height": 336, "source": "phi3v-synth",
                               "category": "general-vqa", "task": if c.category == "count" { "visual question answering" } else { "figure question answering" },
                               "context": "synthetic scene", "grade": "elementary school", "skills": [if c.category == "count" { "arithmetic reasoning" } else { "logical reasoning" }]});
@@ -204,12 +214,7 @@ fn scienceqa(out: &Path, questions: &[(usize, &str, usize)]) -> Result<Vec<PathB
     };
     for (k, &(scene, colour, shape)) in questions.iter().enumerate() {
         let pid = (k + 1).to_string();
-        let src = out.join(format!("pope/scene_{scene:04}.png"));
-        let dst = out.join(format!("scienceqa/images/test/{pid}/image.png"));
-        let io = |path: &Path| { let path = path.to_path_buf(); move |source| EvalError::Io { path, source } };
-        std::fs::create_dir_all(dst.parent().expect("a folder")).map_err(io(&dst))?;
-        std::fs::copy(&src, &dst).map_err(io(&src))?;
-        files.push(dst);
+        files.push(copy_scene(out, scene, &format!("scienceqa/images/test/{pid}/image.png"))?);
         let hint = if k % 2 == 0 { "The picture shows a few coloured shapes." } else { "" };
         problems.insert(pid, problem(format!("Which shape is {colour}?"), hint, Some("image.png"), shape, "test"));
     }
@@ -224,7 +229,7 @@ fn scienceqa(out: &Path, questions: &[(usize, &str, usize)]) -> Result<Vec<PathB
 
 fn scene_base64(out: &Path, scene: usize) -> Result<String, EvalError> {
     use base64::Engine;
-    let png = out.join(format!("pope/scene_{scene:04}.png"));
+    let png = scene_path(out, scene);
     let bytes = std::fs::read(&png).map_err(|source| EvalError::Io { path: png.clone(), source })?;
     Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
