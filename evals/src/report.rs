@@ -383,26 +383,33 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pope_reports_f1_per_split_with_the_other_metrics() {
-        let s = sample;
-        let samples = vec![s("1", "Yes", "adversarial,popular"), s("2", "No", "adversarial"), s("3", "Yes", "random"), s("4", "No", "random")];
-        let items = plan(&[TaskSpec { task: Task::Pope, samples, template: None, max_new_tokens: None }], Selection::default(), Harness::VlmEvalKit).unwrap();
+    /// `samples` of `task` planned under `harness`, and model "m"'s `responses` to them in order,
+    /// stored in a temporary folder (kept alive by the returned guard).
+    fn answered(task: Task, samples: Vec<Sample>, responses: &[&str], harness: Harness) -> (Vec<Item>, Store, tempfile::TempDir) {
+        let items = plan(&[TaskSpec { task, samples, template: None, max_new_tokens: None }], Selection::default(), harness).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), "predictions.jsonl").unwrap();
-        for (item, response) in items.iter().zip(["Yes, there is.", "Yes", "I cannot tell", "No"]) {
+        for (item, response) in items.iter().zip(responses) {
             let p = Prediction {
-                task: "pope".into(),
+                task: task.name().into(),
                 id: item.sample.id.clone(),
                 prompt: item.prompt.clone(),
                 model: "m".into(),
                 max_new_tokens: item.max_new_tokens,
-                response: response.into(),
+                response: response.to_string(),
                 error: None,
                 seconds: 0.1,
             };
             store.append(p).unwrap();
         }
+        (items, store, dir)
+    }
+
+    #[test]
+    fn pope_reports_f1_per_split_with_the_other_metrics() {
+        let s = sample;
+        let samples = vec![s("1", "Yes", "adversarial,popular"), s("2", "No", "adversarial"), s("3", "Yes", "random"), s("4", "No", "random")];
+        let (items, store, _dir) = answered(Task::Pope, samples, &["Yes, there is.", "Yes", "I cannot tell", "No"], Harness::VlmEvalKit);
         let r = score(&items, &store, "m", Harness::VlmEvalKit, Selection::default(), None);
         let t = &r.tasks[0];
         // Overall: TP 1 (1), FP 1 (2), FN 1 (3, Unknown), TN 1 (4): precision = recall = F1 = 1/2.
@@ -423,22 +430,7 @@ mod tests {
         };
         // Question 1 right twice; question 2 right then wrong; a copy of 3 without its original.
         let samples = vec![mc("1", "1", "A"), mc("1000001", "1", "B"), mc("2", "2", "B"), mc("1000002", "2", "A"), mc("1000003", "3", "A")];
-        let items = plan(&[TaskSpec { task: Task::MmBench, samples, template: None, max_new_tokens: None }], Selection::default(), Harness::VlmEvalKit).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), "predictions.jsonl").unwrap();
-        for (item, response) in items.iter().zip(["A", "B", "B", "B", "A"]) {
-            let p = Prediction {
-                task: "mmbench".into(),
-                id: item.sample.id.clone(),
-                prompt: item.prompt.clone(),
-                model: "m".into(),
-                max_new_tokens: item.max_new_tokens,
-                response: response.into(),
-                error: None,
-                seconds: 0.1,
-            };
-            store.append(p).unwrap();
-        }
+        let (items, store, _dir) = answered(Task::MmBench, samples, &["A", "B", "B", "B", "A"], Harness::VlmEvalKit);
         let r = score(&items, &store, "m", Harness::VlmEvalKit, Selection::default(), None);
         let t = &r.tasks[0];
         assert_eq!((t.metric, t.n, t.score, t.metrics["vanilla_accuracy"]), ("circular accuracy", 2, 50.0, 80.0));
@@ -463,13 +455,7 @@ mod tests {
             extra: [("answer_type".to_string(), "integer".to_string()), ("query".to_string(), "Question: How many?".to_string())].into(),
             ..Default::default()
         };
-        let items = plan(&[TaskSpec { task: Task::MathVista, samples: vec![q("1"), q("2"), q("3")], template: None, max_new_tokens: None }], Selection::default(), Harness::LmmsEval).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), "predictions.jsonl").unwrap();
-        for (item, response) in items.iter().zip(["14", "There are fourteen.", "this one fails"]) {
-            let p = Prediction { task: "mathvista".into(), id: item.sample.id.clone(), prompt: item.prompt.clone(), model: "m".into(), max_new_tokens: item.max_new_tokens, response: response.into(), error: None, seconds: 0.1 };
-            store.append(p).unwrap();
-        }
+        let (items, store, _dir) = answered(Task::MathVista, vec![q("1"), q("2"), q("3")], &["14", "There are fourteen.", "this one fails"], Harness::LmmsEval);
         let mut judge = Fake(Vec::new());
         let r = score(&items, &store, "m", Harness::LmmsEval, Selection::default(), Some(&mut judge));
         assert_eq!(judge.0.len(), 2, "the rules read \"14\" themselves");

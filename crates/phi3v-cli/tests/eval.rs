@@ -24,6 +24,28 @@ fn eval_run(out: &Path, extra: &[&str]) -> (String, String) {
     (stdout, stderr)
 }
 
+/// `eval run` of the tiny model on one `NAME=PATH` task into `out`, with extra flags; the test
+/// fails on an error.
+fn run_task(task: &str, out: &Path, extra: &[&str]) {
+    let model = fixture("tiny-phi35v");
+    let mut args = vec!["eval", "run", "--model", &model, "--task", task, "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = run(&mut phi3v(&args));
+    assert!(o.status.success(), "{task} {extra:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The `results.json` of the run in `out`.
+fn results(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap()
+}
+
+/// A copy of a generated TSV in `dir`, so that the images it unpacks land there.
+fn copied(dir: &Path, rel: &str) -> PathBuf {
+    let to = dir.join(Path::new(rel).file_name().unwrap());
+    std::fs::copy(asset(rel), &to).unwrap();
+    to
+}
+
 fn lines(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -127,7 +149,7 @@ fn ai2d_folder_with_a_prompt_override() {
     assert_eq!(p["prompt"], "Which slice is largest?\nA. Apples\nB. Mangoes\nLetter:");
     assert_eq!(p["max_new_tokens"], 3);
     assert!(p["model"].as_str().unwrap().starts_with("tiny-phi3v@") && p["model"].as_str().unwrap().contains("crops=4"));
-    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let results = results(&out);
     assert_eq!((results["tasks"][0]["task"].as_str(), results["tasks"][0]["n"].as_u64()), (Some("ai2d"), Some(1)));
 }
 
@@ -218,8 +240,7 @@ fn report_sets_runs_beside_the_model_cards() {
     let o = run(&mut phi3v(&["eval", "report", a.to_str().unwrap(), b.to_str().unwrap(), "--out", out.to_str().unwrap()]));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let md = String::from_utf8_lossy(&o.stdout).into_owned();
-    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.join("results.json")).unwrap()).unwrap();
-    let chart_score = results["tasks"][0]["score"].as_f64().unwrap();
+    let chart_score = results(&a)["tasks"][0]["score"].as_f64().unwrap();
     let row = md.lines().find(|l| l.starts_with("| ChartQA (test)")).unwrap_or_else(|| panic!("{md}"));
     assert!(row.starts_with(&format!("| ChartQA (test) | relaxed accuracy | 81.4 | 81.8 | {chart_score:.1} (n=2) |")), "{row}");
     let ocr = md.lines().find(|l| l.starts_with("| OCRBench")).unwrap();
@@ -235,13 +256,10 @@ fn report_sets_runs_beside_the_model_cards() {
 fn pope_runs_on_the_generated_splits_and_reports_each() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path();
-    let task = format!("pope={}", asset("pope"));
-    let args = ["eval", "run", "--model", &fixture("tiny-phi35v"), "--task", &task, "--limit", "40", "--max-tokens", "2"];
-    let o = run(phi3v(&args).args(["--out", out.to_str().unwrap()]));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_task(&format!("pope={}", asset("pope")), out, &["--limit", "40", "--max-tokens", "2"]);
     let p = &lines(&out.join("predictions.jsonl"))[0];
     assert_eq!(p["prompt"], "Is there a green circle in the image?\nAnswer the question using a single word or phrase.");
-    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let results = results(out);
     let t = &results["tasks"][0];
     assert_eq!((t["task"].as_str(), t["metric"].as_str(), t["n"].as_u64()), (Some("pope"), Some("F1"), Some(36)));
     let splits: Vec<&str> = t["categories"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
@@ -255,20 +273,14 @@ fn pope_runs_on_the_generated_splits_and_reports_each() {
 #[test]
 fn mmbench_rotates_the_options_and_scores_whole_questions() {
     let dir = tempfile::tempdir().unwrap();
-    // A copy, so that the images it unpacks land in the temporary folder.
-    let tsv = dir.path().join("synth_mmbench.tsv");
-    std::fs::copy(asset("mmbench/synth_mmbench.tsv"), &tsv).unwrap();
     let out = dir.path().join("out");
-    let task = format!("mmbench={}", tsv.display());
-    let args = ["eval", "run", "--model", &fixture("tiny-phi35v"), "--task", &task, "--limit", "8", "--max-tokens", "2"];
-    let o = run(phi3v(&args).args(["--out", out.to_str().unwrap()]));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_task(&format!("mmbench={}", copied(dir.path(), "mmbench/synth_mmbench.tsv").display()), &out, &["--limit", "8", "--max-tokens", "2"]);
     let predictions = lines(&out.join("predictions.jsonl"));
     let prompts: Vec<&str> = predictions.iter().map(|p| p["prompt"].as_str().unwrap()).collect();
     assert_eq!(prompts.len(), 8);
     assert!(prompts[0].starts_with("Count every shape, whatever its colour. How many shapes are there in the image? There are several options:\nA. 2\nB. 3"), "{}", prompts[0]);
     assert!(prompts[1].contains("\nA. 3\nB. 4\nC. 5\nD. 2\n"), "the first rotation: {}", prompts[1]);
-    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let results = results(&out);
     let t = &results["tasks"][0];
     assert_eq!((t["metric"].as_str(), t["n"].as_u64()), (Some("circular accuracy"), Some(2)), "8 rows are 2 questions of 4 rotations");
     assert!(t["metrics"]["vanilla_accuracy"].is_number(), "{t}");
@@ -279,14 +291,11 @@ fn mmbench_rotates_the_options_and_scores_whole_questions() {
 #[test]
 fn scienceqa_runs_on_the_generated_problems() {
     let dir = tempfile::tempdir().unwrap();
-    let task = format!("scienceqa={}", asset("scienceqa"));
-    let args = ["eval", "run", "--model", &fixture("tiny-phi35v"), "--task", &task, "--harness", "vlmevalkit", "--max-tokens", "2"];
-    let o = run(phi3v(&args).args(["--out", dir.path().to_str().unwrap()]));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_task(&format!("scienceqa={}", asset("scienceqa")), dir.path(), &["--harness", "vlmevalkit", "--max-tokens", "2"]);
     let p = lines(&dir.path().join("predictions.jsonl"));
     assert_eq!(p.len(), 5, "the text-only and the train question are left out");
     assert!(p[0]["prompt"].as_str().unwrap().starts_with("Hint: The picture shows a few coloured shapes.\nQuestion: Which shape is"), "{}", p[0]["prompt"]);
-    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.json")).unwrap()).unwrap();
+    let results = results(dir.path());
     let names: Vec<&str> = results["tasks"][0]["categories"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["G1-6", "NAT", "TXT"]);
 }
@@ -294,13 +303,8 @@ fn scienceqa_runs_on_the_generated_problems() {
 #[test]
 fn blink_asks_about_two_images_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let tsv = dir.path().join("synth_blink.tsv");
-    std::fs::copy(asset("blink/synth_blink.tsv"), &tsv).unwrap();
     let out = dir.path().join("out");
-    let task = format!("blink={}", tsv.display());
-    let args = ["eval", "run", "--model", &fixture("tiny-phi35v"), "--task", &task, "--max-tokens", "2"];
-    let o = run(phi3v(&args).args(["--out", out.to_str().unwrap()]));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_task(&format!("blink={}", copied(dir.path(), "blink/synth_blink.tsv").display()), &out, &["--max-tokens", "2"]);
     let p = &lines(&out.join("predictions.jsonl"))[0];
     assert!(p["prompt"].as_str().unwrap().starts_with("Note: You only need to respond with A, B without"), "{}", p["prompt"]);
     // The answer is the one `phi3v ask` gives with both images.
@@ -308,29 +312,23 @@ fn blink_asks_about_two_images_at_once() {
     let o = run(&mut phi3v(&["ask", "--model", &fixture("tiny-phi35v"), "--image", &images[0], "--image", &images[1], "--max-tokens", "2", "--json", p["prompt"].as_str().unwrap()]));
     let asked: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&o.stderr)));
     assert_eq!(asked["answer"], p["response"]);
-    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
-    assert_eq!(results["tasks"][0]["categories"][0]["name"].as_str(), Some("Counting"));
+    assert_eq!(results(&out)["tasks"][0]["categories"][0]["name"].as_str(), Some("Counting"));
 }
 
 #[test]
 fn mmmu_interleaves_images_under_the_official_rules() {
     let dir = tempfile::tempdir().unwrap();
-    let tsv = dir.path().join("synth_mmmu.tsv");
-    std::fs::copy(asset("mmmu/synth_mmmu.tsv"), &tsv).unwrap();
-    let task = format!("mmmu={}", tsv.display());
+    let task = format!("mmmu={}", copied(dir.path(), "mmmu/synth_mmmu.tsv").display());
     for (harness, first_prompt) in [
         ("official", "Which picture shows more shapes, <|image_1|> or <|image_2|>?\nA. <image 1>\nB. <image 2>\nAnswer with the option's letter from the given choices directly."),
         ("lmms-eval", "Which picture shows more shapes, <image 1> or <image 2>?\nA. <image 1>\nB. <image 2>\n\n"),
     ] {
         let out = dir.path().join(harness);
-        let args = ["eval", "run", "--model", &fixture("tiny-phi35v"), "--task", &task, "--harness", harness, "--max-tokens", "2"];
-        let o = run(phi3v(&args).args(["--out", out.to_str().unwrap()]));
-        assert!(o.status.success(), "{harness}: {}", String::from_utf8_lossy(&o.stderr));
+        run_task(&task, &out, &["--harness", harness, "--max-tokens", "2"]);
         let p = lines(&out.join("predictions.jsonl"));
         assert_eq!(p[0]["prompt"], first_prompt, "{harness}");
         assert_eq!(p.len(), 4, "{harness}: the dev row is left out");
-        let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
-        assert_eq!(results["tasks"][0]["n"].as_u64(), Some(4));
+        assert_eq!(results(&out)["tasks"][0]["n"].as_u64(), Some(4));
     }
 }
 
@@ -340,9 +338,7 @@ fn mathvista_runs_on_the_generated_problems() {
     let task = format!("mathvista={}", asset("mathvista/testmini.json"));
     for (harness, starts) in [("lmms-eval", "How many shapes are there in the image?\nAnswer the question using a single integer number."), ("official", "Hint: Please answer the question requiring an integer answer")] {
         let out = dir.path().join(harness);
-        let args = ["eval", "run", "--model", &fixture("tiny-phi35v"), "--task", &task, "--harness", harness, "--limit", "4", "--max-tokens", "2"];
-        let o = run(phi3v(&args).args(["--out", out.to_str().unwrap()]));
-        assert!(o.status.success(), "{harness}: {}", String::from_utf8_lossy(&o.stderr));
+        run_task(&task, &out, &["--harness", harness, "--limit", "4", "--max-tokens", "2"]);
         let p = lines(&out.join("predictions.jsonl"));
         assert!(p[0]["prompt"].as_str().unwrap().starts_with(starts), "{harness}: {}", p[0]["prompt"]);
         let log = lines(&out.join("results-samples.jsonl"));
