@@ -1,8 +1,8 @@
 //! Aggregate decode speed of batched steps against one sequence at a time, on a checkpoint.
 //!
 //! `cargo bench -p phi3v-decoder --bench batch_decode -- [MODEL_DIR] [--format q4|q8|bf16|f32]
-//! [--steps N] [--context N]` (default: the tiny test checkpoint, q4, 32 steps, 64-token
-//! prompts). For 1, 2, 4 and 8 sequences it prefills each with its own prompt, then times
+//! [--steps N] [--context N] [--streams 1,2,4,8]` (default: the tiny test checkpoint, q4, 32
+//! steps, 64-token prompts, those four stream counts). For each number of sequences it prefills each with its own prompt, then times
 //! `steps` tokens per sequence fed one sequence at a time ([`Decoder::step`], our
 //! single-stream path) and all together ([`Decoder::step_batch`]), in the same run, and prints
 //! the aggregate tokens/s of each and their ratio. Greedy tokens are fed back, so the batched
@@ -25,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let format: WeightFormat = args.flag("--format").unwrap_or("q4").parse()?;
     let steps: usize = args.parsed("--steps", 32)?;
     let context: usize = args.parsed("--context", 64)?;
+    let streams: Vec<usize> = args.flag("--streams").unwrap_or("1,2,4,8").split(',').map(str::parse).collect::<Result<_, _>>()?;
     let ckpt = Checkpoint::open(&dir)?;
     let stored = ckpt.weights.stored_dtype();
     let format = format.resolve(stored);
@@ -33,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let decoder = Decoder::load(&ckpt.config, format, vb)?;
     println!("{} ({format}) loaded in {:.1} s; {steps} steps per sequence after {context}-token prompts", dir.display(), start.elapsed().as_secs_f64());
     println!("{:>9} {:>16} {:>16} {:>7}", "sequences", "one at a time", "batched", "ratio");
-    for n in [1usize, 2, 4, 8] {
+    for n in streams {
         let prompts: Vec<Vec<u32>> = (0..n).map(|k| (0..context).map(|i| ((i * 131 + k * 17) % 30000 + 100) as u32).collect()).collect();
         // Caches with the prompts read, and each one's first greedy token.
         let fresh = || -> Result<(Vec<KvCache>, Vec<u32>), Box<dyn std::error::Error>> {

@@ -3,6 +3,8 @@
 //! over a matrix's rows ([`matmul`]). Each format supplies one weight row's dot products with
 //! up to [`INPUT_GROUP`] input rows ([`Int8Rows`]), and with VNNI several weight rows at a time.
 
+use std::sync::OnceLock;
+
 use rayon::prelude::*;
 
 use crate::gemv::Widen;
@@ -31,10 +33,11 @@ pub(crate) struct QuantRow {
     /// block's eight runs `c` of 32 (at most `8 · 16 · 127`, an i16). q4 subtracts it to centre
     /// its unsigned quants (see [`crate::q4`]).
     pub offsets: Vec<i16>,
-    /// `[blocks, 8]`: lane `l` holds `Σ p[i]` over the block's `i` with `(i / 4) % 8 = l`, the
-    /// bytes that `vpdpbusd` sums into i32 lane `l` of a run of 32. The VNNI kernels subtract
-    /// it times the offset of their unsigned weights (8 for q4, 128 for q8).
-    pub sums: Vec<i32>,
+    /// `[blocks, 8]`: lane `l` holds `−8 · Σ p[i]` over the block's `i` with `(i / 4) % 8 = l`
+    /// (the bytes that `vpdpbusd` sums into i32 lane `l` of a run of 32): where q4's VNNI sums
+    /// start, taking away the offset 8 of its unsigned weights (q8's start at 16 times it, for
+    /// an offset of 128).
+    pub starts: Vec<i32>,
 }
 
 impl QuantRow {
@@ -59,15 +62,15 @@ impl QuantRow {
     /// Plain code, compiled once as is and once with AVX2 enabled (vectorised rounding).
     #[inline(always)]
     pub fn quantize(&mut self, x: &[f32], blocks: usize) {
-        let Self { p, d, offsets, sums } = self;
+        let Self { p, d, offsets, starts } = self;
         p.clear();
         p.resize(blocks * BLOCK, 0);
         d.clear();
         d.resize(blocks, 0.0);
         offsets.clear();
         offsets.resize(blocks * 16, 0);
-        sums.clear();
-        sums.resize(blocks * 8, 0);
+        starts.clear();
+        starts.resize(blocks * 8, 0);
         for (b, block) in x.chunks(BLOCK).enumerate() {
             let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
             let scale = amax / 127.0;
@@ -82,8 +85,8 @@ impl QuantRow {
                 for (o, pair) in ob.iter_mut().zip(run.chunks_exact(2)) {
                     *o += 8 * (pair[0] as i16 + pair[1] as i16);
                 }
-                for (s, four) in sums[b * 8..][..8].iter_mut().zip(run.chunks_exact(4)) {
-                    *s += four.iter().map(|&v| v as i32).sum::<i32>();
+                for (s, four) in starts[b * 8..][..8].iter_mut().zip(run.chunks_exact(4)) {
+                    *s -= 8 * four.iter().map(|&v| v as i32).sum::<i32>();
                 }
             }
         }
@@ -173,6 +176,17 @@ pub(crate) trait Int8Rows: Sync {
     #[cfg(target_arch = "x86_64")]
     unsafe fn dots_vnni<const R: usize, const N: usize>(&self, r: usize, xs: [&QuantRow; N]) -> [[f32; N]; R];
 
+    /// As [`Int8Rows::dots_vnni`] on 512-bit registers, where the format has such a kernel
+    /// (the 256-bit one otherwise).
+    ///
+    /// # Safety
+    /// As [`Int8Rows::dots_vnni`]; the CPU must also have AVX512F and AVX512BW.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dots_avx512<const R: usize, const N: usize>(&self, r: usize, xs: [&QuantRow; N]) -> [[f32; N]; R] {
+        // SAFETY: as the caller promised.
+        unsafe { self.dots_vnni::<R, N>(r, xs) }
+    }
+
     /// Row `r` against `x`, in plain code.
     fn dot_scalar(&self, r: usize, x: &QuantRow) -> f32;
 }
@@ -202,7 +216,7 @@ pub(crate) fn matmul_into<W: Int8Rows>(w: &W, xs: &[f32], m: usize, y: &mut [f32
     let inputs = &inputs[..];
     let simd = Simd::best();
     // One input row reads the matrix as one stream, a row at a time.
-    let row_group = if m == 1 || simd != Simd::Vnni { 1 } else { W::VNNI_ROWS };
+    let row_group = if m == 1 || simd < Simd::Vnni { 1 } else { W::VNNI_ROWS };
     let out = SharedOut(y.as_mut_ptr());
     (0..n.div_ceil(TASK_ROWS)).into_par_iter().for_each(|t| {
         let task = t * TASK_ROWS..n.min((t + 1) * TASK_ROWS);
@@ -222,21 +236,37 @@ pub(crate) fn matmul_into<W: Int8Rows>(w: &W, xs: &[f32], m: usize, y: &mut [f32
 }
 
 /// The instructions a product runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Simd {
     Scalar,
     /// AVX2 and FMA.
     Avx2,
-    /// AVX2, FMA, AVX512-VNNI and AVX512-VL.
+    /// AVX2, FMA, AVX512-VNNI and AVX512-VL: VNNI on 256-bit registers.
     Vnni,
+    /// All of those, AVX512F and AVX512BW: VNNI on 512-bit registers.
+    Avx512,
 }
 
 impl Simd {
-    /// The best level this CPU runs (the features are detected once; this allocates nothing).
+    /// The level the integer products run at: the best this CPU has, or a lower one named by
+    /// the `PHI3V_SIMD` environment variable (`scalar`, `avx2`, `vnni`, `avx512`; for comparing
+    /// kernels on one machine). Decided once per process.
     pub fn best() -> Self {
+        static CHOSEN: OnceLock<Simd> = OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let detected = Self::detected();
+            std::env::var("PHI3V_SIMD").ok().and_then(|name| Self::named(&name)).map_or(detected, |cap| cap.min(detected))
+        })
+    }
+
+    /// The best level this CPU has.
+    fn detected() -> Self {
         #[cfg(target_arch = "x86_64")]
         if avx2::available() {
             if is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl") {
+                if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
+                    return Self::Avx512;
+                }
                 return Self::Vnni;
             }
             return Self::Avx2;
@@ -244,12 +274,17 @@ impl Simd {
         Self::Scalar
     }
 
-    /// Every level this CPU runs (each includes the ones before it).
+    /// The level `PHI3V_SIMD` names, if it names one.
+    fn named(name: &str) -> Option<Self> {
+        let all = [(Self::Scalar, "scalar"), (Self::Avx2, "avx2"), (Self::Vnni, "vnni"), (Self::Avx512, "avx512")];
+        all.into_iter().find(|(_, n)| n.eq_ignore_ascii_case(name.trim())).map(|(level, _)| level)
+    }
+
+    /// Every level this CPU has (each includes the ones before it).
     #[cfg(test)]
     pub fn available() -> Vec<Self> {
-        let all = [Self::Scalar, Self::Avx2, Self::Vnni];
-        let best = all.iter().position(|&l| l == Self::best()).expect("one of them");
-        all[..=best].to_vec()
+        let all = [Self::Scalar, Self::Avx2, Self::Vnni, Self::Avx512];
+        all.into_iter().filter(|&l| l <= Self::detected()).collect()
     }
 }
 
@@ -271,12 +306,17 @@ pub(crate) fn dots(simd: Simd, w: &impl Int8Rows, r: usize, rows: usize, xs: &[Q
     #[cfg(target_arch = "x86_64")]
     if simd != Simd::Scalar {
         /// # Safety
-        /// As [`Int8Rows::dots_vnni`] for `Simd::Vnni`, else [`Int8Rows::dots_avx2`].
+        /// As [`Int8Rows::dots_avx512`] for `Simd::Avx512`, [`Int8Rows::dots_vnni`] for
+        /// `Simd::Vnni`, else [`Int8Rows::dots_avx2`].
         #[inline(always)]
         unsafe fn run<const N: usize>(simd: Simd, w: &impl Int8Rows, r: usize, rows: usize, xs: [&QuantRow; N], store: &mut impl FnMut(usize, usize, f32)) {
             // SAFETY: as the caller promised.
             unsafe {
                 match (simd, rows) {
+                    (Simd::Avx512, 4) => each(w.dots_avx512::<4, N>(r, xs), store),
+                    (Simd::Avx512, 3) => each(w.dots_avx512::<3, N>(r, xs), store),
+                    (Simd::Avx512, 2) => each(w.dots_avx512::<2, N>(r, xs), store),
+                    (Simd::Avx512, _) => each(w.dots_avx512::<1, N>(r, xs), store),
                     (Simd::Vnni, 4) => each(w.dots_vnni::<4, N>(r, xs), store),
                     (Simd::Vnni, 3) => each(w.dots_vnni::<3, N>(r, xs), store),
                     (Simd::Vnni, 2) => each(w.dots_vnni::<2, N>(r, xs), store),
@@ -389,13 +429,24 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn simd_levels_are_named_and_ordered() {
+        assert_eq!(Simd::named("AVX2"), Some(Simd::Avx2));
+        assert_eq!(Simd::named(" vnni"), Some(Simd::Vnni));
+        assert_eq!(Simd::named("avx512"), Some(Simd::Avx512));
+        assert_eq!(Simd::named("scalar"), Some(Simd::Scalar));
+        assert_eq!(Simd::named("sse"), None);
+        assert!(Simd::Scalar < Simd::Avx2 && Simd::Avx2 < Simd::Vnni && Simd::Vnni < Simd::Avx512);
+        assert!(Simd::best() <= Simd::detected());
+    }
+
+    #[test]
     fn inputs_round_within_half_a_step_alike_with_and_without_simd() {
         let k = 2 * BLOCK + 40;
         let x: Vec<f32> = values(k, 3).iter().enumerate().map(|(i, v)| v * (1.0 + (i / BLOCK) as f32)).collect();
         let row = QuantRow::new(&x, 3);
         let mut plain = QuantRow::default();
         plain.quantize(&x, 3);
-        assert_eq!((&row.p, &row.d, &row.offsets, &row.sums), (&plain.p, &plain.d, &plain.offsets, &plain.sums));
+        assert_eq!((&row.p, &row.d, &row.offsets, &row.starts), (&plain.p, &plain.d, &plain.offsets, &plain.starts));
         assert_eq!(row.p.len(), 3 * BLOCK);
         assert!(row.p[k..].iter().all(|&p| p == 0), "padding is zero");
         for (i, &v) in x.iter().enumerate() {
@@ -408,10 +459,10 @@ pub(crate) mod tests {
             for l in 0..16 {
                 assert_eq!(row.offsets[b * 16 + l], lane(b, l));
             }
-            // Lane l of a block's sums: the sum of its bytes 4l .. 4l + 4 of each run of 32.
+            // Lane l of a block's starts: −8 × the sum of its bytes 4l .. 4l + 4 of each run of 32.
             for l in 0..8 {
                 let sum: i32 = (0..BLOCK).filter(|i| i / 4 % 8 == l).map(|i| row.p[b * BLOCK + i] as i32).sum();
-                assert_eq!(row.sums[b * 8 + l], sum);
+                assert_eq!(row.starts[b * 8 + l], -8 * sum);
             }
         }
     }

@@ -7,8 +7,8 @@
 //! |---|---|---|---|
 //! | `f32` | 4 | candle matmul | candle matmul (gemm) |
 //! | `bf16`, `f16` | 2 | [`gemv`] kernel, AVX2 | [`gemm`]: widened block by block in cache |
-//! | `q8` | 1.016 | [`q8`]: int8 × int8, AVX2 or VNNI | [`q8`]: four input rows by four weight rows at a time (VNNI) |
-//! | `q4` | 0.547 | [`q4`]: int8 × int4, AVX2 or VNNI | [`q4`]: four input rows by two weight rows at a time (VNNI) |
+//! | `q8` | 1.016 | [`q8`]: int8 × int8, AVX2 or VNNI (256- or 512-bit) | [`q8`]: four input rows by four weight rows at a time (VNNI) |
+//! | `q4` | 0.547 | [`q4`]: int8 × int4, AVX2 or VNNI (256- or 512-bit) | [`q4`]: four input rows by two weight rows at a time (VNNI) |
 //!
 //! `q8` and `q4` are group-wise, in blocks of 256 weights: [`q8::Q8Matrix`] keeps one f32
 //! scale per block, [`q4::Q4Matrix`] one f32 scale and eight int8 sub-scales. Their products

@@ -8,8 +8,10 @@
 //! `[s0, s0, s1, s1, …, s7, s7]` scales a whole block at once) and the four-byte sums of VNNI's
 //! `vpdpbusd` in i32 lane `g` (the scheme of llama.cpp's Q4_K, with groups strided instead of
 //! contiguous). Each group's scale `D · s[g]` maps its largest-magnitude weight to `−8`; `D` is
-//! the largest group scale over 127. The quants of a block are 4 runs of 32 bytes: byte `b` of
-//! run `c` holds `q[64c + b]` in its low nibble and `q[64c + 32 + b]` in its high nibble.
+//! the largest group scale over 127. The quants of a block are 2 runs of 64 bytes: byte `b` of
+//! run `c` holds `q[128c + b]` in its low nibble and `q[128c + 64 + b]` in its high nibble, so
+//! that one 512-bit register of quants unpacks into two of 64 consecutive weights, and each
+//! half of a run into two of 32.
 //! 140 bytes per 256 weights: 0.547 byte per weight.
 //!
 //! A row is stored as one run of bytes, `[blocks × D (f32)][blocks × 8 sub-scales][blocks ×
@@ -21,9 +23,11 @@
 //! [`int8`](crate::int8)), and a block's dot product is
 //! `D · d · Σ_g s[g] · (Σ_{i in g} q[i]·p[i] − 8 · Σ_{i in g} p[i])`: integer up to one `D · d`,
 //! the second sum depending on the input alone (kept per register lane, `QuantRow::offsets`,
-//! and subtracted from the pair sums before the one `vpmaddwd` by the sub-scales). With many
-//! input rows (prefill, CLIP), each weight row is unpacked once for four of them at a time; that
-//! runs at about twice the f32 GEMM's rate on an AVX2 core.
+//! and subtracted from the pair sums before the one `vpmaddwd` by the sub-scales). With VNNI the
+//! block's sums are `vpdpbusd`'s, on 256-bit registers or, with AVX-512, on 512-bit ones (a run
+//! of 64 bytes is one register). With many input rows (prefill, CLIP), each weight row is
+//! unpacked once for four of them at a time; that runs at about twice the f32 GEMM's rate on an
+//! AVX2 core.
 
 use crate::gemv::Widen;
 use crate::int8::{self, Int8Rows, QuantRow, Quantize, BLOCK};
@@ -52,7 +56,7 @@ fn group(i: usize) -> usize {
 
 /// Where weight `i` of a block lives: byte offset in the block's quants and nibble shift.
 fn nibble(i: usize) -> (usize, usize) {
-    (i / 64 * 32 + i % 32, 4 * (i / 32 % 2))
+    (i / 128 * 64 + i % 64, 4 * (i / 64 % 2))
 }
 
 impl Quantize for Q4Matrix {
@@ -81,12 +85,12 @@ impl Quantize for Q4Matrix {
                     *s = int8::whole((max[g] / -8.0 * inv_d).round().clamp(-127.0, 127.0)) as i8;
                     inv[4 * g..][..4].fill(if *s == 0 { 0.0 } else { 1.0 / (d * *s as f32) });
                 }
-                // Run c of 32 bytes: weights 64c + j (low nibbles) and 64c + 32 + j (high).
+                // Run c of 64 bytes: weights 128c + j (low nibbles) and 128c + 64 + j (high).
                 let level = |x: f32| int8::whole((x + 8.5).clamp(0.0, 15.0).floor()) as u8;
-                for (q, pair) in quants[b * QBYTES..][..QBYTES].chunks_exact_mut(32).zip(v.chunks_exact(64)) {
-                    let (lo, hi) = pair.split_at(32);
-                    for j in 0..32 {
-                        q[j] = level(lo[j] * inv[j]) | level(hi[j] * inv[j]) << 4;
+                for (q, pair) in quants[b * QBYTES..][..QBYTES].chunks_exact_mut(64).zip(v.chunks_exact(128)) {
+                    let (lo, hi) = pair.split_at(64);
+                    for j in 0..64 {
+                        q[j] = level(lo[j] * inv[j % 32]) | level(hi[j] * inv[j % 32]) << 4;
                     }
                 }
                 scales[4 * b..][..4].copy_from_slice(&d.to_ne_bytes());
@@ -136,6 +140,12 @@ impl Int8Rows for Q4Matrix {
     unsafe fn dots_vnni<const R: usize, const N: usize>(&self, r: usize, xs: [&QuantRow; N]) -> [[f32; N]; R] {
         // SAFETY: as the caller promised.
         unsafe { avx2::dots_vnni(std::array::from_fn(|h| self.row(r + h)), xs) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dots_avx512<const R: usize, const N: usize>(&self, r: usize, xs: [&QuantRow; N]) -> [[f32; N]; R] {
+        // SAFETY: as the caller promised.
+        unsafe { avx2::dots_avx512(std::array::from_fn(|h| self.row(r + h)), xs) }
     }
 
     fn dot_scalar(&self, r: usize, x: &QuantRow) -> f32 {
@@ -229,7 +239,8 @@ mod avx2 {
 
     /// As [`dots`] with VNNI, for `R` weight rows at once: per block, row and input row, eight
     /// `vpdpbusd` (u4 × i8, four at a time into i32 lane `g` of group `g`, at most 32·15·127
-    /// per lane) onto a start of `−8 · Σ p` over the group (so each lane is `Σ (q − 8)·p`),
+    /// per lane) onto a start of `−8 · Σ p` over the group ([`QuantRow::starts`], so each lane
+    /// is `Σ (q − 8)·p`),
     /// then one f32 multiply-add by `D · s[g] · d`. The runs go round the inputs and rows
     /// innermost, so that `R · N` sums are in flight (`vpdpbusd` takes four cycles and two
     /// issue per cycle) and each input register feeds `R` products.
@@ -237,7 +248,7 @@ mod avx2 {
     pub unsafe fn dots_vnni<const R: usize, const N: usize>(w: [RowRef; R], xs: [&QuantRow; N]) -> [[f32; N]; R] {
         let blocks = w[0].blocks();
         debug_assert!(w.iter().all(|w| w.quants.len() == blocks * QBYTES && w.subs.len() == blocks * GROUPS));
-        debug_assert!(xs.iter().all(|x| x.p.len() == blocks * BLOCK && x.d.len() == blocks && x.sums.len() == blocks * 8));
+        debug_assert!(xs.iter().all(|x| x.p.len() == blocks * BLOCK && x.d.len() == blocks && x.starts.len() == blocks * 8));
         let mut acc = [[_mm256_setzero_ps(); N]; R];
         for b in 0..blocks {
             // (Loops rather than closures: a closure does not inherit the target features.)
@@ -252,8 +263,7 @@ mod avx2 {
             }
             let mut starts = [_mm256_setzero_si256(); N];
             for (start, x) in starts.iter_mut().zip(xs) {
-                let sums = _mm256_loadu_si256(x.sums.as_ptr().add(b * GROUPS) as *const __m256i);
-                *start = _mm256_sub_epi32(*start, _mm256_slli_epi32(sums, 3));
+                *start = _mm256_loadu_si256(x.starts.as_ptr().add(b * GROUPS) as *const __m256i);
             }
             let mut ints = [starts; R];
             for t in 0..8 {
@@ -274,6 +284,74 @@ mod avx2 {
         acc.map(|a| a.map(|a| hsum(a)))
     }
 
+    /// As [`dots_vnni`] on 512-bit registers. A block's two runs of quants unpack into four
+    /// registers of 64 consecutive weights, each multiplied by the input straight from memory.
+    /// i32 lanes `g` and `g + 8` both sum group `g`: the start `−8 · Σ p` goes in the low half
+    /// only and `D · s[g]` is in both. Per block, row and input row: four `vpdpbusd` (at most
+    /// 16·15·127 per lane beside the start), one f32 multiply-add by `D · s[g] · d`.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn dots_avx512<const R: usize, const N: usize>(w: [RowRef; R], xs: [&QuantRow; N]) -> [[f32; N]; R] {
+        let blocks = w[0].blocks();
+        debug_assert!(w.iter().all(|w| w.quants.len() == blocks * QBYTES && w.subs.len() == blocks * GROUPS && w.scales.len() == blocks * 4));
+        debug_assert!(xs.iter().all(|x| x.p.len() == blocks * BLOCK && x.d.len() == blocks && x.starts.len() == blocks * 8));
+        // (Index loops and raw pointers: iterator adaptors were left as calls in this loop.)
+        let (quants, subs, scales): ([*const u8; R], [*const u8; R], [*const f32; R]) = (
+            std::array::from_fn(|h| w[h].quants.as_ptr()),
+            std::array::from_fn(|h| w[h].subs.as_ptr()),
+            std::array::from_fn(|h| w[h].scales.as_ptr() as *const f32),
+        );
+        let (ps, ds, starts): ([*const i8; N], [*const f32; N], [*const i32; N]) =
+            (std::array::from_fn(|j| xs[j].p.as_ptr()), std::array::from_fn(|j| xs[j].d.as_ptr()), std::array::from_fn(|j| xs[j].starts.as_ptr()));
+        let mask = _mm512_set1_epi8(15);
+        let mut acc = [[_mm512_setzero_ps(); N]; R];
+        for b in 0..blocks {
+            let mut unpacked = [[_mm512_setzero_si512(); 4]; R];
+            // D · s[g] in lanes g and g + 8.
+            let mut steps = [_mm512_setzero_ps(); R];
+            for h in 0..R {
+                let qp = quants[h].add(b * QBYTES);
+                _mm_prefetch(qp.wrapping_add(PREFETCH * R) as *const i8, _MM_HINT_T0);
+                _mm_prefetch(qp.wrapping_add(PREFETCH * R + 64) as *const i8, _MM_HINT_T0);
+                for c in 0..2 {
+                    let packed = _mm512_loadu_si512(qp.add(64 * c) as *const _);
+                    unpacked[h][2 * c] = _mm512_and_si512(packed, mask);
+                    unpacked[h][2 * c + 1] = _mm512_and_si512(_mm512_srli_epi16(packed, 4), mask);
+                }
+                let s = _mm_set1_epi64x((subs[h].add(b * GROUPS) as *const i64).read_unaligned());
+                let d = scales[h].add(b).read_unaligned();
+                steps[h] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(s)), _mm512_set1_ps(d));
+            }
+            let mut ints = [[_mm512_setzero_si512(); N]; R];
+            for j in 0..N {
+                let start = _mm512_zextsi256_si512(_mm256_loadu_si256(starts[j].add(b * GROUPS) as *const __m256i));
+                for int in ints.iter_mut() {
+                    int[j] = start;
+                }
+            }
+            for t in 0..4 {
+                for j in 0..N {
+                    let p = _mm512_loadu_si512(ps[j].add(b * BLOCK + 64 * t) as *const _);
+                    for h in 0..R {
+                        ints[h][j] = _mm512_dpbusd_epi32(ints[h][j], unpacked[h][t], p);
+                    }
+                }
+            }
+            for j in 0..N {
+                let d = _mm512_set1_ps(ds[j].add(b).read());
+                for h in 0..R {
+                    acc[h][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ints[h][j]), _mm512_mul_ps(steps[h], d), acc[h][j]);
+                }
+            }
+        }
+        let mut out = [[0f32; N]; R];
+        for h in 0..R {
+            for j in 0..N {
+                out[h][j] = _mm512_reduce_add_ps(acc[h][j]);
+            }
+        }
+        out
+    }
+
     /// Block `b`'s quants as eight registers of 32 bytes `0..=15`: weights `32t..32t + 32` in
     /// register `t`. Prefetches the matrix `ahead` bytes on (prefetch never faults, so it may
     /// run past the end of the matrix).
@@ -282,13 +360,16 @@ mod avx2 {
         let qp = w.quants.as_ptr().add(b * QBYTES);
         _mm_prefetch(qp.wrapping_add(ahead) as *const i8, _MM_HINT_T0);
         _mm_prefetch(qp.wrapping_add(ahead + 64) as *const i8, _MM_HINT_T0);
-        // Run c of 32 bytes holds weights 64c.. in its low nibbles, 64c + 32.. in its high.
+        // Half h of run c (32 bytes) holds weights 128c + 32h.. in its low nibbles and
+        // 128c + 64 + 32h.. in its high ones.
         let mask = _mm256_set1_epi8(15);
         let mut unpacked = [_mm256_setzero_si256(); 8];
-        for c in 0..4 {
-            let packed = _mm256_loadu_si256(qp.add(32 * c) as *const __m256i);
-            unpacked[2 * c] = _mm256_and_si256(packed, mask);
-            unpacked[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask);
+        for c in 0..2 {
+            for h in 0..2 {
+                let packed = _mm256_loadu_si256(qp.add(64 * c + 32 * h) as *const __m256i);
+                unpacked[4 * c + h] = _mm256_and_si256(packed, mask);
+                unpacked[4 * c + 2 + h] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask);
+            }
         }
         unpacked
     }

@@ -12,8 +12,8 @@
 //! `D · d`. VNNI's `vpdpbusd` multiplies the unsigned `u` by the signed `p` directly, from a
 //! start of `−128 · Σ p`; AVX2 multiplies signed by signed bytes with `vpmaddubsw` on `|q|` and
 //! `p` carrying the sign of `q` (`vpsignb`). With many input rows (prefill, CLIP), each weight
-//! run is loaded once for four of them at a time (and with VNNI, each input run for two weight
-//! rows).
+//! run is loaded once for four of them at a time (and with VNNI, each input run for four weight
+//! rows; with AVX-512 on 512-bit registers).
 
 use crate::gemv::Widen;
 use crate::int8::{self, Int8Rows, QuantRow, Quantize, BLOCK};
@@ -102,6 +102,12 @@ impl Int8Rows for Q8Matrix {
         unsafe { avx2::dots_vnni(std::array::from_fn(|h| self.row(r + h)), xs) }
     }
 
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dots_avx512<const R: usize, const N: usize>(&self, r: usize, xs: [&QuantRow; N]) -> [[f32; N]; R] {
+        // SAFETY: as the caller promised.
+        unsafe { avx2::dots_avx512(std::array::from_fn(|h| self.row(r + h)), xs) }
+    }
+
     fn dot_scalar(&self, r: usize, x: &QuantRow) -> f32 {
         let (scales, quants) = self.row(r);
         let blocks = quants.chunks_exact(BLOCK).zip(x.p.chunks_exact(BLOCK));
@@ -159,13 +165,13 @@ mod avx2 {
 
     /// As [`dots`] with VNNI, for `R` weight rows at once: per block, row and input row, eight
     /// `vpdpbusd` of the stored `q + 128` by `p` (at most 8·4·255·127 per lane) onto a start of
-    /// `−128 · Σ p` (see [`QuantRow::sums`]), then one f32 multiply-add by `D · d`. The runs go
+    /// `−128 · Σ p` (16 times [`QuantRow::starts`]), then one f32 multiply-add by `D · d`. The runs go
     /// round the inputs and rows innermost, as in q4, so that `R · N` sums are in flight.
     #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
     pub unsafe fn dots_vnni<const R: usize, const N: usize>(rows: [(&[u8], &[u8]); R], xs: [&QuantRow; N]) -> [[f32; N]; R] {
         let blocks = rows[0].0.len() / 4;
         debug_assert!(rows.iter().all(|(_, quants)| quants.len() == blocks * BLOCK));
-        debug_assert!(xs.iter().all(|x| x.p.len() == blocks * BLOCK && x.d.len() == blocks && x.sums.len() == blocks * 8));
+        debug_assert!(xs.iter().all(|x| x.p.len() == blocks * BLOCK && x.d.len() == blocks && x.starts.len() == blocks * 8));
         let mut acc = [[_mm256_setzero_ps(); N]; R];
         for b in 0..blocks {
             // (Loops rather than closures: a closure does not inherit the target features.)
@@ -176,8 +182,7 @@ mod avx2 {
             }
             let mut starts = [_mm256_setzero_si256(); N];
             for (start, x) in starts.iter_mut().zip(xs) {
-                let sums = _mm256_loadu_si256(x.sums.as_ptr().add(b * 8) as *const __m256i);
-                *start = _mm256_sub_epi32(*start, _mm256_slli_epi32(sums, 7));
+                *start = _mm256_slli_epi32(_mm256_loadu_si256(x.starts.as_ptr().add(b * 8) as *const __m256i), 4);
             }
             let mut ints = [starts; R];
             for run in (0..BLOCK).step_by(32) {
@@ -200,6 +205,59 @@ mod avx2 {
             }
         }
         acc.map(|a| a.map(|a| hsum(a)))
+    }
+
+    /// As [`dots_vnni`] on 512-bit registers: four `vpdpbusd` per block, row and input row,
+    /// the input straight from memory; the start in the low half of the sums only.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn dots_avx512<const R: usize, const N: usize>(rows: [(&[u8], &[u8]); R], xs: [&QuantRow; N]) -> [[f32; N]; R] {
+        let blocks = rows[0].0.len() / 4;
+        debug_assert!(rows.iter().all(|(scales, quants)| scales.len() == blocks * 4 && quants.len() == blocks * BLOCK));
+        debug_assert!(xs.iter().all(|x| x.p.len() == blocks * BLOCK && x.d.len() == blocks && x.starts.len() == blocks * 8));
+        // (Index loops and raw pointers: iterator adaptors were left as calls in such loops.)
+        let (quants, scales): ([*const u8; R], [*const f32; R]) =
+            (std::array::from_fn(|h| rows[h].1.as_ptr()), std::array::from_fn(|h| rows[h].0.as_ptr() as *const f32));
+        let (ps, ds, starts): ([*const i8; N], [*const f32; N], [*const i32; N]) =
+            (std::array::from_fn(|j| xs[j].p.as_ptr()), std::array::from_fn(|j| xs[j].d.as_ptr()), std::array::from_fn(|j| xs[j].starts.as_ptr()));
+        let mut acc = [[_mm512_setzero_ps(); N]; R];
+        for b in 0..blocks {
+            for qp in quants {
+                prefetch(qp.add(b * BLOCK));
+            }
+            let mut ints = [[_mm512_setzero_si512(); N]; R];
+            for j in 0..N {
+                let start = _mm256_slli_epi32(_mm256_loadu_si256(starts[j].add(b * 8) as *const __m256i), 4);
+                for int in ints.iter_mut() {
+                    int[j] = _mm512_zextsi256_si512(start);
+                }
+            }
+            for t in 0..4 {
+                let mut u = [_mm512_setzero_si512(); R];
+                for h in 0..R {
+                    u[h] = _mm512_loadu_si512(quants[h].add(b * BLOCK + 64 * t) as *const _);
+                }
+                for j in 0..N {
+                    let p = _mm512_loadu_si512(ps[j].add(b * BLOCK + 64 * t) as *const _);
+                    for h in 0..R {
+                        ints[h][j] = _mm512_dpbusd_epi32(ints[h][j], u[h], p);
+                    }
+                }
+            }
+            for h in 0..R {
+                let d = _mm512_set1_ps(scales[h].add(b).read_unaligned());
+                for j in 0..N {
+                    let dd = _mm512_mul_ps(d, _mm512_set1_ps(ds[j].add(b).read()));
+                    acc[h][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ints[h][j]), dd, acc[h][j]);
+                }
+            }
+        }
+        let mut out = [[0f32; N]; R];
+        for h in 0..R {
+            for j in 0..N {
+                out[h][j] = _mm512_reduce_add_ps(acc[h][j]);
+            }
+        }
+        out
     }
 
     /// Prefetches the four lines [`PREFETCH`] bytes past `qp` (prefetch never faults, so it
