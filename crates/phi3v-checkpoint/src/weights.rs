@@ -186,10 +186,11 @@ impl Reader {
 }
 
 /// The next `bytes` bytes of `file` as values of `T`, read straight into their buffer (the
-/// sizes were checked against the shapes when the header was read). Safetensors stores
+/// sizes were checked against the shapes when the header was read), on huge pages: a matrix
+/// kept as stored (16-bit weights) multiplies from this very buffer. Safetensors stores
 /// little-endian values, which is what this reads on the little-endian hosts it serves.
 fn read_values<T: bytemuck::Pod>(file: &mut File, bytes: usize) -> std::io::Result<Vec<T>> {
-    let mut values = bytemuck::zeroed_vec::<T>(bytes / size_of::<T>());
+    let mut values = phi3v_linear::huge::filled(bytes / size_of::<T>(), T::zeroed());
     file.read_exact(bytemuck::cast_slice_mut(&mut values))?;
     Ok(values)
 }

@@ -1,6 +1,6 @@
 //! Load-time cost per weight format: one full-size phi-3-mini layer's matrices (qkv, o,
 //! gate/up, down: 113 M weights) taken from bf16 tensors, as a checkpoint stores them, into
-//! each format (a copy for bf16, quantisation for q8 and q4), reported as milliseconds and as
+//! each format (bf16 keeps the tensor as it is, q8 and q4 quantise it), reported as milliseconds and as
 //! millions of weights per second, the best of three runs.
 //!
 //! `cargo bench -p phi3v-linear --bench load` (`-- q4` runs only the formats named).

@@ -19,13 +19,6 @@ pub fn filled<T: Clone>(len: usize, value: T) -> Vec<T> {
     v
 }
 
-/// `values` copied into a vector from [`with_capacity`].
-pub fn copied<T: Copy>(values: &[T]) -> Vec<T> {
-    let mut v = with_capacity(values.len());
-    v.extend_from_slice(values);
-    v
-}
-
 #[cfg(target_os = "linux")]
 fn advise(addr: usize, bytes: usize) {
     const HUGE: usize = 1 << 21;
@@ -47,7 +40,6 @@ mod tests {
         let mut v = super::with_capacity::<u16>(3 << 20);
         v.resize(3 << 20, 7);
         assert!(v.iter().all(|&x| x == 7));
-        let w: Vec<u32> = (0..1 << 20).collect();
-        assert_eq!(super::copied(&w), w);
+        assert_eq!(super::filled(5, 3u8), [3; 5]);
     }
 }

@@ -135,10 +135,11 @@ pub fn without_backtrace(e: candle_core::Error) -> candle_core::Error {
 }
 
 enum Weight {
-    /// `[out, in]` f32.
+    /// `[out, in]` as loaded: f32, bf16 or f16 (the tensor's own buffer, not copied again; the
+    /// checkpoint reader allocates it on huge pages).
     F32(Tensor),
-    Bf16(Vec<bf16>),
-    F16(Vec<f16>),
+    Bf16(Tensor),
+    F16(Tensor),
     Q8(q8::Q8Matrix),
     Q4(q4::Q4Matrix),
 }
@@ -161,8 +162,8 @@ impl Linear {
         let get = |dtype| vb.get_with_hints_dtype((out_dim, in_dim), "weight", Init::Const(0.0), dtype);
         let weight = match format {
             WeightFormat::F32 => Weight::F32(get(DType::F32)?),
-            WeightFormat::Bf16 => Weight::Bf16(with_elements(&get(DType::BF16)?, huge::copied)?),
-            WeightFormat::F16 => Weight::F16(with_elements(&get(DType::F16)?, huge::copied)?),
+            WeightFormat::Bf16 => Weight::Bf16(get(DType::BF16)?),
+            WeightFormat::F16 => Weight::F16(get(DType::F16)?),
             WeightFormat::Q8 => Weight::Q8(quantized(&get(vb.dtype())?, out_dim, in_dim)?),
             WeightFormat::Q4 => Weight::Q4(quantized(&get(vb.dtype())?, out_dim, in_dim)?),
             WeightFormat::Auto => {
@@ -211,8 +212,7 @@ impl Linear {
     pub fn weight_bytes(&self) -> usize {
         match &self.weight {
             Weight::F32(w) => w.elem_count() * 4,
-            Weight::Bf16(w) => w.len() * 2,
-            Weight::F16(w) => w.len() * 2,
+            Weight::Bf16(w) | Weight::F16(w) => w.elem_count() * 2,
             Weight::Q8(w) => w.bytes(),
             Weight::Q4(w) => w.bytes(),
         }
@@ -300,8 +300,8 @@ impl Linear {
                 let product = Tensor::from_slice(xs, (m, k), w.device())?.matmul(&w.t()?)?;
                 with_elements(&product, |p: &[f32]| y.copy_from_slice(p))?
             }
-            Weight::Bf16(w) => widened(w, n, k, xs, m, y),
-            Weight::F16(w) => widened(w, n, k, xs, m, y),
+            Weight::Bf16(w) => with_elements(w, |w: &[bf16]| widened(w, n, k, xs, m, y))?,
+            Weight::F16(w) => with_elements(w, |w: &[f16]| widened(w, n, k, xs, m, y))?,
         }
         if let Some(b) = bias {
             act::each_row(y, n, |_, row| row.iter_mut().zip(b).for_each(|(v, b)| *v += b));

@@ -290,6 +290,7 @@ mod avx2 {
     /// only and `D · s[g]` is in both. Per block, row and input row: four `vpdpbusd` (at most
     /// 16·15·127 per lane beside the start), one f32 multiply-add by `D · s[g] · d`.
     #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vnni")]
+    #[allow(clippy::needless_range_loop, reason = "index loops: iterator adaptors were left as calls here")]
     pub unsafe fn dots_avx512<const R: usize, const N: usize>(w: [RowRef; R], xs: [&QuantRow; N]) -> [[f32; N]; R] {
         let blocks = w[0].blocks();
         debug_assert!(w.iter().all(|w| w.quants.len() == blocks * QBYTES && w.subs.len() == blocks * GROUPS && w.scales.len() == blocks * 4));

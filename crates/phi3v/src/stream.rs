@@ -1,41 +1,30 @@
 //! Turning generated token ids into text deltas that never split a UTF-8 character.
 //!
 //! Phi-3's tokenizer falls back to single bytes for rare characters, so one character may span
-//! several tokens. The stream decodes everything generated so far and only releases text once
-//! it no longer ends in an incomplete character (U+FFFD from the byte-fallback decoder).
+//! several tokens, and its decoder drops the space that begins a text, so a token's text depends
+//! on the one before it. The tokenizers crate's [`DecodeStream`] handles both with constant
+//! work per token: it decodes only the last few tokens (those since the last released text, and
+//! the token before them) and releases text once it no longer ends in an incomplete character
+//! (U+FFFD from the byte-fallback decoder).
 
-use tokenizers::Tokenizer;
+use tokenizers::{DecodeStream, DecoderWrapper, ModelWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, Tokenizer};
 
 use crate::prompt::PromptError;
 
 /// Incremental detokeniser for one generation.
 pub struct TextStream<'a> {
-    tokenizer: &'a Tokenizer,
-    tokens: Vec<u32>,
-    emitted: usize,
+    decode: DecodeStream<'a, ModelWrapper, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>,
 }
 
 impl<'a> TextStream<'a> {
     pub fn new(tokenizer: &'a Tokenizer) -> Self {
-        Self { tokenizer, tokens: Vec::new(), emitted: 0 }
-    }
-
-    fn decode(&self) -> Result<String, PromptError> {
-        self.tokenizer.decode(&self.tokens, true).map_err(|e| PromptError::Tokenizer(e.to_string()))
+        Self { decode: tokenizer.decode_stream(true) }
     }
 
     /// Adds a token; returns the text that became complete (possibly empty).
     pub fn push(&mut self, token: u32) -> Result<String, PromptError> {
-        self.tokens.push(token);
-        let text = self.decode()?;
-        match text.get(self.emitted..) {
-            Some(delta) if !text.ends_with('\u{FFFD}') => {
-                let delta = delta.to_string();
-                self.emitted = text.len();
-                Ok(delta)
-            }
-            _ => Ok(String::new()),
-        }
+        let text = self.decode.step(token).map_err(|e| PromptError::Tokenizer(e.to_string()))?;
+        Ok(text.unwrap_or_default())
     }
 }
 
@@ -58,6 +47,17 @@ mod tests {
         assert_eq!(deltas.concat(), "Hi 🦙!");
         assert!(deltas.iter().filter(|d| d.is_empty()).count() >= 3, "{deltas:?}");
         assert!(deltas.iter().all(|d| !d.contains('\u{FFFD}')));
+    }
+
+    #[test]
+    fn a_long_answer_streams_to_its_whole_decoding() {
+        let tok = tokenizer();
+        let text = "Revenue rose 12.5% in Q4 (¥3,400万).\n\n- 東京: 42\n- Zürich: 17 🦙🦙\nThe highest bar is Q4; the lowest, Q1.  Done!";
+        let ids: Vec<u32> = tok.encode(text.repeat(40), false).unwrap().get_ids().to_vec();
+        assert!(ids.len() > 2000, "{}", ids.len());
+        let mut stream = TextStream::new(&tok);
+        let streamed: String = ids.iter().map(|&t| stream.push(t).unwrap()).collect();
+        assert_eq!(streamed, tok.decode(&ids, true).unwrap());
     }
 
     #[test]
