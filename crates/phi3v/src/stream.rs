@@ -3,9 +3,9 @@
 //! Phi-3's tokenizer falls back to single bytes for rare characters, so one character may span
 //! several tokens, and its decoder drops the space that begins a text, so a token's text depends
 //! on the one before it. The tokenizers crate's [`DecodeStream`] handles both with constant
-//! work per token: it decodes only the last few tokens (those since the last released text, and
-//! the token before them) and releases text once it no longer ends in an incomplete character
-//! (U+FFFD from the byte-fallback decoder).
+//! work per token: it decodes only the tokens of the last piece of text it released and those
+//! since, and releases text once it no longer ends in an incomplete character (U+FFFD from the
+//! byte-fallback decoder).
 
 use tokenizers::{DecodeStream, DecoderWrapper, ModelWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, Tokenizer};
 
