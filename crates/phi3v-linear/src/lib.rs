@@ -136,7 +136,8 @@ pub fn without_backtrace(e: candle_core::Error) -> candle_core::Error {
 
 enum Weight {
     /// `[out, in]` as loaded: f32, bf16 or f16 (the tensor's own buffer, not copied again; the
-    /// checkpoint reader allocates it on huge pages).
+    /// checkpoint reader allocates it on huge pages, a joined or converted tensor is an
+    /// ordinary allocation).
     F32(Tensor),
     Bf16(Tensor),
     F16(Tensor),
