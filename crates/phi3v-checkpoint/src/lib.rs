@@ -13,6 +13,7 @@
 //! ```
 
 mod config;
+pub mod quantized;
 mod sizes;
 mod weights;
 
@@ -22,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 pub use config::{EmbdLayer, ImgProcessor, Phi3VConfig, RopeScaling, VisionConfig};
+pub use quantized::Quantized;
 pub use weights::{ReadObserver, TensorInfo, Weights};
 
 /// What can go wrong reading a checkpoint. Every variant names the file.
@@ -100,6 +102,17 @@ impl Checkpoint {
         let weights = Weights::open(dir)?;
         sizes::check(&config, &vision, &weights).map_err(|m| CheckpointError::invalid(&config_path, m))?;
         Ok(Self { dir: dir.to_path_buf(), config, vision, preprocessor, weights })
+    }
+
+    /// Writes this checkpoint into `out` as a pre-quantised one ([`quantized`]): its other
+    /// files copied, `packed` (the q8 and q4 matrices of the loaded layers, as
+    /// `phi3v_linear::Linear::packed_parts` gives them) in place of the tensors they were
+    /// quantised from, every other tensor as stored. `quantized` says how.
+    pub fn write_quantized(&self, packed: &[phi3v_linear::PackedPart], quantized: Quantized, out: &Path) -> Result<(), CheckpointError> {
+        if self.weights.quantized().is_some() {
+            return Err(CheckpointError::invalid(&self.dir, "is already quantised by `phi3v quantize`: quantise the original checkpoint"));
+        }
+        quantized::write(&self.dir, &self.weights, packed, quantized, out)
     }
 
     /// Path of `tokenizer.json` (its existence is checked by whoever loads it).

@@ -2,6 +2,8 @@
 //! is allocated from them: a size of 10⁹ in a config must be a clear error naming the key, not
 //! an allocation that aborts the process.
 
+use phi3v_linear::WeightFormat;
+
 use crate::{Phi3VConfig, VisionConfig, Weights};
 
 const CLIP: &str = "model.vision_embed_tokens.img_processor.vision_model";
@@ -26,17 +28,39 @@ pub(crate) fn check(c: &Phi3VConfig, v: &VisionConfig, w: &Weights) -> Result<()
     Ok(())
 }
 
-/// `name`'s stored shape must be `expected` (when it is stored).
+/// `name`'s stored shape must be `expected` (when it is stored); a matrix stored packed (see
+/// [`crate::quantized`]) must have `expected`'s rows, each of the bytes its columns take.
 fn shape(w: &Weights, name: &str, expected: &[usize], what: &str) -> Result<(), String> {
-    match w.tensors().get(name) {
-        Some(t) if t.shape != expected => Err(format!("{what} is {expected:?} but {name} is stored as {:?}", t.shape)),
+    let packed = packed_names(name).find_map(|(format, packed)| Some((format, w.tensors().get(&packed)?, packed)));
+    match (w.tensors().get(name), packed) {
+        (Some(t), _) if t.shape != expected => Err(format!("{what} is {expected:?} but {name} is stored as {:?}", t.shape)),
+        (None, Some((format, t, packed))) if expected.len() == 2 => {
+            let bytes = [expected[0], format.matrix_bytes(1, expected[1])];
+            if t.shape != bytes {
+                return Err(format!("{what} is {expected:?} but {packed} is stored as {:?} ({format} rows of {} bytes expected)", t.shape, bytes[1]));
+            }
+            Ok(())
+        }
         _ => Ok(()),
     }
 }
 
+/// The names a matrix `name` (`….weight`) has when stored packed, with their formats.
+fn packed_names(name: &str) -> impl Iterator<Item = (WeightFormat, String)> + '_ {
+    let stem = name.strip_suffix(".weight");
+    [WeightFormat::Q8, WeightFormat::Q4]
+        .into_iter()
+        .filter_map(move |f| Some((f, format!("{}.{}", stem?, phi3v_linear::packed_name(f)?))))
+}
+
+/// Whether `name` is stored, as is or packed.
+fn stored(w: &Weights, name: &str) -> bool {
+    w.tensors().contains_key(name) || packed_names(name).any(|(_, p)| w.tensors().contains_key(&p))
+}
+
 /// At least `needed` layers `{prefix}.{i}` must be stored (each with `{suffix}`).
 fn layers(w: &Weights, prefix: &str, suffix: &str, needed: usize, key: &str) -> Result<(), String> {
-    let stored = (0..).take_while(|i| w.tensors().contains_key(&format!("{prefix}.{i}.{suffix}"))).count();
+    let stored = (0..).take_while(|i| stored(w, &format!("{prefix}.{i}.{suffix}"))).count();
     if stored < needed {
         let held = match stored {
             0 => "none".to_string(),

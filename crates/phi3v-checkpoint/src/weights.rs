@@ -17,6 +17,7 @@ use memmap2::Mmap;
 use safetensors::SafeTensors;
 use serde::Deserialize;
 
+use crate::quantized::{self, Quantized};
 use crate::CheckpointError;
 
 pub(crate) const SINGLE_FILE: &str = "model.safetensors";
@@ -40,6 +41,8 @@ pub struct TensorInfo {
 pub struct Weights {
     files: Vec<PathBuf>,
     tensors: BTreeMap<String, TensorInfo>,
+    /// For a checkpoint written by `phi3v quantize`: how, and each tensor's CRC-32.
+    quantized: Option<(Quantized, Arc<HashMap<String, u32>>)>,
 }
 
 #[derive(Deserialize)]
@@ -72,13 +75,26 @@ impl Weights {
         };
 
         let mut tensors = BTreeMap::new();
+        let mut quantized: Option<Option<(Quantized, HashMap<String, u32>)>> = None;
         for file in &files {
             let mmap = mmap(file)?;
             let (header, meta) = SafeTensors::read_metadata(&mmap).map_err(|e| CheckpointError::Safetensors {
                 path: file.clone(),
                 message: e.to_string(),
             })?;
-            for (name, info) in meta.tensors() {
+            let stored = meta.tensors();
+            let names: Vec<&str> = stored.keys().map(String::as_str).collect();
+            let this = quantized::read_metadata(file, meta.metadata().as_ref(), &names)?;
+            quantized = match (quantized, this) {
+                (None, this) => Some(this),
+                (Some(Some((q, mut crc))), Some((q2, crc2))) if q == q2 => {
+                    crc.extend(crc2);
+                    Some(Some((q, crc)))
+                }
+                (Some(None), None) => Some(None),
+                _ => return Err(CheckpointError::invalid(file, "the weight files disagree on how they were quantised")),
+            };
+            for (name, info) in stored {
                 let entry = TensorInfo {
                     dtype: format!("{:?}", info.dtype),
                     shape: info.shape.clone(),
@@ -113,7 +129,13 @@ impl Weights {
                 return Err(CheckpointError::invalid(&index_path, format!("tensor {name} is stored but not listed")));
             }
         }
-        Ok(Self { files, tensors })
+        let quantized = quantized.flatten().map(|(q, crc)| (q, Arc::new(crc)));
+        Ok(Self { files, tensors, quantized })
+    }
+
+    /// How `phi3v quantize` stored the matrices, for a checkpoint it wrote.
+    pub fn quantized(&self) -> Option<Quantized> {
+        self.quantized.as_ref().map(|(q, _)| *q)
     }
 
     /// The weight files, sorted.
@@ -131,10 +153,11 @@ impl Weights {
         self.tensors.values().map(|t| t.bytes).sum()
     }
 
-    /// The dtype most of the weight bytes are stored in (bf16 for the official checkpoints).
+    /// The dtype most of the weight bytes are stored in (bf16 for the official checkpoints),
+    /// quantised matrices left out.
     pub fn stored_dtype(&self) -> DType {
         let mut bytes: BTreeMap<&str, usize> = BTreeMap::new();
-        for t in self.tensors.values() {
+        for t in self.tensors.values().filter(|t| t.dtype != "U8") {
             *bytes.entry(t.dtype.as_str()).or_default() += t.bytes;
         }
         match bytes.into_iter().max_by_key(|&(_, b)| b).map(|(d, _)| d) {
@@ -154,7 +177,8 @@ impl Weights {
     /// [`Self::var_builder`], calling `read(bytes)` with each tensor's stored size once it is
     /// read (from the loading threads), for progress out of [`Self::total_bytes`].
     pub fn var_builder_observed(&self, dtype: DType, device: &Device, read: ReadObserver) -> Result<VarBuilder<'static>, CheckpointError> {
-        Ok(VarBuilder::from_backend(Box::new(Reader { tensors: self.tensors.clone(), read }), dtype, device.clone()))
+        let checksums = self.quantized.as_ref().map(|(_, crc)| crc.clone());
+        Ok(VarBuilder::from_backend(Box::new(Reader { tensors: self.tensors.clone(), checksums, read }), dtype, device.clone()))
     }
 }
 
@@ -164,6 +188,8 @@ pub type ReadObserver = Arc<dyn Fn(u64) + Send + Sync>;
 /// Reads single tensors from the safetensors files.
 struct Reader {
     tensors: BTreeMap<String, TensorInfo>,
+    /// Each tensor's CRC-32, for a pre-quantised checkpoint: checked as it is read.
+    checksums: Option<Arc<HashMap<String, u32>>>,
     read: ReadObserver,
 }
 
@@ -175,13 +201,26 @@ impl Reader {
         file.seek(SeekFrom::Start(info.offset)).map_err(io)?;
         let shape = info.shape.as_slice();
         let tensor = match info.dtype.as_str() {
-            "BF16" => Tensor::from_vec(read_values::<bf16>(&mut file, info.bytes).map_err(io)?, shape, dev),
-            "F16" => Tensor::from_vec(read_values::<f16>(&mut file, info.bytes).map_err(io)?, shape, dev),
-            "F32" => Tensor::from_vec(read_values::<f32>(&mut file, info.bytes).map_err(io)?, shape, dev),
+            "BF16" => Tensor::from_vec(self.checked(name, info, read_values::<bf16>(&mut file, info.bytes).map_err(io)?)?, shape, dev),
+            "F16" => Tensor::from_vec(self.checked(name, info, read_values::<f16>(&mut file, info.bytes).map_err(io)?)?, shape, dev),
+            "F32" => Tensor::from_vec(self.checked(name, info, read_values::<f32>(&mut file, info.bytes).map_err(io)?)?, shape, dev),
+            "U8" if quantized::is_packed(name) => Tensor::from_vec(self.checked(name, info, read_values::<u8>(&mut file, info.bytes).map_err(io)?)?, shape, dev),
             other => candle_core::bail!("{name}: stored as {other}, expected BF16, F16 or F32"),
         };
         (self.read)(info.bytes as u64);
         tensor
+    }
+
+    /// `values`, as read for `name`, if they match its checksum (when the checkpoint has them).
+    fn checked<T: bytemuck::Pod>(&self, name: &str, info: &TensorInfo, values: Vec<T>) -> candle_core::Result<Vec<T>> {
+        let Some(crc) = self.checksums.as_ref().and_then(|c| c.get(name)) else { return Ok(values) };
+        if crc32fast::hash(bytemuck::cast_slice(&values)) != *crc {
+            candle_core::bail!(
+                "{}: tensor {name} does not match its checksum: the file was altered or damaged after `phi3v quantize` wrote it; quantise again",
+                info.file.display()
+            );
+        }
+        Ok(values)
     }
 }
 

@@ -113,7 +113,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // Vision stages on their own (in the weight format the pipeline will use), then dropped.
     let ckpt = Checkpoint::open(&dir)?;
     let crops = load.num_crops.unwrap_or(ckpt.preprocessor.num_crops);
-    let vision = load.options().vision_weights.resolve(ckpt.weights.stored_dtype());
+    let options = load.options(&dir);
+    let (_, vision) = phi3v::resolve_formats(&ckpt, options.weights, options.vision_weights)?;
     let encoder = ImageEncoder::load(&ckpt, vision, &Device::Cpu)?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(load.threads.unwrap_or(0)).build()?;
     pool.install(|| -> Result<()> {
@@ -136,7 +137,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // below the peak the weights bring) and after the last stage.
     let mut bandwidth = read_bandwidth(&pool);
     let (pipeline, load_time) = timed(|| {
-        let options = PipelineOptions { image_cache_bytes: 0, ..load.options() };
+        let options = PipelineOptions { image_cache_bytes: 0, ..options.clone() };
         Ok(phi3v::Pipeline::load(&dir, &options)?)
     })?;
     add("load", "load weights", load_time.as_secs_f64(), "s", true);

@@ -6,6 +6,7 @@
 //! - `phi3v eval run|score|report|generate`: the chart/OCR evaluation suite.
 //! - `phi3v serve`: an OpenAI-compatible HTTP server (chat completions with images).
 //! - `phi3v bench`: stage timings and peak memory, optionally against the PyTorch reference.
+//! - `phi3v quantize`: a checkpoint stored in q8 or q4, loaded without quantising again.
 //!
 //! Every error ends as one line on stderr and exit code 1 (2 for bad flags and values). A
 //! closed stdout (`phi3v ask … | head`) ends the command quietly, with success.
@@ -15,6 +16,7 @@ mod bench;
 mod chat;
 mod eval;
 mod inspect;
+mod quantize;
 mod serve;
 
 use std::io::{IsTerminal, Write};
@@ -84,6 +86,10 @@ enum Command {
     /// Evaluate on ChartQA, DocVQA, InfoVQA, TextVQA, OCRBench, AI2D or generated data.
     #[command(subcommand, after_help = "Example:\n  phi3v eval run --task chartqa=\"ChartQA Dataset/test\" --out runs/chartqa")]
     Eval(eval::EvalCommand),
+    /// Write a copy of a checkpoint with its matrices quantised (q8 or q4), which every
+    /// command loads without quantising again: the same answers, a start in about a second.
+    #[command(after_help = "Example:\n  phi3v quantize --quant q4 --out phi35v-q4\n  phi3v ask --model phi35v-q4 -i chart.png \"Which quarter had the highest revenue?\"")]
+    Quantize(quantize::QuantizeArgs),
     /// Download a model into the Hugging Face cache (with progress), then print its folder.
     #[command(after_help = "Example:\n  phi3v pull microsoft/Phi-3-vision-128k-instruct")]
     Pull {
@@ -203,11 +209,16 @@ fn list() -> Result<()> {
 }
 
 /// What `ckpt` needs in memory with `positions` in the KV cache, as stored, with q8 and with
-/// q4: `bf16 9.21 GB, q8 5.02 GB, q4 2.98 GB`.
+/// q4: `bf16 9.21 GB, q8 5.02 GB, q4 2.98 GB` (for a checkpoint written by `phi3v quantize`, as
+/// written: `q4/vision-q8 as quantised 2.61 GB`).
 pub fn memory_by_format(ckpt: &phi3v::checkpoint::Checkpoint, positions: usize) -> String {
+    let estimate = |f| size(phi3v::memory::estimate(ckpt, f, f, None, positions).total());
+    if let Some(q) = ckpt.weights.quantized() {
+        return format!("{}/vision-{} as quantised {}", q.decoder, q.vision, estimate(WeightFormat::Auto));
+    }
     let stored = WeightFormat::Auto.resolve(ckpt.weights.stored_dtype());
     [(stored, WeightFormat::Auto), (WeightFormat::Q8, WeightFormat::Q8), (WeightFormat::Q4, WeightFormat::Q4)]
-        .map(|(label, f)| format!("{label} {}", size(phi3v::memory::estimate(ckpt, f, f, None, positions).total())))
+        .map(|(label, f)| format!("{label} {}", estimate(f)))
         .join(", ")
 }
 
@@ -314,6 +325,15 @@ enum Quant {
     Q4,
 }
 
+impl Quant {
+    fn format(self) -> WeightFormat {
+        match self {
+            Quant::Q8 => WeightFormat::Q8,
+            Quant::Q4 => WeightFormat::Q4,
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum KvCache {
     Auto,
@@ -369,35 +389,44 @@ impl LoadArgs {
         if std::io::stderr().is_terminal() {
             self.suggest_quant(dir);
         }
-        Ok(Pipeline::load(dir, &self.options())?)
+        Ok(Pipeline::load(dir, &self.options(dir))?)
     }
 
     /// On a terminal, 16-bit weights run as stored get a word on `--quant q4`: exact is the
     /// default, but most CPU users want the speed.
     fn suggest_quant(&self, dir: &Path) {
         let Ok(ckpt) = phi3v::checkpoint::Checkpoint::open(dir) else { return };
-        let (decoder, _) = self.formats();
-        let stored = ckpt.weights.stored_dtype();
-        if matches!(decoder.resolve(stored), WeightFormat::Bf16 | WeightFormat::F16) {
+        let (decoder, vision) = self.formats();
+        let Ok((decoder, _)) = phi3v::resolve_formats(&ckpt, decoder, vision) else { return };
+        if matches!(decoder, WeightFormat::Bf16 | WeightFormat::F16) {
             eprintln!(
-                "note: running the {} weights as stored; --quant q4 is ~3× faster on a CPU in a third of the memory \
-                 (full-size model: 13 vs 3.6 tokens/s, 3.0 vs 9.2 GB; docs/PERFORMANCE.md)",
-                decoder.resolve(stored)
+                "note: running the {decoder} weights as stored; --quant q4 is ~3× faster on a CPU in a third of the memory \
+                 (full-size model: 13 vs 3.6 tokens/s, 3.0 vs 9.2 GB; docs/PERFORMANCE.md)"
             );
         }
     }
 
-    /// Load-time options from the flags.
-    fn options(&self) -> PipelineOptions {
-        let (weights, vision_weights) = self.formats();
-        let kv_cache = match self.kv_cache {
+    /// Load-time options from the flags, for the checkpoint in `dir`. A checkpoint written by
+    /// `phi3v quantize` keeps its vision tower's format unless `--vision-quant` names one.
+    fn options(&self, dir: &Path) -> PipelineOptions {
+        let (weights, mut vision_weights) = self.formats();
+        let prequantised = || phi3v::checkpoint::Checkpoint::open(dir).is_ok_and(|c| c.weights.quantized().is_some());
+        if self.vision_quant.is_none() && prequantised() {
+            vision_weights = WeightFormat::Auto;
+        }
+        let kv_cache = self.kv_dtype();
+        let progress = std::io::stderr().is_terminal().then(progress_bars);
+        PipelineOptions { weights, vision_weights, kv_cache, threads: self.threads(), progress, ..Default::default() }
+    }
+
+    /// `--kv-cache` (`None` for auto).
+    fn kv_dtype(&self) -> Option<KvDtype> {
+        match self.kv_cache {
             KvCache::Auto => None,
             KvCache::F32 => Some(KvDtype::F32),
             KvCache::F16 => Some(KvDtype::F16),
             KvCache::Q8 => Some(KvDtype::Q8),
-        };
-        let progress = std::io::stderr().is_terminal().then(progress_bars);
-        PipelineOptions { weights, vision_weights, kv_cache, threads: self.threads(), progress, ..Default::default() }
+        }
     }
 
     /// `--threads`, capped to the cores with a warning (more only slows the model down).
@@ -421,11 +450,7 @@ impl LoadArgs {
             Dtype::Bf16 => WeightFormat::Bf16,
             Dtype::F16 => WeightFormat::F16,
         };
-        let quant = |q: Quant| match q {
-            Quant::Q8 => WeightFormat::Q8,
-            Quant::Q4 => WeightFormat::Q4,
-        };
-        let decoder = self.quant.map_or(dense, quant);
+        let decoder = self.quant.map_or(dense, Quant::format);
         let vision = match self.vision_quant {
             None => decoder,
             Some(VisionQuant::None) => dense,
@@ -442,7 +467,7 @@ impl LoadArgs {
             (d, v) if d == v => d.to_string(),
             (d, v) => format!("{d}/vision-{v}"),
         };
-        match self.options().kv_cache {
+        match self.kv_dtype() {
             Some(kv) => format!("{label}/kv-{}", kv.name()),
             None => label,
         }
@@ -472,6 +497,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Eval(command) => eval::run(command),
         Command::Bench(args) => bench::run(args),
+        Command::Quantize(args) => quantize::run(args),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "phi3v", &mut script);

@@ -98,7 +98,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     };
     let load = move || -> phi3v::Result<phi3v::Pipeline> {
         let dir = phi3v::hub::resolve(&args.load.model, std::io::IsTerminal::is_terminal(&std::io::stderr()))?;
-        phi3v::Pipeline::load(&dir, &args.load.options())
+        phi3v::Pipeline::load(&dir, &args.load.options(&dir))
     };
     Ok(phi3v_server::serve(config, load)?)
 }

@@ -376,17 +376,16 @@ impl Decoder {
         self
     }
 
+    /// Every matrix: the layers' in order, then `lm_head`.
+    pub fn linears(&self) -> impl Iterator<Item = &Linear> {
+        self.layers.iter().flat_map(|l| [&l.qkv_proj, &l.o_proj, &l.gate_up_proj, &l.down_proj]).chain([&self.lm_head])
+    }
+
     /// Bytes one generated token reads with `context` positions cached: every matrix (the
     /// layers' and `lm_head`) once, and the keys and values of every position in the dtype of
     /// caches this decoder fills. Norms and the one embedding row are left out (< 0.01 %).
     pub fn bytes_per_token(&self, context: usize) -> usize {
-        let matrices: usize = self
-            .layers
-            .iter()
-            .flat_map(|l| [&l.qkv_proj, &l.o_proj, &l.gate_up_proj, &l.down_proj])
-            .chain([&self.lm_head])
-            .map(Linear::weight_bytes)
-            .sum();
+        let matrices: usize = self.linears().map(Linear::weight_bytes).sum();
         let s = &self.shape;
         matrices + self.layers.len() * 2 * s.kv_heads * self.kv_dtype.row_bytes(s.head_dim) * context
     }

@@ -5,10 +5,11 @@
 
 use std::sync::OnceLock;
 
+use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 use crate::gemv::Widen;
-use crate::{huge, SharedOut};
+use crate::{huge, with_elements, SharedOut};
 
 /// Weights (and input values) per block: one scale each.
 pub const BLOCK: usize = 256;
@@ -97,6 +98,41 @@ impl QuantRow {
 pub(crate) trait Quantize {
     /// Quantises `w` `[n, k]` (row-major; f32 or 16-bit), rows in parallel.
     fn quantize<T: Widen>(w: &[T], n: usize, k: usize) -> Self;
+}
+
+/// The bytes of an integer format's `[n, k]` matrix, `stride` per row, in a u8 tensor
+/// `[n, stride]`: quantised here, or read as a pre-quantised checkpoint stores them (into the
+/// tensor's own buffer, not copied again). Products borrow them for their length.
+pub(crate) struct Packed {
+    pub n: usize,
+    pub k: usize,
+    data: Tensor,
+}
+
+impl Packed {
+    /// `bytes` `[n, stride]` as quantised.
+    pub fn new(n: usize, k: usize, stride: usize, bytes: Vec<u8>) -> Self {
+        let data = Tensor::from_vec(bytes, (n, stride), &Device::Cpu).expect("quantised rows are [n, stride]");
+        Self { n, k, data }
+    }
+
+    /// A stored tensor that must be u8 `[n, stride]`.
+    pub fn from_stored(data: Tensor, n: usize, k: usize, stride: usize) -> candle_core::Result<Self> {
+        if data.dtype() != DType::U8 || data.dims() != [n, stride] {
+            candle_core::bail!("expected U8 [{n}, {stride}] for a {n}×{k} matrix, got {:?} {:?}", data.dtype(), data.dims());
+        }
+        Ok(Self { n, k, data })
+    }
+
+    /// `f` of the bytes, row-major.
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> candle_core::Result<R> {
+        with_elements(&self.data, f)
+    }
+
+    /// The tensor `[n, stride]`.
+    pub fn tensor(&self) -> &Tensor {
+        &self.data
+    }
 }
 
 /// The rows of a weight matrix `[n, k]` (row-major, f32 or 16-bit as stored) quantised in

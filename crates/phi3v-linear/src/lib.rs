@@ -152,6 +152,42 @@ pub struct Linear {
     bias: Option<Vec<f32>>,
     in_dim: usize,
     out_dim: usize,
+    /// The layers it was loaded from (one; CLIP's query, key and value are three): each one's
+    /// tensor prefix and rows, in the order of the output.
+    parts: Vec<(String, usize)>,
+}
+
+/// The name under which a pre-quantised checkpoint stores the `weight` of a layer as `format`
+/// (q8 or q4): `weight.q4` holds the matrix's bytes as u8 `[out, format.matrix_bytes(1, in)]`.
+pub fn packed_name(format: WeightFormat) -> Option<&'static str> {
+    match format {
+        WeightFormat::Q8 => Some("weight.q8"),
+        WeightFormat::Q4 => Some("weight.q4"),
+        _ => None,
+    }
+}
+
+/// The integer format whose packed weight is stored under `vb` (see [`packed_name`]).
+fn stored_packed(vb: &VarBuilder) -> Option<WeightFormat> {
+    [WeightFormat::Q8, WeightFormat::Q4].into_iter().find(|&f| packed_name(f).is_some_and(|name| vb.contains_tensor(name)))
+}
+
+/// The error for a layer at `prefix`, stored packed as `stored`, asked for as `format`.
+fn packed_as_other(prefix: &str, stored: WeightFormat, format: WeightFormat) -> candle_core::Error {
+    candle_core::Error::Msg(format!(
+        "{prefix}.weight is stored quantised as {stored} (a checkpoint written by `phi3v quantize`) and cannot be loaded as {format}"
+    ))
+}
+
+/// One tensor of a pre-quantised checkpoint that a q8 or q4 [`Linear`] writes
+/// ([`Linear::packed_parts`]).
+pub struct PackedPart {
+    /// Full tensor name, e.g. `model.layers.0.mlp.down_proj.weight.q4`.
+    pub name: String,
+    /// `[rows, bytes per row]`.
+    pub shape: [usize; 2],
+    /// Row-major bytes.
+    pub bytes: Vec<u8>,
 }
 
 impl Linear {
@@ -159,9 +195,25 @@ impl Linear {
     /// `format` must not be [`WeightFormat::Auto`]: [`WeightFormat::resolve`] it first. `q8`
     /// and `q4` quantise the weight as fetched in `vb`'s dtype: give `vb` the dtype the
     /// checkpoint stores (bf16) and a matrix is quantised straight from it, with no f32 copy.
+    ///
+    /// A pre-quantised checkpoint stores the matrix as it multiplies (see [`packed_name`]): it
+    /// is read into its buffer as is, and loading it in any other format is an error.
     pub fn load(in_dim: usize, out_dim: usize, bias: bool, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
         let get = |dtype| vb.get_with_hints_dtype((out_dim, in_dim), "weight", Init::Const(0.0), dtype);
-        let weight = match format {
+        let packed = |name: &str| vb.get_with_hints_dtype((out_dim, format.matrix_bytes(1, in_dim)), name, Init::Const(0.0), DType::U8);
+        let weight = match (stored_packed(&vb), packed_name(format)) {
+            (Some(stored), _) if stored != format => return Err(packed_as_other(&vb.prefix(), stored, format)),
+            (Some(WeightFormat::Q8), Some(name)) => Weight::Q8(q8::Q8Matrix::from_stored(packed(name)?, out_dim, in_dim)?),
+            (Some(_), Some(name)) => Weight::Q4(q4::Q4Matrix::from_stored(packed(name)?, out_dim, in_dim)?),
+            _ => Self::quantised_or_dense(format, out_dim, in_dim, &vb, get)?,
+        };
+        let bias = if bias { Some(vb.get_with_hints_dtype(out_dim, "bias", Init::Const(0.0), DType::F32)?.to_vec1()?) } else { None };
+        Ok(Self { weight, bias, in_dim, out_dim, parts: vec![(vb.prefix(), out_dim)] })
+    }
+
+    /// The weight fetched from the checkpoint as stored (`get(dtype)`) and held in `format`.
+    fn quantised_or_dense(format: WeightFormat, out_dim: usize, in_dim: usize, vb: &VarBuilder, get: impl Fn(DType) -> Result<Tensor>) -> Result<Weight> {
+        Ok(match format {
             WeightFormat::F32 => Weight::F32(get(DType::F32)?),
             WeightFormat::Bf16 => Weight::Bf16(get(DType::BF16)?),
             WeightFormat::F16 => Weight::F16(get(DType::F16)?),
@@ -170,43 +222,71 @@ impl Linear {
             WeightFormat::Auto => {
                 candle_core::bail!("weight format {format} was not resolved against the checkpoint")
             }
-        };
-        let bias = if bias { Some(vb.get_with_hints_dtype(out_dim, "bias", Init::Const(0.0), DType::F32)?.to_vec1()?) } else { None };
-        Ok(Self { weight, bias, in_dim, out_dim })
+        })
     }
 
     /// Loads layers that share their input as one (CLIP's query, key and value projections),
     /// their outputs side by side in the order given: `parts` holds each one's `out_dim` and
     /// `VarBuilder` (with `weight` `[out_dim, in_dim]` and, when `bias`, `bias` `[out_dim]`).
     pub fn load_stacked(in_dim: usize, parts: &[(usize, VarBuilder)], bias: bool, format: WeightFormat) -> Result<Self> {
-        let dtype = match format {
-            WeightFormat::Bf16 => DType::BF16,
-            WeightFormat::F16 => DType::F16,
-            WeightFormat::Q8 | WeightFormat::Q4 => parts.first().map_or(DType::F32, |(_, vb)| vb.dtype()),
-            _ => DType::F32,
+        // Rows are quantised independently, so q8 and q4 matrices stack as their stored parts.
+        let packed = parts.first().and_then(|(_, vb)| stored_packed(vb)).and_then(|f| Some((f, packed_name(f)?)));
+        let (name, dtype, width) = match (format, packed) {
+            (_, Some((stored, _))) if stored != format => {
+                return Err(packed_as_other(&parts.first().map(|(_, vb)| vb.prefix()).unwrap_or_default(), stored, format))
+            }
+            (_, Some((stored, name))) => (name, DType::U8, stored.matrix_bytes(1, in_dim)),
+            (WeightFormat::Bf16, _) => ("weight", DType::BF16, in_dim),
+            (WeightFormat::F16, _) => ("weight", DType::F16, in_dim),
+            (WeightFormat::Q8 | WeightFormat::Q4, _) => ("weight", parts.first().map_or(DType::F32, |(_, vb)| vb.dtype()), in_dim),
+            _ => ("weight", DType::F32, in_dim),
         };
-        let stacked = |name: &str, dtype, with_in: bool| -> Result<Tensor> {
+        let stacked = |name: &str, dtype, width: Option<usize>| -> Result<Tensor> {
             let parts = parts
                 .iter()
                 .map(|(out, vb)| {
-                    let shape = if with_in { vec![*out, in_dim] } else { vec![*out] };
+                    let shape = width.map_or(vec![*out], |w| vec![*out, w]);
                     vb.get_with_hints_dtype(shape, name, Init::Const(0.0), dtype)
                 })
                 .collect::<Result<Vec<_>>>()?;
             Tensor::cat(&parts, 0)
         };
-        let mut tensors = HashMap::from([("weight".to_string(), stacked("weight", dtype, true)?)]);
+        let mut tensors = HashMap::from([(name.to_string(), stacked(name, dtype, Some(width))?)]);
         if bias {
-            tensors.insert("bias".to_string(), stacked("bias", DType::F32, false)?);
+            tensors.insert("bias".to_string(), stacked("bias", DType::F32, None)?);
         }
         let out_dim = parts.iter().map(|(out, _)| out).sum();
-        let device = tensors["weight"].device().clone();
-        Self::load(in_dim, out_dim, bias, format, VarBuilder::from_tensors(tensors, dtype, &device))
+        let device = tensors[name].device().clone();
+        let table = if dtype == DType::U8 { DType::F32 } else { dtype };
+        let joined = Self::load(in_dim, out_dim, bias, format, VarBuilder::from_tensors(tensors, table, &device))?;
+        Ok(Self { parts: parts.iter().map(|(out, vb)| (vb.prefix(), *out)).collect(), ..joined })
     }
 
     /// Width of an output row.
     pub fn out_dim(&self) -> usize {
         self.out_dim
+    }
+
+    /// For a q8 or q4 weight, the tensors a pre-quantised checkpoint stores it as: one per
+    /// layer it was loaded from, each its rows' bytes as the products read them. `None` for
+    /// other formats.
+    pub fn packed_parts(&self) -> Result<Option<Vec<PackedPart>>> {
+        let (format, tensor) = match &self.weight {
+            Weight::Q8(w) => (WeightFormat::Q8, w.tensor()),
+            Weight::Q4(w) => (WeightFormat::Q4, w.tensor()),
+            _ => return Ok(None),
+        };
+        let suffix = packed_name(format).expect("an integer format");
+        let width = format.matrix_bytes(1, self.in_dim);
+        let mut start = 0;
+        let mut parts = Vec::with_capacity(self.parts.len());
+        for (prefix, rows) in &self.parts {
+            let bytes = with_elements(&tensor.narrow(0, start, *rows)?, <[u8]>::to_vec)?;
+            let name = if prefix.is_empty() { suffix.to_string() } else { format!("{prefix}.{suffix}") };
+            parts.push(PackedPart { name, shape: [*rows, width], bytes });
+            start += rows;
+        }
+        Ok(Some(parts))
     }
 
     /// Bytes held by the weight matrix.
@@ -288,14 +368,8 @@ impl Linear {
         let bias = self.bias.as_deref();
         match &self.weight {
             // The integer products add the bias as they store each value.
-            Weight::Q8(w) => {
-                int8::matmul_into(w, xs, m, y, bias, &mut scratch.inputs);
-                return Ok(());
-            }
-            Weight::Q4(w) => {
-                int8::matmul_into(w, xs, m, y, bias, &mut scratch.inputs);
-                return Ok(());
-            }
+            Weight::Q8(w) => return w.with_rows(|w| int8::matmul_into(w, xs, m, y, bias, &mut scratch.inputs)),
+            Weight::Q4(w) => return w.with_rows(|w| int8::matmul_into(w, xs, m, y, bias, &mut scratch.inputs)),
             Weight::F32(w) if m <= GEMV_MAX_ROWS => with_elements(w, |w: &[f32]| gemv::gemv_into(w, n, k, xs, m, y))?,
             Weight::F32(w) => {
                 let product = Tensor::from_slice(xs, (m, k), w.device())?.matmul(&w.t()?)?;
@@ -393,6 +467,57 @@ mod tests {
                 assert_eq!(load(&stored, dtype, format), load(&stored, DType::F32, format), "{format} from {dtype:?}");
             }
         }
+    }
+
+    #[test]
+    fn packed_weights_load_as_they_were_written() {
+        // A q8 or q4 layer's packed parts, stored under their names beside the bias, load
+        // back to a layer with the same bytes and bit-identical products; stacked layers split
+        // into one part per layer and join again. Any other format is refused by name.
+        let dev = Device::Cpu;
+        let (n, k) = (24, 300);
+        let x = Tensor::randn(0f32, 1.0, (3, k), &dev).unwrap();
+        let (vb, _, _) = layer(n, k);
+        let stored = |lin: &Linear, prefix: &str| {
+            let mut tensors = HashMap::new();
+            for part in lin.packed_parts().unwrap().unwrap() {
+                tensors.insert(part.name, Tensor::from_vec(part.bytes, part.shape.as_slice(), &dev).unwrap());
+            }
+            tensors.insert(format!("{prefix}bias"), vb.get(n, "bias").unwrap());
+            VarBuilder::from_tensors(tensors, DType::BF16, &dev)
+        };
+        for format in [WeightFormat::Q8, WeightFormat::Q4] {
+            let direct = Linear::load(k, n, true, format, vb.clone()).unwrap();
+            let vb2 = stored(&direct, "");
+            assert!(vb2.contains_tensor(packed_name(format).unwrap()));
+            let again = Linear::load(k, n, true, format, vb2.clone()).unwrap();
+            assert_eq!(again.forward(&x).unwrap().to_vec2::<f32>().unwrap(), direct.forward(&x).unwrap().to_vec2::<f32>().unwrap());
+            assert_eq!(Linear::load(k, n, true, format, vb.pp("w")).err().map(|_| ()), Some(()), "missing tensors fail");
+            for other in [WeightFormat::Bf16, WeightFormat::Q8, WeightFormat::Q4].into_iter().filter(|&f| f != format) {
+                let err = Linear::load(k, n, true, other, vb2.clone()).err().unwrap().to_string();
+                assert!(err.contains(&format!("stored quantised as {format}")) && err.contains(&format!("loaded as {other}")), "{err}");
+            }
+            // Three layers stacked as one (CLIP's q, k, v) write three parts and stack back.
+            let parts = ["a", "b", "c"].map(|p| {
+                let tensors = HashMap::from([
+                    (format!("{p}.weight"), vb.get((n, k), "weight").unwrap()),
+                    (format!("{p}.bias"), vb.get(n, "bias").unwrap()),
+                ]);
+                (n, VarBuilder::from_tensors(tensors, DType::BF16, &dev).pp(p))
+            });
+            let joined = Linear::load_stacked(k, &parts, true, format).unwrap();
+            let written = joined.packed_parts().unwrap().unwrap();
+            assert_eq!(written.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["a", "b", "c"].map(|p| format!("{p}.{}", packed_name(format).unwrap())));
+            let mut tensors = HashMap::new();
+            for (p, part) in ["a", "b", "c"].into_iter().zip(written) {
+                tensors.insert(part.name, Tensor::from_vec(part.bytes, part.shape.as_slice(), &dev).unwrap());
+                tensors.insert(format!("{p}.bias"), vb.get(n, "bias").unwrap());
+            }
+            let vb3 = VarBuilder::from_tensors(tensors, DType::BF16, &dev);
+            let back = Linear::load_stacked(k, &["a", "b", "c"].map(|p| (n, vb3.pp(p))), true, format).unwrap();
+            assert_eq!(back.forward(&x).unwrap().to_vec2::<f32>().unwrap(), joined.forward(&x).unwrap().to_vec2::<f32>().unwrap());
+        }
+        assert!(Linear::load(k, n, true, WeightFormat::Bf16, vb).unwrap().packed_parts().unwrap().is_none());
     }
 
     #[test]

@@ -30,7 +30,7 @@
 //! AVX2 core.
 
 use crate::gemv::Widen;
-use crate::int8::{self, Int8Rows, QuantRow, Quantize, BLOCK};
+use crate::int8::{self, Int8Rows, Packed, QuantRow, Quantize, BLOCK};
 
 /// Sub-scales per block; weight `i` of a block belongs to group `(i / 4) % GROUPS`.
 const GROUPS: usize = 8;
@@ -39,14 +39,17 @@ const QBYTES: usize = BLOCK / 2;
 /// Bytes per block in a row: the f32 scale, the sub-scales and the quants.
 const ROW_BYTES_PER_BLOCK: usize = 4 + GROUPS + QBYTES;
 
-/// A `[n, k]` int4 matrix.
-pub struct Q4Matrix {
+/// A `[n, k]` int4 matrix: its rows' bytes `[n, blocks · 140]` (see the module docs),
+/// quantised here or as a pre-quantised checkpoint stores them, lent to products as [`Q4Rows`].
+pub struct Q4Matrix(Packed);
+
+/// The rows of a `[n, k]` int4 matrix as products read them, from `data` `[n, blocks · 140]`.
+pub(crate) struct Q4Rows<B> {
     n: usize,
     k: usize,
     /// Blocks per row: `k / 256` rounded up.
     blocks: usize,
-    /// `[n, blocks · 140]`: each row's scales, sub-scales and quants (see the module docs).
-    data: Vec<u8>,
+    data: B,
 }
 
 /// The group (sub-scale index) of weight `i` of a block.
@@ -97,14 +100,19 @@ impl Quantize for Q4Matrix {
                 subs[GROUPS * b..][..GROUPS].iter_mut().zip(s).for_each(|(u, s)| *u = s as u8);
             }
         });
-        Self { n, k, blocks, data }
+        Self(Packed::new(n, k, blocks * ROW_BYTES_PER_BLOCK, data))
     }
 }
 
 impl Q4Matrix {
+    /// A stored matrix: `data` must be u8 `[n, Self::bytes_for(1, k)]`.
+    pub fn from_stored(data: candle_core::Tensor, n: usize, k: usize) -> candle_core::Result<Self> {
+        Packed::from_stored(data, n, k, Self::bytes_for(1, k)).map(Self)
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.data.len()
+        Self::bytes_for(self.0.n, self.0.k)
     }
 
     /// Bytes a `rows × cols` matrix takes in this format.
@@ -112,17 +120,30 @@ impl Q4Matrix {
         rows * cols.div_ceil(BLOCK) * ROW_BYTES_PER_BLOCK
     }
 
+    /// The bytes as a u8 tensor `[n, Self::bytes_for(1, k)]`, as a checkpoint stores them.
+    pub fn tensor(&self) -> &candle_core::Tensor {
+        self.0.tensor()
+    }
+
+    /// `f` of the rows as products read them.
+    pub(crate) fn with_rows<R>(&self, f: impl FnOnce(&Q4Rows<&[u8]>) -> R) -> candle_core::Result<R> {
+        let (n, k) = (self.0.n, self.0.k);
+        self.0.with_bytes(|data| f(&Q4Rows { n, k, blocks: k.div_ceil(BLOCK), data }))
+    }
+}
+
+impl<B: AsRef<[u8]>> Q4Rows<B> {
     /// Row `r`'s scales, sub-scales and quants.
     fn row(&self, r: usize) -> RowRef<'_> {
         let blocks = self.blocks;
-        let bytes = &self.data[r * blocks * ROW_BYTES_PER_BLOCK..][..blocks * ROW_BYTES_PER_BLOCK];
+        let bytes = &self.data.as_ref()[r * blocks * ROW_BYTES_PER_BLOCK..][..blocks * ROW_BYTES_PER_BLOCK];
         let (scales, rest) = bytes.split_at(4 * blocks);
         let (subs, quants) = rest.split_at(GROUPS * blocks);
         RowRef { scales, subs, quants }
     }
 }
 
-impl Int8Rows for Q4Matrix {
+impl<B: AsRef<[u8]> + Sync> Int8Rows for Q4Rows<B> {
     fn shape(&self) -> (usize, usize) {
         (self.n, self.k)
     }
@@ -381,8 +402,13 @@ mod tests {
     use super::*;
     use crate::int8::tests::values;
 
+    /// The rows of `q`, owning a copy of its bytes.
+    fn rows(q: &Q4Matrix) -> Q4Rows<Vec<u8>> {
+        q.with_rows(|r| Q4Rows { n: r.n, k: r.k, blocks: r.blocks, data: r.data.to_vec() }).unwrap()
+    }
+
     /// The weights as f32 `[n, k]`, weight by weight from the layout's definition.
-    fn dequantized(q: &Q4Matrix) -> Vec<f32> {
+    fn dequantized(q: &Q4Rows<Vec<u8>>) -> Vec<f32> {
         let mut w = Vec::with_capacity(q.n * q.k);
         for r in 0..q.n {
             let row = q.row(r);
@@ -402,7 +428,7 @@ mod tests {
         // step 0.25 and every level −8..=7.
         let w: Vec<f32> = (0..BLOCK).map(|i| 0.25 * ((2 * (i / 32) + i % 4 / 2) as f32 - 8.0)).collect();
         let q = Q4Matrix::quantize(&w, 1, BLOCK);
-        for (a, b) in w.iter().zip(dequantized(&q)) {
+        for (a, b) in w.iter().zip(dequantized(&rows(&q))) {
             assert!((a - b).abs() <= 1e-6, "{a} vs {b}");
         }
         // 140 bytes per 256 weights; a shorter row is padded to a whole block.
@@ -414,7 +440,7 @@ mod tests {
         // 7.5 steps on the positive side clip to 7 steps (one more step).
         let (n, k) = (3, 2 * BLOCK + 40);
         let w: Vec<f32> = values(n * k, 3).iter().enumerate().map(|(i, v)| v * (1.0 + (i / 32 % 5) as f32)).collect();
-        let q = Q4Matrix::quantize(&w, n, k);
+        let q = rows(&Q4Matrix::quantize(&w, n, k));
         let back = dequantized(&q);
         assert_eq!(back.len(), n * k);
         for (i, (a, b)) in w.iter().zip(&back).enumerate() {
@@ -438,7 +464,7 @@ mod tests {
     #[test]
     fn products_match_the_dequantised_weights() {
         crate::int8::tests::assert_products_match(|w, n, k| {
-            let q = Q4Matrix::quantize(w, n, k);
+            let q = rows(&Q4Matrix::quantize(w, n, k));
             let w = dequantized(&q);
             (q, w)
         });

@@ -16,19 +16,22 @@
 //! rows; with AVX-512 on 512-bit registers).
 
 use crate::gemv::Widen;
-use crate::int8::{self, Int8Rows, QuantRow, Quantize, BLOCK};
+use crate::int8::{self, Int8Rows, Packed, QuantRow, Quantize, BLOCK};
 
 /// Bytes per block in a row: the f32 scale and the quants.
 const ROW_BYTES_PER_BLOCK: usize = 4 + BLOCK;
 
-/// A `[n, k]` int8 matrix.
-pub struct Q8Matrix {
+/// A `[n, k]` int8 matrix: its rows' bytes `[n, blocks · 260]` (see the module docs),
+/// quantised here or as a pre-quantised checkpoint stores them, lent to products as [`Q8Rows`].
+pub struct Q8Matrix(Packed);
+
+/// The rows of a `[n, k]` int8 matrix as products read them, from `data` `[n, blocks · 260]`.
+pub(crate) struct Q8Rows<B> {
     n: usize,
     k: usize,
     /// Blocks per row: `k / 256` rounded up.
     blocks: usize,
-    /// `[n, blocks · 260]`: each row's scales and quants (see the module docs).
-    data: Vec<u8>,
+    data: B,
 }
 
 impl Quantize for Q8Matrix {
@@ -49,14 +52,19 @@ impl Quantize for Q8Matrix {
                 scale.copy_from_slice(&d.to_ne_bytes());
             }
         });
-        Self { n, k, blocks, data }
+        Self(Packed::new(n, k, blocks * ROW_BYTES_PER_BLOCK, data))
     }
 }
 
 impl Q8Matrix {
+    /// A stored matrix: `data` must be u8 `[n, Self::bytes_for(1, k)]`.
+    pub fn from_stored(data: candle_core::Tensor, n: usize, k: usize) -> candle_core::Result<Self> {
+        Packed::from_stored(data, n, k, Self::bytes_for(1, k)).map(Self)
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.data.len()
+        Self::bytes_for(self.0.n, self.0.k)
     }
 
     /// Bytes a `rows × cols` matrix takes in this format.
@@ -64,10 +72,23 @@ impl Q8Matrix {
         rows * cols.div_ceil(BLOCK) * ROW_BYTES_PER_BLOCK
     }
 
+    /// The bytes as a u8 tensor `[n, Self::bytes_for(1, k)]`, as a checkpoint stores them.
+    pub fn tensor(&self) -> &candle_core::Tensor {
+        self.0.tensor()
+    }
+
+    /// `f` of the rows as products read them.
+    pub(crate) fn with_rows<R>(&self, f: impl FnOnce(&Q8Rows<&[u8]>) -> R) -> candle_core::Result<R> {
+        let (n, k) = (self.0.n, self.0.k);
+        self.0.with_bytes(|data| f(&Q8Rows { n, k, blocks: k.div_ceil(BLOCK), data }))
+    }
+}
+
+impl<B: AsRef<[u8]>> Q8Rows<B> {
     /// Row `r`'s scales (f32, native byte order) and quants (`q + 128`).
     fn row(&self, r: usize) -> (&[u8], &[u8]) {
         let stride = self.blocks * ROW_BYTES_PER_BLOCK;
-        self.data[r * stride..][..stride].split_at(4 * self.blocks)
+        self.data.as_ref()[r * stride..][..stride].split_at(4 * self.blocks)
     }
 }
 
@@ -81,7 +102,7 @@ fn scale(scales: &[u8], b: usize) -> f32 {
     f32::from_ne_bytes(scales[4 * b..][..4].try_into().expect("4 bytes"))
 }
 
-impl Int8Rows for Q8Matrix {
+impl<B: AsRef<[u8]> + Sync> Int8Rows for Q8Rows<B> {
     fn shape(&self) -> (usize, usize) {
         (self.n, self.k)
     }
@@ -275,8 +296,13 @@ mod tests {
     use super::*;
     use crate::int8::tests::values;
 
+    /// The rows of `q`, owning a copy of its bytes.
+    fn rows(q: &Q8Matrix) -> Q8Rows<Vec<u8>> {
+        q.with_rows(|r| Q8Rows { n: r.n, k: r.k, blocks: r.blocks, data: r.data.to_vec() }).unwrap()
+    }
+
     /// The weights as f32 `[n, k]`, weight by weight from the layout's definition.
-    fn dequantized(q: &Q8Matrix) -> Vec<f32> {
+    fn dequantized(q: &Q8Rows<Vec<u8>>) -> Vec<f32> {
         (0..q.n)
             .flat_map(|r| {
                 let (scales, quants) = q.row(r);
@@ -291,6 +317,7 @@ mod tests {
         let w: Vec<f32> = values(n * k, 3).iter().enumerate().map(|(i, v)| v * (1.0 + (i / 32 % 5) as f32)).collect();
         let q = Q8Matrix::quantize(&w, n, k);
         assert_eq!(q.bytes(), n * 3 * 260);
+        let q = rows(&q);
         let back = dequantized(&q);
         for (i, (a, b)) in w.iter().zip(&back).enumerate() {
             let (scales, _) = q.row(i / k);
@@ -313,7 +340,7 @@ mod tests {
     #[test]
     fn products_match_the_dequantised_weights() {
         crate::int8::tests::assert_products_match(|w, n, k| {
-            let q = Q8Matrix::quantize(w, n, k);
+            let q = rows(&Q8Matrix::quantize(w, n, k));
             let w = dequantized(&q);
             (q, w)
         });

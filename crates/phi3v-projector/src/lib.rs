@@ -46,6 +46,11 @@ impl Projector {
         })
     }
 
+    /// The MLP's two matrices.
+    pub fn linears(&self) -> impl Iterator<Item = &Linear> {
+        [&self.fc1, &self.fc2].into_iter()
+    }
+
     /// `features` `[1 + rows·cols, G², C]` → image rows `[num_img_tokens, H]`.
     pub fn forward(&self, features: &Tensor, rows: usize, cols: usize) -> Result<Tensor> {
         let tokens = self.assemble(features, rows, cols)?;

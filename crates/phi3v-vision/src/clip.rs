@@ -141,6 +141,11 @@ impl ClipVisionTower {
     /// Loads from a `VarBuilder` rooted at the checkpoint (tensor names under [`CLIP_PREFIX`]),
     /// the encoder layers' matrices in `format` (resolved; `q8` and `q4` quantise them as
     /// fetched in `vb`'s dtype, best the stored one), everything else in f32.
+    /// Every matrix of the layers loaded, in order.
+    pub fn linears(&self) -> impl Iterator<Item = &Linear> {
+        self.layers.iter().flat_map(|l| [&l.qkv_proj, &l.out_proj, &l.fc1, &l.fc2])
+    }
+
     pub fn load(cfg: &VisionConfig, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
         let vb = vb.pp(CLIP_PREFIX);
         let f32s = vb.clone().set_dtype(DType::F32);

@@ -53,6 +53,16 @@ pub enum Error {
     Internal(String),
     #[error("cannot start the worker threads: {0}")]
     Threads(String),
+    /// [`crate::quantize`] asked for something it cannot do.
+    #[error("quantize: {0}")]
+    Quantize(String),
+    /// A checkpoint written by `phi3v quantize` asked to load in another format.
+    #[error(
+        "{}: its {part} was quantised to {stored} by `phi3v quantize` and cannot load as {asked}: \
+         leave the format option out, or quantise the original checkpoint to {asked}",
+        dir.display()
+    )]
+    QuantizedAs { dir: std::path::PathBuf, part: &'static str, stored: phi3v_linear::WeightFormat, asked: phi3v_linear::WeightFormat },
     #[error("tokenizer.json has token ids up to {} but the model's vocabulary has only {model}", tokenizer - 1)]
     TokenizerVocab { tokenizer: usize, model: usize },
 }

@@ -36,6 +36,11 @@ impl ImageEncoder {
         })
     }
 
+    /// Every matrix: the vision tower's, then the projector's.
+    pub fn linears(&self) -> impl Iterator<Item = &phi3v_linear::Linear> {
+        self.tower.linears().chain(self.projector.linears())
+    }
+
     /// The checkpoint's `num_crops` (16 for Phi-3-vision, 4 for Phi-3.5-vision).
     pub fn default_crops(&self) -> usize {
         self.default_crops

@@ -47,6 +47,7 @@ mod pipeline;
 pub mod progress;
 pub mod prompt;
 mod prefix;
+mod quantize;
 pub mod sampling;
 mod session;
 mod stream;
@@ -55,7 +56,8 @@ pub use engine::{ChatRequest, Engine, EngineOptions, Event, KvBudget, QueueFull}
 pub use error::{Error, Result};
 pub use generate::{Generation, StopReason, Timings};
 pub use input::ImageInput;
-pub use pipeline::{max_threads, Pipeline, PipelineOptions, PromptInputs, STOP_IDS};
+pub use pipeline::{max_threads, resolve_formats, Pipeline, PipelineOptions, PromptInputs, STOP_IDS};
+pub use quantize::{quantize, Quantized};
 pub use progress::{Observer, Progress};
 pub use prompt::Message;
 pub use sampling::{Cancel, GenerationParams, ParamError};

@@ -57,6 +57,21 @@ impl Default for PipelineOptions {
     }
 }
 
+/// The formats the decoder's and the vision tower's matrices load in, asked for as
+/// [`PipelineOptions::weights`] and [`PipelineOptions::vision_weights`] take them: `Auto`
+/// resolved against the stored dtype, or for a checkpoint written by `phi3v quantize`, the
+/// formats it was written in (asking for another is [`Error::QuantizedAs`]).
+pub fn resolve_formats(ckpt: &Checkpoint, decoder: WeightFormat, vision: WeightFormat) -> Result<(WeightFormat, WeightFormat)> {
+    let stored = ckpt.weights.stored_dtype();
+    let Some(q) = ckpt.weights.quantized() else { return Ok((decoder.resolve(stored), vision.resolve(stored))) };
+    let check = |part, stored, asked| match asked {
+        WeightFormat::Auto => Ok(stored),
+        asked if asked == stored => Ok(stored),
+        asked => Err(Error::QuantizedAs { dir: ckpt.dir.clone(), part, stored, asked }),
+    };
+    Ok((check("decoder", q.decoder, decoder)?, check("vision tower", q.vision, vision)?))
+}
+
 /// A prompt turned into decoder input.
 pub struct PromptInputs {
     /// Input ids; image N's placeholders are `-N`.
@@ -154,7 +169,7 @@ impl Pipeline {
         }
         let device = Device::Cpu;
         let stored = ckpt.weights.stored_dtype();
-        let weights = options.weights.resolve(stored);
+        let (weights, vision_weights) = resolve_formats(&ckpt, options.weights, options.vision_weights)?;
         let total = ckpt.weights.total_bytes() as u64;
         // Tensors may be read from several threads: the count and its report happen under one
         // lock, so the observer sees the bytes grow.
@@ -168,7 +183,7 @@ impl Pipeline {
         let vb = ckpt.weights.var_builder_observed(weights.table_dtype(stored), &device, on_read.clone())?;
         let kv = options.kv_cache.unwrap_or(default_kv(weights));
         let decoder = Decoder::load(&ckpt.config, weights, vb)?.with_kv_dtype(kv);
-        let images = ImageEncoder::load_observed(&ckpt, options.vision_weights.resolve(stored), &device, on_read)?;
+        let images = ImageEncoder::load_observed(&ckpt, vision_weights, &device, on_read)?;
         // Done (tensors the model does not use, such as CLIP's last layer, are never read).
         report(&options.progress, Progress::Loading { bytes: total, total });
         let cache = ImageCache { capacity: options.image_cache_bytes, used: 0, entries: Vec::new(), hits: 0, misses: 0 };
