@@ -69,6 +69,42 @@ fn ask_streams_the_same_answer_as_json() {
 }
 
 #[test]
+fn a_quantised_checkpoint_answers_as_quantising_at_load_does() {
+    // `phi3v quantize` from a model id in the HF cache; `phi3v ask --model DIR` then gives the
+    // tokens `--quant q4 --vision-quant q8` gives on the original, and refuses other formats.
+    let hf = tempfile::tempdir().unwrap();
+    phi3v_fixtures::fake_hf_home(hf.path(), "microsoft/Phi-3.5-vision-instruct", "tiny-phi35v");
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("q4");
+    let dir = out_dir.to_string_lossy().into_owned();
+    let out = run(phi3v(&["quantize", "--quant", "q4", "--vision-quant", "q8", "--out", &dir]).env("HF_HOME", hf.path()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with(&format!("wrote {dir} (q4 decoder, q8 vision tower;")), "{stdout}");
+    for file in ["config.json", "preprocessor_config.json", "tokenizer.json", "model.safetensors"] {
+        assert!(out_dir.join(file).is_file(), "{file} missing");
+    }
+    let chart = fixture("../../assets/chart.png");
+    let ask = |model: &str, flags: &[&str]| {
+        let mut args = vec!["ask", "--model", model, "--json", "--max-tokens", "8", "-i", &chart];
+        args.extend(flags);
+        args.push("Which quarter had the highest revenue?");
+        run(&mut phi3v(&args))
+    };
+    let tokens = |out: &std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["tokens"].clone()
+    };
+    let want = tokens(&ask(&fixture("tiny-phi35v"), &["--quant", "q4", "--vision-quant", "q8"]));
+    assert_eq!(tokens(&ask(&dir, &[])), want);
+    assert_eq!(tokens(&ask(&dir, &["--quant", "q4"])), want, "--quant naming the stored format");
+    assert_clean_error(&ask(&dir, &["--quant", "q8"]), "decoder was quantised to q4 by `phi3v quantize` and cannot load as q8");
+    // Writing over it is refused.
+    let out = run(&mut phi3v(&["quantize", "--model", &fixture("tiny-phi35v"), "--quant", "q8", "--out", &dir]));
+    assert_clean_error(&out, "already holds a checkpoint's weights");
+}
+
+#[test]
 fn model_ids_resolve_through_the_hf_cache() {
     let tmp = tempfile::tempdir().unwrap();
     phi3v_fixtures::fake_hf_home(tmp.path(), "microsoft/Phi-3.5-vision-instruct", "tiny-phi35v");
