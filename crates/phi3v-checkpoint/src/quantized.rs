@@ -50,6 +50,9 @@ pub struct Quantized {
     pub vision: WeightFormat,
 }
 
+/// Each tensor's CRC-32 by name.
+pub(crate) type Checksums = HashMap<String, u32>;
+
 /// One weight file's metadata read: `None` for an ordinary checkpoint file, otherwise how it
 /// was quantised and each tensor's CRC-32. `names` are the tensors the file holds, each of
 /// which must have a checksum.
@@ -57,7 +60,7 @@ pub(crate) fn read_metadata(
     file: &Path,
     meta: Option<&HashMap<String, String>>,
     names: &[&str],
-) -> Result<Option<(Quantized, HashMap<String, u32>)>, CheckpointError> {
+) -> Result<Option<(Quantized, Checksums)>, CheckpointError> {
     let invalid = |m: String| CheckpointError::invalid(file, m);
     let get = |key: &str| meta.and_then(|m| m.get(key));
     if get(KEY_FORMAT).map(String::as_str) != Some(FORMAT) {
@@ -81,7 +84,7 @@ pub(crate) fn read_metadata(
         return Err(invalid(format!("{KEY_DECODER} is {}, expected q8 or q4", quantized.decoder)));
     }
     let crc = get(KEY_CRC).ok_or_else(|| invalid(format!("{FORMAT} file without {KEY_CRC}")))?;
-    let crc: HashMap<String, u32> = serde_json::from_str(crc).map_err(|e| invalid(format!("{KEY_CRC}: {e}")))?;
+    let crc: Checksums = serde_json::from_str(crc).map_err(|e| invalid(format!("{KEY_CRC}: {e}")))?;
     if let Some(name) = names.iter().find(|n| !crc.contains_key(**n)) {
         return Err(invalid(format!("tensor {name} has no checksum in {KEY_CRC}")));
     }

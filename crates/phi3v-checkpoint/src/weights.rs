@@ -17,7 +17,7 @@ use memmap2::Mmap;
 use safetensors::SafeTensors;
 use serde::Deserialize;
 
-use crate::quantized::{self, Quantized};
+use crate::quantized::{self, Checksums, Quantized};
 use crate::CheckpointError;
 
 pub(crate) const SINGLE_FILE: &str = "model.safetensors";
@@ -42,7 +42,7 @@ pub struct Weights {
     files: Vec<PathBuf>,
     tensors: BTreeMap<String, TensorInfo>,
     /// For a checkpoint written by `phi3v quantize`: how, and each tensor's CRC-32.
-    quantized: Option<(Quantized, Arc<HashMap<String, u32>>)>,
+    quantized: Option<(Quantized, Arc<Checksums>)>,
 }
 
 #[derive(Deserialize)]
@@ -75,7 +75,7 @@ impl Weights {
         };
 
         let mut tensors = BTreeMap::new();
-        let mut quantized: Option<Option<(Quantized, HashMap<String, u32>)>> = None;
+        let mut quantized: Option<Option<(Quantized, Checksums)>> = None;
         for file in &files {
             let mmap = mmap(file)?;
             let (header, meta) = SafeTensors::read_metadata(&mmap).map_err(|e| CheckpointError::Safetensors {
@@ -189,7 +189,7 @@ pub type ReadObserver = Arc<dyn Fn(u64) + Send + Sync>;
 struct Reader {
     tensors: BTreeMap<String, TensorInfo>,
     /// Each tensor's CRC-32, for a pre-quantised checkpoint: checked as it is read.
-    checksums: Option<Arc<HashMap<String, u32>>>,
+    checksums: Option<Arc<Checksums>>,
     read: ReadObserver,
 }
 
