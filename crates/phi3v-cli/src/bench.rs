@@ -6,7 +6,8 @@
 //! question, greedy decoding. Every stage is timed on its own; the time to first token is a
 //! full `ask` with nothing cached.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -42,10 +43,26 @@ pub struct BenchArgs {
     /// A JSON file from another run (e.g. the PyTorch reference) to print ratios against.
     #[arg(long)]
     compare: Option<PathBuf>,
-    /// Skip the 16-crop time to first token (the longest stage).
+    /// Skip the 16-crop time to first token (the longest stage), and the 16-crop cold question.
     #[arg(long)]
     skip_16: bool,
+    /// Cold questions: the wall time of a whole `phi3v ask` process (this binary, this model and
+    /// these flags; load, image, prompt and 32 tokens), the median of this many at 4 crops and
+    /// at 16 crops.
+    #[arg(long, default_value_t = 0)]
+    cold: usize,
+    /// With `--cold`: a command that answers the same question cold, run alternately with ours
+    /// and given `--image PATH --num-crops N --max-tokens 32`, e.g. `"tests/reference/.venv/bin/python
+    /// tests/reference/ask_torch.py --model /data/phi35v-random"`.
+    #[arg(long, value_name = "COMMAND")]
+    cold_reference: Option<String>,
+    /// Only the cold questions (no stage timings).
+    #[arg(long, requires = "cold")]
+    only_cold: bool,
 }
+
+/// Tokens each cold question generates.
+const COLD_TOKENS: usize = 32;
 
 const QUESTION: &str = "Which quarter had the highest revenue?";
 
@@ -102,18 +119,50 @@ fn read_bandwidth(pool: &rayon::ThreadPool) -> Vec<f64> {
 pub fn run(args: BenchArgs) -> Result<()> {
     let load = &args.load;
     let dir = load.dir()?;
+    let mut metrics = Vec::new();
+    let (prompt_tokens, decoded) = if args.only_cold { (Vec::new(), 0) } else { stages(&args, &dir, &mut metrics)? };
+    if args.cold > 0 {
+        cold(&args, &dir, &mut metrics)?;
+    }
+
+    let result = json!({
+        "implementation": "phi3v",
+        "model": dir.display().to_string(),
+        "weights": load.formats_label(),
+        "threads": load.threads.unwrap_or_else(rayon::current_num_threads),
+        "prompt_tokens": prompt_tokens,
+        "decode_steps": decoded,
+        "metrics": metrics.iter().map(|m| (m.key.to_string(), json!({"value": m.value, "unit": m.unit}))).collect::<serde_json::Map<_, _>>(),
+    });
+    let reference: Option<Value> = match &args.compare {
+        Some(p) => Some(serde_json::from_str(&std::fs::read_to_string(p).with_context(|| p.display().to_string())?).with_context(|| p.display().to_string())?),
+        None => None,
+    };
+    crate::emit(&table(&metrics, reference.as_ref()))?;
+    if !prompt_tokens.is_empty() {
+        crate::outln!("prompts: {prompt_tokens:?} tokens; {decoded} tokens decoded");
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&result)? + "\n").with_context(|| path.display().to_string())?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Every stage on its own, into `metrics`: the prompts' token counts and the tokens decoded.
+fn stages(args: &BenchArgs, dir: &Path, metrics: &mut Vec<Metric>) -> Result<(Vec<usize>, usize)> {
+    let load = &args.load;
     let rgb = match &args.image {
         Some(path) => phi3v::vision::load_rgb(path)?,
         None => phi3v::vision::decode_rgb(CHART)?,
     };
     let large = image::imageops::resize(&rgb, 1344, 1008, image::imageops::FilterType::Triangle);
-    let mut metrics = Vec::new();
     let mut add = |key, label, value, unit, lower_is_better| metrics.push(Metric { key, label, value, unit, lower_is_better });
 
     // Vision stages on their own (in the weight format the pipeline will use), then dropped.
-    let ckpt = Checkpoint::open(&dir)?;
+    let ckpt = Checkpoint::open(dir)?;
     let crops = load.num_crops.unwrap_or(ckpt.preprocessor.num_crops);
-    let options = load.options(&dir);
+    let options = load.options(dir);
     let (_, vision) = phi3v::resolve_formats(&ckpt, options.weights, options.vision_weights)?;
     let encoder = ImageEncoder::load(&ckpt, vision, &Device::Cpu)?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(load.threads.unwrap_or(0)).build()?;
@@ -138,7 +187,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut bandwidth = read_bandwidth(&pool);
     let (pipeline, load_time) = timed(|| {
         let options = PipelineOptions { image_cache_bytes: 0, ..options.clone() };
-        Ok(phi3v::Pipeline::load(&dir, &options)?)
+        Ok(phi3v::Pipeline::load(dir, &options)?)
     })?;
     add("load", "load weights", load_time.as_secs_f64(), "s", true);
     let mut prompt_tokens = Vec::new();
@@ -177,27 +226,93 @@ pub fn run(args: BenchArgs) -> Result<()> {
     add("read_bandwidth", "plain memory read", bandwidth, "GB/s", false);
     add("decode_bytes_per_token", "bytes read per decoded token", decode_bytes / 1e9, "GB", true);
     add("decode_bandwidth_share", "decode, share of read bound", 100.0 * decode_rate * decode_bytes / 1e9 / bandwidth, "%", false);
+    Ok((prompt_tokens, decoded))
+}
 
-    let result = json!({
-        "implementation": "phi3v",
-        "model": dir.display().to_string(),
-        "weights": load.formats_label(),
-        "threads": load.threads.unwrap_or_else(rayon::current_num_threads),
-        "prompt_tokens": prompt_tokens,
-        "decode_steps": decoded,
-        "metrics": metrics.iter().map(|m| (m.key.to_string(), json!({"value": m.value, "unit": m.unit}))).collect::<serde_json::Map<_, _>>(),
-    });
-    let reference: Option<Value> = match &args.compare {
-        Some(p) => Some(serde_json::from_str(&std::fs::read_to_string(p).with_context(|| p.display().to_string())?).with_context(|| p.display().to_string())?),
-        None => None,
+/// The cold questions (`--cold`), ours and the reference command's alternately, into
+/// `metrics`: medians in seconds and, with a reference, ours over theirs.
+fn cold(args: &BenchArgs, dir: &Path, metrics: &mut Vec<Metric>) -> Result<()> {
+    let temp;
+    let image = match &args.image {
+        Some(path) => path.clone(),
+        None => {
+            temp = TempImage::new(CHART)?;
+            temp.0.clone()
+        }
     };
-    crate::emit(&table(&metrics, reference.as_ref()))?;
-    crate::outln!("prompts: {prompt_tokens:?} tokens; {decoded} tokens decoded");
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&result)? + "\n").with_context(|| path.display().to_string())?;
-        eprintln!("wrote {}", path.display());
+    let crops: &[usize] = if args.skip_16 { &[4] } else { &[4, 16] };
+    for &n in crops {
+        let (tokens, image, n_text) = (COLD_TOKENS.to_string(), image.to_string_lossy().into_owned(), n.to_string());
+        let ours = || -> Result<(f64, usize)> {
+            let mut cmd = Command::new(std::env::current_exe()?);
+            cmd.args(["ask", "--model"]).arg(dir).args(args.load.load_flags());
+            cmd.args(["--image", &image, "--num-crops", &n_text, "--max-tokens", &tokens, "--json", QUESTION]);
+            wall(&mut cmd)
+        };
+        let theirs = |line: &str| -> Result<(f64, usize)> {
+            let words = shell_words::split(line).context("--cold-reference")?;
+            let (program, rest) = words.split_first().context("--cold-reference is empty")?;
+            let mut cmd = Command::new(program);
+            cmd.args(rest).args(["--image", &image, "--num-crops", &n_text, "--max-tokens", &tokens]);
+            wall(&mut cmd)
+        };
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..args.cold {
+            a.push(ours()?);
+            if let Some(line) = &args.cold_reference {
+                b.push(theirs(line)?);
+            }
+        }
+        let generated = |runs: &[(f64, usize)]| runs.iter().map(|r| r.1).min().unwrap_or(0);
+        let ours = median(a.iter().map(|r| r.0).collect());
+        let times = |runs: &[(f64, usize)]| runs.iter().map(|r| format!("{:.2}", r.0)).collect::<Vec<_>>().join(", ");
+        eprintln!("cold, {n} crops: phi3v {} s ({} tokens or more each)", times(&a), generated(&a));
+        let (key, label, ratio_key, ratio_label, reference_key, reference_label) = if n == 4 {
+            ("cold_ask_4_crops", "cold ask, 4 crops", "cold_ask_4_crops_ratio", "cold ask 4 crops, ÷ reference", "cold_ask_4_crops_reference", "cold ask 4 crops, reference")
+        } else {
+            ("cold_ask_16_crops", "cold ask, 16 crops", "cold_ask_16_crops_ratio", "cold ask 16 crops, ÷ reference", "cold_ask_16_crops_reference", "cold ask 16 crops, reference")
+        };
+        metrics.push(Metric { key, label, value: ours, unit: "s", lower_is_better: true });
+        if !b.is_empty() {
+            let theirs = median(b.iter().map(|r| r.0).collect());
+            eprintln!("cold, {n} crops: reference {} s ({} tokens or more each)", times(&b), generated(&b));
+            metrics.push(Metric { key: reference_key, label: reference_label, value: theirs, unit: "s", lower_is_better: true });
+            metrics.push(Metric { key: ratio_key, label: ratio_label, value: ours / theirs, unit: "×", lower_is_better: true });
+        }
     }
     Ok(())
+}
+
+/// Wall time of `cmd` to its end, and the number of `tokens` in the JSON it prints last; a
+/// failure is an error with its stderr.
+fn wall(cmd: &mut Command) -> Result<(f64, usize)> {
+    let start = Instant::now();
+    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("running {cmd:?}"))?;
+    let seconds = start.elapsed().as_secs_f64();
+    if !out.status.success() {
+        anyhow::bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().rev().find_map(|l| serde_json::from_str::<Value>(l).ok());
+    let tokens = last.and_then(|v| v["tokens"].as_array().map(Vec::len)).unwrap_or(0);
+    Ok((seconds, tokens))
+}
+
+/// An image written to a temporary file for other processes, removed when dropped.
+struct TempImage(PathBuf);
+
+impl TempImage {
+    fn new(bytes: &[u8]) -> Result<Self> {
+        let path = std::env::temp_dir().join(format!("phi3v-bench-{}.png", std::process::id()));
+        std::fs::write(&path, bytes).with_context(|| path.display().to_string())?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for TempImage {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// The metrics, and with a reference run its values and ours/theirs (for times: below 1 is

@@ -419,6 +419,24 @@ impl LoadArgs {
         PipelineOptions { weights, vision_weights, kv_cache, threads: self.threads(), progress, ..Default::default() }
     }
 
+    /// The flags that choose how the model loads (`--dtype`, `--quant`, `--vision-quant`,
+    /// `--kv-cache`, `--threads`) as given, to run another `phi3v` command the same way.
+    fn load_flags(&self) -> Vec<String> {
+        fn name(v: &impl ValueEnum) -> String {
+            v.to_possible_value().map(|p| p.get_name().to_string()).unwrap_or_default()
+        }
+        let mut flags = vec!["--dtype".to_string(), name(&self.dtype), "--kv-cache".to_string(), name(&self.kv_cache)];
+        let optional = [
+            ("--quant", self.quant.map(|q| name(&q))),
+            ("--vision-quant", self.vision_quant.map(|q| name(&q))),
+            ("--threads", self.threads.map(|t| t.to_string())),
+        ];
+        for (flag, value) in optional {
+            flags.extend(value.map(|v| [flag.to_string(), v]).into_iter().flatten());
+        }
+        flags
+    }
+
     /// `--kv-cache` (`None` for auto).
     fn kv_dtype(&self) -> Option<KvDtype> {
         match self.kv_cache {

@@ -49,3 +49,25 @@ fn bench_writes_every_stage_and_compares() {
     let o = run(phi3v(&args).args(["--compare", "/nonexistent/torch.json"]));
     assert_clean_error(&o, "/nonexistent/torch.json");
 }
+
+#[test]
+fn cold_questions_run_whole_processes_against_a_reference_command() {
+    // The reference command here is phi3v itself on the original checkpoint (any program that
+    // takes `--image --num-crops --max-tokens` and prints JSON with `tokens` will do).
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dir.path().join("cold.json");
+    let model = fixture("tiny-phi35v");
+    let reference = format!("{} ask --model {model} --json Hello", env!("CARGO_BIN_EXE_phi3v"));
+    let args = ["bench", "--model", &model, "--quant", "q4", "--cold", "1", "--only-cold", "--skip-16", "--cold-reference", &reference];
+    let o = run(phi3v(&args).args(["--json", ours.to_str().unwrap()]));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("cold, 4 crops: phi3v ") && stderr.contains("(32 tokens or more each)"), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&ours).unwrap()).unwrap();
+    for key in ["cold_ask_4_crops", "cold_ask_4_crops_reference", "cold_ask_4_crops_ratio"] {
+        assert!(v["metrics"][key]["value"].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+    }
+    assert!(v["metrics"].get("load").is_none(), "--only-cold measures no stage: {v}");
+    let o = run(&mut phi3v(&["bench", "--model", &model, "--cold", "1", "--only-cold", "--cold-reference", "/nonexistent/python x.py"]));
+    assert_clean_error(&o, "/nonexistent/python");
+}
