@@ -185,6 +185,17 @@ fn stages(args: &BenchArgs, dir: &Path, metrics: &mut Vec<Metric>) -> Result<(Ve
     // The memory bandwidth, before the weights are loaded (its buffer is freed again, far
     // below the peak the weights bring) and after the last stage.
     let mut bandwidth = read_bandwidth(&pool);
+    // The int8 multiply-add peak of the products' instructions, every thread at once.
+    let peak = pool.broadcast(|_| phi3v::linear::peak::int8_peak(Duration::from_millis(500)));
+    let peak_ops = peak.iter().flatten().map(|p| 2.0 * p.multiply_adds_per_s).sum::<f64>();
+    if let Some(p) = peak.iter().flatten().next() {
+        let label = match p.level {
+            "avx512" => "int8 peak (512-bit vpdpbusd)",
+            "vnni" => "int8 peak (256-bit vpdpbusd)",
+            _ => "int8 peak (vpmaddubsw)",
+        };
+        add("int8_peak", label, peak_ops / 1e9, "GOP/s", false);
+    }
     let (pipeline, load_time) = timed(|| {
         let options = PipelineOptions { image_cache_bytes: 0, ..options.clone() };
         Ok(phi3v::Pipeline::load(dir, &options)?)
@@ -197,6 +208,7 @@ fn stages(args: &BenchArgs, dir: &Path, metrics: &mut Vec<Metric>) -> Result<(Ve
         let image = ImageInput::from_rgb(rgb.clone()).with_num_crops(n);
         let max_new_tokens = if n == 4 { args.decode_tokens.max(1) } else { 1 };
         let params = GenerationParams { max_new_tokens, ..Default::default() };
+        let image_work = pipeline.image_multiply_adds(&image)? as f64;
         let g = pipeline.ask(QUESTION, &[image], &params, |_| {})?;
         let t = &g.timings;
         prompt_tokens.push(g.prompt_tokens);
@@ -215,6 +227,29 @@ fn stages(args: &BenchArgs, dir: &Path, metrics: &mut Vec<Metric>) -> Result<(Ve
         } else {
             add("prefill_16_crops", "prefill, 16-crop prompt", t.prefill_tokens_per_s(), "tok/s", false);
             add("ttft_16_crops", "time to first token, 16 crops", (t.encode + t.prefill).as_secs_f64(), "s", true);
+        }
+        // Arithmetic (G multiply-adds) and its rate as a share of the int8 peak, per stage.
+        let prefill_work = pipeline.prefill_multiply_adds(g.prompt_tokens) as f64;
+        let share = |work: f64, time: Duration| 100.0 * 2.0 * work / time.as_secs_f64() / peak_ops;
+        let stages = [(image_work, t.encode), (prefill_work, t.prefill), (image_work + prefill_work, t.encode + t.prefill)];
+        let keys: [(&str, &str, &str, &str); 3] = if n == 4 {
+            [
+                ("image_embedding_4_crops_gmac", "image 4 crops, work", "image_embedding_4_crops_share", "image 4 crops, of peak"),
+                ("prefill_4_crops_gmac", "prefill 4 crops, work", "prefill_4_crops_share", "prefill 4 crops, of peak"),
+                ("ttft_4_crops_gmac", "first token 4 crops, work", "ttft_4_crops_share", "first token 4 crops, of peak"),
+            ]
+        } else {
+            [
+                ("image_embedding_16_crops_gmac", "image 16 crops, work", "image_embedding_16_crops_share", "image 16 crops, of peak"),
+                ("prefill_16_crops_gmac", "prefill 16 crops, work", "prefill_16_crops_share", "prefill 16 crops, of peak"),
+                ("ttft_16_crops_gmac", "first token 16 crops, work", "ttft_16_crops_share", "first token 16 crops, of peak"),
+            ]
+        };
+        for ((work, time), (work_key, work_label, share_key, share_label)) in stages.into_iter().zip(keys) {
+            add(work_key, work_label, work / 1e9, "GMAC", true);
+            if peak_ops > 0.0 {
+                add(share_key, share_label, share(work, time), "%", false);
+            }
         }
     }
     if let Some(rss) = peak_rss() {

@@ -381,6 +381,16 @@ impl Decoder {
         self.layers.iter().flat_map(|l| [&l.qkv_proj, &l.o_proj, &l.gate_up_proj, &l.down_proj]).chain([&self.lm_head])
     }
 
+    /// Multiply-adds of a prefill of `positions` positions into an empty cache: every layer's
+    /// matrices for each position, causal attention (`q·k` and the weighted sum of values over
+    /// the positions up to each one, per head) and `lm_head` for the last position only.
+    pub fn prefill_multiply_adds(&self, positions: usize) -> u64 {
+        let s = &self.shape;
+        let matrices: u64 = self.layers.iter().flat_map(|l| [&l.qkv_proj, &l.o_proj, &l.gate_up_proj, &l.down_proj]).map(|m| m.multiply_adds(positions)).sum();
+        let attention = (self.layers.len() * s.heads * 2 * s.head_dim * positions * (positions + 1) / 2) as u64;
+        matrices + attention + self.lm_head.multiply_adds(1)
+    }
+
     /// Bytes one generated token reads with `context` positions cached: every matrix (the
     /// layers' and `lm_head`) once, and the keys and values of every position in the dtype of
     /// caches this decoder fills. Norms and the one embedding row are left out (< 0.01 %).

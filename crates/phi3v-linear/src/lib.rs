@@ -26,6 +26,7 @@ pub mod gemm;
 pub mod gemv;
 pub mod huge;
 mod int8;
+pub mod peak;
 pub mod q4;
 pub mod q8;
 pub mod unsafe_io;
@@ -260,6 +261,11 @@ impl Linear {
         let table = if dtype == DType::U8 { DType::F32 } else { dtype };
         let joined = Self::load(in_dim, out_dim, bias, format, VarBuilder::from_tensors(tensors, table, &device))?;
         Ok(Self { parts: parts.iter().map(|(out, vb)| (vb.prefix(), *out)).collect(), ..joined })
+    }
+
+    /// Multiply-adds of a product with `rows` input rows: `rows · in · out`.
+    pub fn multiply_adds(&self, rows: usize) -> u64 {
+        (rows * self.in_dim * self.out_dim) as u64
     }
 
     /// Width of an output row.

@@ -46,6 +46,11 @@ impl Projector {
         })
     }
 
+    /// Multiply-adds of the MLP for `rows` image rows.
+    pub fn multiply_adds(&self, rows: usize) -> u64 {
+        self.fc1.multiply_adds(rows) + self.fc2.multiply_adds(rows)
+    }
+
     /// The MLP's two matrices.
     pub fn linears(&self) -> impl Iterator<Item = &Linear> {
         [&self.fc1, &self.fc2].into_iter()

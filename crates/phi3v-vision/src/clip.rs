@@ -141,6 +141,19 @@ impl ClipVisionTower {
     /// Loads from a `VarBuilder` rooted at the checkpoint (tensor names under [`CLIP_PREFIX`]),
     /// the encoder layers' matrices in `format` (resolved; `q8` and `q4` quantise them as
     /// fetched in `vb`'s dtype, best the stored one), everything else in f32.
+    /// Multiply-adds of one crop through the tower: the patch embedding, then per layer the
+    /// matrices for each of its `1 + G²` rows and attention (`q·k` and the weighted sum of values,
+    /// every row against every row, per head).
+    pub fn multiply_adds_per_crop(&self) -> u64 {
+        let c = &self.cfg;
+        let (grid, width) = (c.grid(), c.hidden_size);
+        let rows = grid * grid + 1;
+        let patches = (grid * grid * width * 3 * c.patch_size * c.patch_size) as u64;
+        let matrices: u64 = self.linears().map(|m| m.multiply_adds(rows)).sum();
+        let attention = (self.layers.len() * 2 * rows * rows * width) as u64;
+        patches + matrices + attention
+    }
+
     /// Every matrix of the layers loaded, in order.
     pub fn linears(&self) -> impl Iterator<Item = &Linear> {
         self.layers.iter().flat_map(|l| [&l.qkv_proj, &l.out_proj, &l.fc1, &l.fc2])

@@ -36,6 +36,13 @@ impl ImageEncoder {
         })
     }
 
+    /// Multiply-adds of encoding an image laid out as `layout`: its crops (global view
+    /// included) through the vision tower, then its rows through the projector.
+    pub fn multiply_adds(&self, layout: &phi3v_vision::HdLayout) -> u64 {
+        let crops = (layout.rows() * layout.cols() + 1) as u64;
+        crops * self.tower.multiply_adds_per_crop() + self.projector.multiply_adds(layout.num_img_tokens())
+    }
+
     /// Every matrix: the vision tower's, then the projector's.
     pub fn linears(&self) -> impl Iterator<Item = &phi3v_linear::Linear> {
         self.tower.linears().chain(self.projector.linears())

@@ -227,6 +227,18 @@ impl Pipeline {
         self.0.decoder.bytes_per_token(context)
     }
 
+    /// Multiply-adds of the decoder's prefill of `positions` positions into an empty cache (see
+    /// `phi3v bench`).
+    pub fn prefill_multiply_adds(&self, positions: usize) -> u64 {
+        self.0.decoder.prefill_multiply_adds(positions)
+    }
+
+    /// Multiply-adds of encoding `image` (vision tower and projector), from its size and crops.
+    pub fn image_multiply_adds(&self, image: &ImageInput) -> Result<u64> {
+        let (w, h) = image.dimensions();
+        Ok(self.0.images.multiply_adds(&HdLayout::new(w as usize, h as usize, self.crops_of(image))?))
+    }
+
     /// The checkpoint's default `num_crops`.
     pub fn default_crops(&self) -> usize {
         self.0.images.default_crops()
