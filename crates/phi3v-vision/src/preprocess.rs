@@ -1,7 +1,9 @@
 //! The reference image processor: HD resize and padding, float32 normalisation, bicubic global
 //! view, row-major 336×336 crops.
 
-use image::{Rgb, RgbImage};
+use image::RgbImage;
+use phi3v_linear::with_avx2;
+use rayon::prelude::*;
 
 use crate::hd::{HdLayout, CROP};
 use crate::resize::resize_bilinear;
@@ -50,12 +52,13 @@ fn transpose(img: &RgbImage) -> RgbImage {
 
 /// The uint8 HD image: resized and white-padded to the layout, in the original orientation.
 pub fn hd_image(rgb: &RgbImage, layout: &HdLayout) -> RgbImage {
-    let work = if layout.transposed { transpose(rgb) } else { rgb.clone() };
     let (rw, rh) = layout.resized_wh;
-    let resized = resize_bilinear(&work, rw as u32, rh as u32);
-    let padded_h = (rh + layout.pad_top + layout.pad_bottom) as u32;
-    let mut padded = RgbImage::from_pixel(rw as u32, padded_h, Rgb([255, 255, 255]));
-    image::imageops::replace(&mut padded, &resized, 0, layout.pad_top as i64);
+    let resized = if layout.transposed { resize_bilinear(&transpose(rgb), rw as u32, rh as u32) } else { resize_bilinear(rgb, rw as u32, rh as u32) };
+    // White rows above and below, the resized rows copied in between.
+    let row = rw * 3;
+    let mut padded = vec![255u8; row * (rh + layout.pad_top + layout.pad_bottom)];
+    padded[layout.pad_top * row..][..row * rh].copy_from_slice(resized.as_raw());
+    let padded = RgbImage::from_raw(rw as u32, (rh + layout.pad_top + layout.pad_bottom) as u32, padded).expect("buffer sized for the image");
     if layout.transposed {
         transpose(&padded)
     } else {
@@ -63,16 +66,19 @@ pub fn hd_image(rgb: &RgbImage, layout: &HdLayout) -> RgbImage {
     }
 }
 
-/// `ToTensor` + `Normalize`: `[3, H, W]` f32 with `(v/255 − mean)/std`, each step rounded to f32.
+/// `ToTensor` + `Normalize`: `[3, H, W]` f32 with `(v/255 − mean)/std`, each step rounded to f32
+/// (from a table of the 256 values per channel, the same arithmetic), rows in parallel.
 fn normalize(img: &RgbImage, norm: &Normalization) -> Vec<f32> {
-    let (w, h) = img.dimensions();
-    let plane = (w * h) as usize;
-    let mut out = vec![0f32; 3 * plane];
-    for (i, px) in img.pixels().enumerate() {
-        for c in 0..3 {
-            out[c * plane + i] = (px[c] as f32 / 255.0 - norm.mean[c]) / norm.std[c];
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let table: [[f32; 256]; 3] = std::array::from_fn(|c| std::array::from_fn(|v| (v as f32 / 255.0 - norm.mean[c]) / norm.std[c]));
+    let mut out = vec![0f32; 3 * w * h];
+    let src = img.as_raw();
+    out.par_chunks_exact_mut(w).enumerate().for_each(|(j, row)| {
+        let (c, y) = (j / h, j % h);
+        for (o, px) in row.iter_mut().zip(src[y * w * 3..][..w * 3].chunks_exact(3)) {
+            *o = table[c][px[c] as usize];
         }
-    }
+    });
     out
 }
 
@@ -96,7 +102,7 @@ fn cubic_taps(in_len: usize, out_len: usize) -> Vec<([usize; 4], [f32; 4])> {
 
 /// Four taps combined in the order PyTorch's CPU kernel uses (verified bit-exact):
 /// the centre tap first, then fused multiply-adds of the others.
-#[inline]
+#[inline(always)]
 fn cubic_combine(x: [f32; 4], w: [f32; 4]) -> f32 {
     let t = x[1] * w[1];
     let t = x[0].mul_add(w[0], t);
@@ -105,18 +111,30 @@ fn cubic_combine(x: [f32; 4], w: [f32; 4]) -> f32 {
 }
 
 /// `F.interpolate(hd, size=(336, 336), mode="bicubic")` of a normalised `[3, h, w]` image.
+/// Each output is the vertical combination of four horizontal ones, and a horizontal one
+/// depends only on its source row and output column, so they are computed once per row
+/// (`[3, h, 336]`), then combined: the same operations on the same values as output by output.
 fn global_view(hd: &[f32], h: usize, w: usize, out: &mut [f32]) {
     let ys = cubic_taps(h, CROP);
     let xs = cubic_taps(w, CROP);
-    for c in 0..3 {
-        let plane = &hd[c * h * w..(c + 1) * h * w];
-        for (oy, (yi, yw)) in ys.iter().enumerate() {
-            for (ox, (xi, xw)) in xs.iter().enumerate() {
-                let rows = yi.map(|y| cubic_combine(xi.map(|x| plane[y * w + x]), *xw));
-                out[c * CROP * CROP + oy * CROP + ox] = cubic_combine(rows, *yw);
+    let mut across = vec![0f32; 3 * h * CROP];
+    across.par_chunks_exact_mut(CROP).enumerate().for_each(|(j, row)| {
+        let src = &hd[j * w..][..w];
+        with_avx2(#[inline(always)] || {
+            for (o, (xi, xw)) in row.iter_mut().zip(&xs) {
+                *o = cubic_combine(xi.map(|x| src[x]), *xw);
             }
-        }
-    }
+        })
+    });
+    out.par_chunks_exact_mut(CROP).enumerate().for_each(|(j, row)| {
+        let (c, (yi, yw)) = (j / CROP, &ys[j % CROP]);
+        let rows = yi.map(|y| &across[(c * h + y) * CROP..][..CROP]);
+        with_avx2(#[inline(always)] || {
+            for (ox, o) in row.iter_mut().enumerate() {
+                *o = cubic_combine(rows.map(|r| r[ox]), *yw);
+            }
+        })
+    });
 }
 
 /// The full processor for one RGB image.
@@ -127,17 +145,13 @@ pub fn preprocess(rgb: &RgbImage, num_crops: usize, norm: &Normalization) -> Res
     let (hh, hw) = layout.size_hw;
     let (rows, cols) = (layout.rows(), layout.cols());
     let mut crops = vec![0f32; (1 + rows * cols) * CROP_LEN];
-    global_view(&hd, hh, hw, &mut crops[..CROP_LEN]);
-    for r in 0..rows {
-        for col in 0..cols {
-            let tile = &mut crops[(1 + r * cols + col) * CROP_LEN..][..CROP_LEN];
-            for c in 0..3 {
-                for y in 0..CROP {
-                    let src = c * hh * hw + (r * CROP + y) * hw + col * CROP;
-                    tile[c * CROP * CROP + y * CROP..][..CROP].copy_from_slice(&hd[src..src + CROP]);
-                }
-            }
-        }
-    }
+    let (global, tiles) = crops.split_at_mut(CROP_LEN);
+    global_view(&hd, hh, hw, global);
+    // Each tile row by row, channel by channel: rows of 336 values in parallel.
+    tiles.par_chunks_exact_mut(CROP).enumerate().for_each(|(j, out)| {
+        let (tile, c, y) = (j / (3 * CROP), j / CROP % 3, j % CROP);
+        let (r, col) = (tile / cols, tile % cols);
+        out.copy_from_slice(&hd[c * hh * hw + (r * CROP + y) * hw + col * CROP..][..CROP]);
+    });
     Ok(Preprocessed { layout, crops })
 }
