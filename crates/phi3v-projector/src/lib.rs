@@ -17,7 +17,8 @@
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
-use phi3v_linear::{Linear, WeightFormat};
+use phi3v_linear::act::{each_row, gelu_erf};
+use phi3v_linear::{Linear, Scratch, WeightFormat};
 
 /// Prefix of the projector's tensors in a Phi-3-vision checkpoint.
 pub const PREFIX: &str = "model.vision_embed_tokens";
@@ -59,7 +60,13 @@ impl Projector {
     /// `features` `[1 + rows·cols, G², C]` → image rows `[num_img_tokens, H]`.
     pub fn forward(&self, features: &Tensor, rows: usize, cols: usize) -> Result<Tensor> {
         let tokens = self.assemble(features, rows, cols)?;
-        self.fc2.forward(&self.fc1.forward(&tokens)?.gelu_erf()?)
+        let (n, hidden) = (tokens.dim(0)?, self.fc1.out_dim());
+        let x = tokens.flatten_all()?.to_vec1::<f32>()?;
+        let (mut h, mut y, mut scratch) = (vec![0f32; n * hidden], vec![0f32; n * hidden], Scratch::default());
+        self.fc1.forward_into(&x, n, &mut h, &mut scratch)?;
+        each_row(&mut h, hidden, |_, row| gelu_erf(row));
+        self.fc2.forward_into(&h, n, &mut y, &mut scratch)?;
+        Tensor::from_vec(y, (n, hidden), tokens.device())
     }
 
     /// The unprojected token sequence `[num_img_tokens, 4C]` (steps 1–4 above).
