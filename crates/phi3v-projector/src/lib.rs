@@ -15,7 +15,7 @@
 //! Tensors: `model.vision_embed_tokens.{sub_GN [1,1,1,4C], glb_GN [1,1,4C],
 //! img_projection.0.{weight,bias}, img_projection.2.{weight,bias}}`.
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use phi3v_linear::act::{each_row, gelu_erf};
 use phi3v_linear::{Linear, Scratch, WeightFormat};
