@@ -266,7 +266,7 @@ impl Linear {
                     vb.get_with_hints_dtype(shape, name, Init::Const(0.0), dtype)
                 })
                 .collect::<Result<Vec<_>>>()?;
-            Tensor::cat(&parts, 0)
+            joined(&parts)
         };
         let mut tensors = HashMap::from([(name.to_string(), stacked(name, dtype, Some(width))?)]);
         if bias {
@@ -332,6 +332,28 @@ pub fn with_elements<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> 
     }
     drop(storage);
     Ok(f(&t.flatten_all()?.to_vec1::<T>()?))
+}
+
+/// `parts` (each `[rows_i, ..]`, one dtype, contiguous) one after another along the first
+/// dimension, in one buffer on huge pages (a joined matrix multiplies from it as one loaded
+/// from the checkpoint does).
+fn joined(parts: &[Tensor]) -> Result<Tensor> {
+    fn join<T: WithDType>(parts: &[Tensor]) -> Result<Tensor> {
+        let mut all = huge::with_capacity::<T>(parts.iter().map(Tensor::elem_count).sum());
+        for p in parts {
+            with_elements(p, |e: &[T]| all.extend_from_slice(e))?;
+        }
+        let first = parts.first().map(|p| p.dims().to_vec()).unwrap_or_default();
+        let rows = parts.iter().map(|p| p.dims().first().copied().unwrap_or(1)).sum();
+        let shape: Vec<usize> = std::iter::once(rows).chain(first.into_iter().skip(1)).collect();
+        Tensor::from_vec(all, shape, parts.first().map_or(&candle_core::Device::Cpu, |p| p.device()))
+    }
+    match parts.first().map(Tensor::dtype) {
+        Some(DType::BF16) => join::<bf16>(parts),
+        Some(DType::F16) => join::<f16>(parts),
+        Some(DType::U8) => join::<u8>(parts),
+        _ => join::<f32>(parts),
+    }
 }
 
 /// `t` `[n, k]` quantised from the elements it holds (a 16-bit weight without a widened copy).
