@@ -85,12 +85,12 @@ fn axpy_scalar<T: Widen>(s: f32, w: &[T], y: &mut [f32]) {
     y.iter_mut().zip(w).for_each(|(y, w)| *y += s * w.widen());
 }
 
-/// `Kernels` with the AVX2 functions `$dot` and `$axpy` where the CPU has AVX2, FMA and
-/// `$extra`, the plain loops elsewhere.
+/// `Kernels` with the AVX2 functions `$dot` and `$axpy` where the products' SIMD level has AVX2
+/// and FMA (`int8::Simd::best`) and the CPU `$extra`, the plain loops elsewhere.
 macro_rules! kernels {
     ($dot:ident, $axpy:ident $(, $extra:tt)?) => {{
         #[cfg(target_arch = "x86_64")]
-        if avx2::has_avx2_fma() $(&& std::arch::is_x86_feature_detected!($extra))? {
+        if crate::int8::Simd::best() >= crate::int8::Simd::Avx2 $(&& std::arch::is_x86_feature_detected!($extra))? {
             return Kernels { dot: avx2::$dot, axpy: avx2::$axpy };
         }
         Kernels::scalar()
@@ -141,10 +141,6 @@ impl Widen for i8 {
 mod avx2 {
     use super::{bf16, f16, Widen};
     use std::arch::x86_64::*;
-
-    pub fn has_avx2_fma() -> bool {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
 
     /// Four independent accumulators over 32 weights per step, then the scalar tail.
     #[inline(always)]
