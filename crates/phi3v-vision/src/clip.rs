@@ -138,9 +138,6 @@ pub struct ClipVisionTower {
 }
 
 impl ClipVisionTower {
-    /// Loads from a `VarBuilder` rooted at the checkpoint (tensor names under [`CLIP_PREFIX`]),
-    /// the encoder layers' matrices in `format` (resolved; `q8` and `q4` quantise them as
-    /// fetched in `vb`'s dtype, best the stored one), everything else in f32.
     /// Multiply-adds of one crop through the tower: the patch embedding, then per layer the
     /// matrices for each of its `1 + G²` rows and attention (`q·k` and the weighted sum of values,
     /// every row against every row, per head).
@@ -159,6 +156,9 @@ impl ClipVisionTower {
         self.layers.iter().flat_map(|l| [&l.qkv_proj, &l.out_proj, &l.fc1, &l.fc2])
     }
 
+    /// Loads from a `VarBuilder` rooted at the checkpoint (tensor names under [`CLIP_PREFIX`]),
+    /// the encoder layers' matrices in `format` (resolved; `q8` and `q4` quantise them as
+    /// fetched in `vb`'s dtype, best the stored one), everything else in f32.
     pub fn load(cfg: &VisionConfig, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
         let vb = vb.pp(CLIP_PREFIX);
         let f32s = vb.clone().set_dtype(DType::F32);
