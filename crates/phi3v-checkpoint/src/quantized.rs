@@ -93,7 +93,7 @@ pub(crate) fn read_metadata(
 
 /// Whether a tensor name is a packed matrix (`….weight.q8` or `….weight.q4`).
 pub(crate) fn is_packed(name: &str) -> bool {
-    [WeightFormat::Q8, WeightFormat::Q4].into_iter().filter_map(phi3v_linear::packed_name).any(|suffix| name.ends_with(&format!(".{suffix}")))
+    phi3v_linear::packed_names().any(|(_, suffix)| name.ends_with(&format!(".{suffix}")))
 }
 
 /// What a tensor of the written file holds.
@@ -173,16 +173,18 @@ pub(crate) fn write(source_dir: &Path, source: &Weights, packed: &[PackedPart], 
         return Err(CheckpointError::invalid(out, "is the source checkpoint: choose another directory"));
     }
     let mut tensors: BTreeMap<String, Data> = BTreeMap::new();
+    // The tensors the packed parts replace: `x.weight` for `x.weight.q4`.
+    let mut replaced = std::collections::HashSet::new();
     for part in packed {
-        let Some(stem) = part.name.rsplit_once('.').map(|(stem, _)| stem) else { continue };
-        if !source.tensors().contains_key(stem) {
-            return Err(CheckpointError::invalid(source_dir, format!("{}: no tensor {stem} in the checkpoint", part.name)));
-        }
+        let stem = part.name.rsplit_once('.').map(|(stem, _)| stem).filter(|stem| source.tensors().contains_key(*stem));
+        let Some(stem) = stem else {
+            return Err(CheckpointError::invalid(source_dir, format!("{}: not a packed form of a tensor in the checkpoint", part.name)));
+        };
+        replaced.insert(stem);
         tensors.insert(part.name.clone(), Data::Packed(part));
     }
-    let replaced: Vec<String> = packed.iter().filter_map(|p| p.name.rsplit_once('.').map(|(stem, _)| stem.to_string())).collect();
     for (name, info) in source.tensors() {
-        if !replaced.contains(name) {
+        if !replaced.contains(name.as_str()) {
             tensors.insert(name.clone(), Data::Stored(info, dtype(info, name)?));
         }
     }

@@ -48,9 +48,7 @@ fn shape(w: &Weights, name: &str, expected: &[usize], what: &str) -> Result<(), 
 /// The names a matrix `name` (`….weight`) has when stored packed, with their formats.
 fn packed_names(name: &str) -> impl Iterator<Item = (WeightFormat, String)> + '_ {
     let stem = name.strip_suffix(".weight");
-    [WeightFormat::Q8, WeightFormat::Q4]
-        .into_iter()
-        .filter_map(move |f| Some((f, format!("{}.{}", stem?, phi3v_linear::packed_name(f)?))))
+    phi3v_linear::packed_names().filter_map(move |(f, packed)| Some((f, format!("{}.{packed}", stem?))))
 }
 
 /// Whether `name` is stored, as is or packed.

@@ -196,31 +196,33 @@ struct Reader {
 impl Reader {
     fn read(&self, name: &str, dev: &Device) -> candle_core::Result<Tensor> {
         let info = self.tensors.get(name).ok_or_else(|| candle_core::Error::CannotFindTensor { path: name.to_string() })?;
-        let io = |e: std::io::Error| candle_core::Error::Msg(format!("{}: reading {name}: {e}", info.file.display()));
-        let mut file = File::open(&info.file).map_err(io)?;
-        file.seek(SeekFrom::Start(info.offset)).map_err(io)?;
-        let shape = info.shape.as_slice();
         let tensor = match info.dtype.as_str() {
-            "BF16" => Tensor::from_vec(self.checked(name, info, read_values::<bf16>(&mut file, info.bytes).map_err(io)?)?, shape, dev),
-            "F16" => Tensor::from_vec(self.checked(name, info, read_values::<f16>(&mut file, info.bytes).map_err(io)?)?, shape, dev),
-            "F32" => Tensor::from_vec(self.checked(name, info, read_values::<f32>(&mut file, info.bytes).map_err(io)?)?, shape, dev),
-            "U8" if quantized::is_packed(name) => Tensor::from_vec(self.checked(name, info, read_values::<u8>(&mut file, info.bytes).map_err(io)?)?, shape, dev),
+            "BF16" => self.tensor::<bf16>(name, info, dev),
+            "F16" => self.tensor::<f16>(name, info, dev),
+            "F32" => self.tensor::<f32>(name, info, dev),
+            "U8" if quantized::is_packed(name) => self.tensor::<u8>(name, info, dev),
             other => candle_core::bail!("{name}: stored as {other}, expected BF16, F16 or F32"),
         };
         (self.read)(info.bytes as u64);
         tensor
     }
 
-    /// `values`, as read for `name`, if they match its checksum (when the checkpoint has them).
-    fn checked<T: bytemuck::Pod>(&self, name: &str, info: &TensorInfo, values: Vec<T>) -> candle_core::Result<Vec<T>> {
-        let Some(crc) = self.checksums.as_ref().and_then(|c| c.get(name)) else { return Ok(values) };
-        if crc32fast::hash(bytemuck::cast_slice(&values)) != *crc {
-            candle_core::bail!(
-                "{}: tensor {name} does not match its checksum: the file was altered or damaged after `phi3v quantize` wrote it; quantise again",
-                info.file.display()
-            );
+    /// Tensor `name` (described by `info`) read from its file as values of `T`, which must match
+    /// its checksum when the checkpoint has them.
+    fn tensor<T: bytemuck::Pod + candle_core::WithDType>(&self, name: &str, info: &TensorInfo, dev: &Device) -> candle_core::Result<Tensor> {
+        let io = |e: std::io::Error| candle_core::Error::Msg(format!("{}: reading {name}: {e}", info.file.display()));
+        let mut file = File::open(&info.file).map_err(io)?;
+        file.seek(SeekFrom::Start(info.offset)).map_err(io)?;
+        let values = read_values::<T>(&mut file, info.bytes).map_err(io)?;
+        if let Some(crc) = self.checksums.as_ref().and_then(|c| c.get(name)) {
+            if crc32fast::hash(bytemuck::cast_slice(&values)) != *crc {
+                candle_core::bail!(
+                    "{}: tensor {name} does not match its checksum: the file was altered or damaged after `phi3v quantize` wrote it; quantise again",
+                    info.file.display()
+                );
+            }
         }
-        Ok(values)
+        Tensor::from_vec(values, info.shape.as_slice(), dev)
     }
 }
 

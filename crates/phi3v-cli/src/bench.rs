@@ -68,12 +68,18 @@ const QUESTION: &str = "Which quarter had the highest revenue?";
 
 /// One measured quantity.
 struct Metric {
-    key: &'static str,
-    label: &'static str,
+    key: String,
+    label: String,
     value: f64,
     unit: &'static str,
     /// Times and bytes: lower is better; rates: higher.
     lower_is_better: bool,
+}
+
+impl Metric {
+    fn new(key: &str, label: &str, value: f64, unit: &'static str, lower_is_better: bool) -> Self {
+        Self { key: key.to_string(), label: label.to_string(), value, unit, lower_is_better }
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -157,7 +163,7 @@ fn stages(args: &BenchArgs, dir: &Path, metrics: &mut Vec<Metric>) -> Result<(Ve
         None => phi3v::vision::decode_rgb(CHART)?,
     };
     let large = image::imageops::resize(&rgb, 1344, 1008, image::imageops::FilterType::Triangle);
-    let mut add = |key, label, value, unit, lower_is_better| metrics.push(Metric { key, label, value, unit, lower_is_better });
+    let mut add = |key: &str, label: &str, value, unit, lower_is_better| metrics.push(Metric::new(key, label, value, unit, lower_is_better));
 
     // Vision stages on their own (in the weight format the pipeline will use), then dropped.
     let ckpt = Checkpoint::open(dir)?;
@@ -232,23 +238,10 @@ fn stages(args: &BenchArgs, dir: &Path, metrics: &mut Vec<Metric>) -> Result<(Ve
         let prefill_work = pipeline.prefill_multiply_adds(g.prompt_tokens) as f64;
         let share = |work: f64, time: Duration| 100.0 * 2.0 * work / time.as_secs_f64() / peak_ops;
         let stages = [(image_work, t.encode), (prefill_work, t.prefill), (image_work + prefill_work, t.encode + t.prefill)];
-        let keys: [(&str, &str, &str, &str); 3] = if n == 4 {
-            [
-                ("image_embedding_4_crops_gmac", "image 4 crops, work", "image_embedding_4_crops_share", "image 4 crops, of peak"),
-                ("prefill_4_crops_gmac", "prefill 4 crops, work", "prefill_4_crops_share", "prefill 4 crops, of peak"),
-                ("ttft_4_crops_gmac", "first token 4 crops, work", "ttft_4_crops_share", "first token 4 crops, of peak"),
-            ]
-        } else {
-            [
-                ("image_embedding_16_crops_gmac", "image 16 crops, work", "image_embedding_16_crops_share", "image 16 crops, of peak"),
-                ("prefill_16_crops_gmac", "prefill 16 crops, work", "prefill_16_crops_share", "prefill 16 crops, of peak"),
-                ("ttft_16_crops_gmac", "first token 16 crops, work", "ttft_16_crops_share", "first token 16 crops, of peak"),
-            ]
-        };
-        for ((work, time), (work_key, work_label, share_key, share_label)) in stages.into_iter().zip(keys) {
-            add(work_key, work_label, work / 1e9, "GMAC", true);
+        for ((work, time), (key, label)) in stages.into_iter().zip([("image_embedding", "image"), ("prefill", "prefill"), ("ttft", "first token")]) {
+            add(&format!("{key}_{n}_crops_gmac"), &format!("{label} {n} crops, work"), work / 1e9, "GMAC", true);
             if peak_ops > 0.0 {
-                add(share_key, share_label, share(work, time), "%", false);
+                add(&format!("{key}_{n}_crops_share"), &format!("{label} {n} crops, of peak"), share(work, time), "%", false);
             }
         }
     }
@@ -302,17 +295,13 @@ fn cold(args: &BenchArgs, dir: &Path, metrics: &mut Vec<Metric>) -> Result<()> {
         let ours = median(a.iter().map(|r| r.0).collect());
         let times = |runs: &[(f64, usize)]| runs.iter().map(|r| format!("{:.2}", r.0)).collect::<Vec<_>>().join(", ");
         eprintln!("cold, {n} crops: phi3v {} s ({} tokens or more each)", times(&a), generated(&a));
-        let (key, label, ratio_key, ratio_label, reference_key, reference_label) = if n == 4 {
-            ("cold_ask_4_crops", "cold ask, 4 crops", "cold_ask_4_crops_ratio", "cold ask 4 crops, ÷ reference", "cold_ask_4_crops_reference", "cold ask 4 crops, reference")
-        } else {
-            ("cold_ask_16_crops", "cold ask, 16 crops", "cold_ask_16_crops_ratio", "cold ask 16 crops, ÷ reference", "cold_ask_16_crops_reference", "cold ask 16 crops, reference")
-        };
-        metrics.push(Metric { key, label, value: ours, unit: "s", lower_is_better: true });
+        let key = format!("cold_ask_{n}_crops");
+        metrics.push(Metric::new(&key, &format!("cold ask, {n} crops"), ours, "s", true));
         if !b.is_empty() {
             let theirs = median(b.iter().map(|r| r.0).collect());
             eprintln!("cold, {n} crops: reference {} s ({} tokens or more each)", times(&b), generated(&b));
-            metrics.push(Metric { key: reference_key, label: reference_label, value: theirs, unit: "s", lower_is_better: true });
-            metrics.push(Metric { key: ratio_key, label: ratio_label, value: ours / theirs, unit: "×", lower_is_better: true });
+            metrics.push(Metric::new(&format!("{key}_reference"), &format!("cold ask {n} crops, reference"), theirs, "s", true));
+            metrics.push(Metric::new(&format!("{key}_ratio"), &format!("cold ask {n} crops, ÷ reference"), ours / theirs, "×", true));
         }
     }
     Ok(())
@@ -362,7 +351,7 @@ fn table(metrics: &[Metric], reference: Option<&Value>) -> String {
     for m in metrics {
         out += &format!("{:<32} {:>8.2} {:<5}", m.label, m.value, m.unit);
         if let Some(r) = reference {
-            match r["metrics"][m.key]["value"].as_f64() {
+            match r["metrics"][&m.key]["value"].as_f64() {
                 Some(v) => {
                     let ratio = m.value / v;
                     let meaning = match (m.lower_is_better, m.unit) {

@@ -378,7 +378,12 @@ impl Decoder {
 
     /// Every matrix: the layers' in order, then `lm_head`.
     pub fn linears(&self) -> impl Iterator<Item = &Linear> {
-        self.layers.iter().flat_map(|l| [&l.qkv_proj, &l.o_proj, &l.gate_up_proj, &l.down_proj]).chain([&self.lm_head])
+        self.layer_linears().chain([&self.lm_head])
+    }
+
+    /// The layers' matrices, in order.
+    fn layer_linears(&self) -> impl Iterator<Item = &Linear> {
+        self.layers.iter().flat_map(|l| [&l.qkv_proj, &l.o_proj, &l.gate_up_proj, &l.down_proj])
     }
 
     /// Multiply-adds of a prefill of `positions` positions into an empty cache: every layer's
@@ -386,7 +391,7 @@ impl Decoder {
     /// the positions up to each one, per head) and `lm_head` for the last position only.
     pub fn prefill_multiply_adds(&self, positions: usize) -> u64 {
         let s = &self.shape;
-        let matrices: u64 = self.layers.iter().flat_map(|l| [&l.qkv_proj, &l.o_proj, &l.gate_up_proj, &l.down_proj]).map(|m| m.multiply_adds(positions)).sum();
+        let matrices: u64 = self.layer_linears().map(|m| m.multiply_adds(positions)).sum();
         let attention = (self.layers.len() * s.heads * 2 * s.head_dim * positions * (positions + 1) / 2) as u64;
         matrices + attention + self.lm_head.multiply_adds(1)
     }

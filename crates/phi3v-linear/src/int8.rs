@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 use crate::gemv::Widen;
-use crate::{huge, with_elements, SharedOut};
+use crate::{huge, with_avx2, with_elements, SharedOut};
 
 /// Weights (and input values) per block: one scale each.
 pub const BLOCK: usize = 256;
@@ -52,12 +52,7 @@ impl QuantRow {
     /// Quantises `x` (at most `blocks · 256` values) into this row's buffers, which allocate
     /// only when they grow.
     pub fn fill(&mut self, x: &[f32], blocks: usize) {
-        #[cfg(target_arch = "x86_64")]
-        if avx2::available() {
-            // SAFETY: the CPU features were checked.
-            return unsafe { avx2::quantize_row(self, x, blocks) };
-        }
-        self.quantize(x, blocks)
+        with_avx2(#[inline(always)] || self.quantize(x, blocks))
     }
 
     /// Plain code, compiled once as is and once with AVX2 enabled (vectorised rounding).
@@ -137,20 +132,11 @@ impl Packed {
 
 /// The rows of a weight matrix `[n, k]` (row-major, f32 or 16-bit as stored) quantised in
 /// parallel into `n` runs of `stride` bytes, on huge pages: `row(values, bytes)` fills one run
-/// from the row's `k` values. With AVX2 it runs inside a function compiled for AVX2 (mark it
-/// `#[inline(always)]`, so its rounding is vectorised rather than a call per value).
+/// from the row's `k` values, inside [`with_avx2`] (mark it `#[inline(always)]`, so its rounding
+/// is vectorised rather than a call per value).
 pub(crate) fn quantize_rows<T: Widen>(w: &[T], k: usize, stride: usize, row: impl Fn(&[T], &mut [u8]) + Sync) -> Vec<u8> {
     let mut data = huge::filled(w.len() / k * stride, 0u8);
-    #[cfg(target_arch = "x86_64")]
-    let avx2 = avx2::available();
-    data.par_chunks_exact_mut(stride).zip(w.par_chunks_exact(k)).for_each(|(bytes, values)| {
-        #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            // SAFETY: the CPU features were checked.
-            return unsafe { avx2::run(#[inline(always)] || row(values, bytes)) };
-        }
-        row(values, bytes)
-    });
+    data.par_chunks_exact_mut(stride).zip(w.par_chunks_exact(k)).for_each(|(bytes, values)| with_avx2(#[inline(always)] || row(values, bytes)));
     data
 }
 
@@ -386,16 +372,10 @@ pub(crate) fn dots(simd: Simd, w: &impl Int8Rows, r: usize, rows: usize, xs: &[Q
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2 {
-    use super::QuantRow;
     use std::arch::x86_64::*;
 
     pub fn available() -> bool {
         is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn quantize_row(row: &mut QuantRow, x: &[f32], blocks: usize) {
-        row.quantize(x, blocks)
     }
 
     /// `f` compiled for AVX2 and FMA (where it is inlined).

@@ -184,9 +184,14 @@ pub fn packed_name(format: WeightFormat) -> Option<&'static str> {
     }
 }
 
-/// The integer format whose packed weight is stored under `vb` (see [`packed_name`]).
-fn stored_packed(vb: &VarBuilder) -> Option<WeightFormat> {
-    [WeightFormat::Q8, WeightFormat::Q4].into_iter().find(|&f| packed_name(f).is_some_and(|name| vb.contains_tensor(name)))
+/// The integer formats a pre-quantised checkpoint may store, each with its [`packed_name`].
+pub fn packed_names() -> impl Iterator<Item = (WeightFormat, &'static str)> {
+    [WeightFormat::Q8, WeightFormat::Q4].into_iter().filter_map(|f| Some((f, packed_name(f)?)))
+}
+
+/// The integer format, and its tensor's name, of a packed weight stored under `vb`.
+fn stored_packed(vb: &VarBuilder) -> Option<(WeightFormat, &'static str)> {
+    packed_names().find(|(_, name)| vb.contains_tensor(name))
 }
 
 /// The error for a layer at `prefix`, stored packed as `stored`, asked for as `format`.
@@ -218,11 +223,11 @@ impl Linear {
     pub fn load(in_dim: usize, out_dim: usize, bias: bool, format: WeightFormat, vb: VarBuilder) -> Result<Self> {
         let get = |dtype| vb.get_with_hints_dtype((out_dim, in_dim), "weight", Init::Const(0.0), dtype);
         let packed = |name: &str| vb.get_with_hints_dtype((out_dim, format.matrix_bytes(1, in_dim)), name, Init::Const(0.0), DType::U8);
-        let weight = match (stored_packed(&vb), packed_name(format)) {
-            (Some(stored), _) if stored != format => return Err(packed_as_other(&vb.prefix(), stored, format)),
-            (Some(WeightFormat::Q8), Some(name)) => Weight::Q8(q8::Q8Matrix::from_stored(packed(name)?, out_dim, in_dim)?),
-            (Some(_), Some(name)) => Weight::Q4(q4::Q4Matrix::from_stored(packed(name)?, out_dim, in_dim)?),
-            _ => Self::quantised_or_dense(format, out_dim, in_dim, &vb, get)?,
+        let weight = match stored_packed(&vb) {
+            Some((stored, _)) if stored != format => return Err(packed_as_other(&vb.prefix(), stored, format)),
+            Some((WeightFormat::Q8, name)) => Weight::Q8(q8::Q8Matrix::from_stored(packed(name)?, out_dim, in_dim)?),
+            Some((_, name)) => Weight::Q4(q4::Q4Matrix::from_stored(packed(name)?, out_dim, in_dim)?),
+            None => Self::quantised_or_dense(format, out_dim, in_dim, &vb, get)?,
         };
         let bias = if bias { Some(vb.get_with_hints_dtype(out_dim, "bias", Init::Const(0.0), DType::F32)?.to_vec1()?) } else { None };
         Ok(Self { weight, bias, in_dim, out_dim, parts: vec![(vb.prefix(), out_dim)] })
@@ -247,7 +252,7 @@ impl Linear {
     /// `VarBuilder` (with `weight` `[out_dim, in_dim]` and, when `bias`, `bias` `[out_dim]`).
     pub fn load_stacked(in_dim: usize, parts: &[(usize, VarBuilder)], bias: bool, format: WeightFormat) -> Result<Self> {
         // Rows are quantised independently, so q8 and q4 matrices stack as their stored parts.
-        let packed = parts.first().and_then(|(_, vb)| stored_packed(vb)).and_then(|f| Some((f, packed_name(f)?)));
+        let packed = parts.first().and_then(|(_, vb)| stored_packed(vb));
         let (name, dtype, width) = match (format, packed) {
             (_, Some((stored, _))) if stored != format => {
                 return Err(packed_as_other(&parts.first().map(|(_, vb)| vb.prefix()).unwrap_or_default(), stored, format))

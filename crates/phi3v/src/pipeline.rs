@@ -171,15 +171,7 @@ impl Pipeline {
         let stored = ckpt.weights.stored_dtype();
         let (weights, vision_weights) = resolve_formats(&ckpt, options.weights, options.vision_weights)?;
         let total = ckpt.weights.total_bytes() as u64;
-        // Tensors may be read from several threads: the count and its report happen under one
-        // lock, so the observer sees the bytes grow.
-        let read = Mutex::new(0u64);
-        let observer = options.progress.clone();
-        let on_read: phi3v_checkpoint::ReadObserver = std::sync::Arc::new(move |bytes| {
-            let mut read = read.lock().unwrap_or_else(|e| e.into_inner());
-            *read += bytes;
-            report(&observer, Progress::Loading { bytes: *read, total });
-        });
+        let on_read = crate::progress::loading(options.progress.clone(), total);
         let vb = ckpt.weights.var_builder_observed(weights.table_dtype(stored), &device, on_read.clone())?;
         let kv = options.kv_cache.unwrap_or(default_kv(weights));
         let decoder = Decoder::load(&ckpt.config, weights, vb)?.with_kv_dtype(kv);
@@ -235,8 +227,7 @@ impl Pipeline {
 
     /// Multiply-adds of encoding `image` (vision tower and projector), from its size and crops.
     pub fn image_multiply_adds(&self, image: &ImageInput) -> Result<u64> {
-        let (w, h) = image.dimensions();
-        Ok(self.0.images.multiply_adds(&HdLayout::new(w as usize, h as usize, self.crops_of(image))?))
+        Ok(self.0.images.multiply_adds(&self.layout_of(image)?))
     }
 
     /// The checkpoint's default `num_crops`.
@@ -247,6 +238,12 @@ impl Pipeline {
     /// The `num_crops` an image is cut with: its own, or the checkpoint's.
     pub(crate) fn crops_of(&self, image: &ImageInput) -> usize {
         image.num_crops().unwrap_or(self.default_crops())
+    }
+
+    /// The crop grid `image` gets, from its size and crops.
+    fn layout_of(&self, image: &ImageInput) -> std::result::Result<HdLayout, phi3v_vision::VisionError> {
+        let (w, h) = image.dimensions();
+        HdLayout::new(w as usize, h as usize, self.crops_of(image))
     }
 
     /// Image rows `[num_img_tokens, hidden]` for one image (from the cache when seen before).
@@ -312,13 +309,7 @@ impl Pipeline {
         if prompt.trim().is_empty() && images.is_empty() {
             return Err(Error::EmptyPrompt);
         }
-        let layouts = images
-            .iter()
-            .map(|img| {
-                let (w, h) = img.dimensions();
-                HdLayout::new(w as usize, h as usize, self.crops_of(img))
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let layouts = images.iter().map(|img| self.layout_of(img)).collect::<std::result::Result<Vec<_>, _>>()?;
         let image_tokens: Vec<usize> = layouts.iter().map(HdLayout::num_img_tokens).collect();
         let ids = self.0.tokenizer.encode_from(prompt, &image_tokens, first_image, continuation)?;
         let max = self.0.config.max_position_embeddings;

@@ -34,6 +34,18 @@ impl std::fmt::Debug for Observer {
     }
 }
 
+/// What the checkpoint reader calls with each tensor's stored bytes, reported through
+/// `observer` as [`Progress::Loading`] out of `total`. Tensors may be read from several
+/// threads: the count and its report happen under one lock, so the observer sees the bytes grow.
+pub(crate) fn loading(observer: Option<Observer>, total: u64) -> phi3v_checkpoint::ReadObserver {
+    let read = std::sync::Mutex::new(0u64);
+    Arc::new(move |bytes| {
+        let mut read = read.lock().unwrap_or_else(|e| e.into_inner());
+        *read += bytes;
+        report(&observer, Progress::Loading { bytes: *read, total });
+    })
+}
+
 /// Reports through `observer`, if there is one.
 pub(crate) fn report(observer: &Option<Observer>, p: Progress) {
     if let Some(o) = observer {

@@ -2,7 +2,6 @@
 //! into their buffers instead of quantising them on every start.
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use candle_core::Device;
 use phi3v_checkpoint::Checkpoint;
@@ -10,7 +9,7 @@ use phi3v_decoder::Decoder;
 use phi3v_linear::{PackedPart, WeightFormat};
 
 use crate::image::ImageEncoder;
-use crate::progress::{report, Observer, Progress};
+use crate::progress::Observer;
 use crate::{Error, Result};
 
 /// What [`quantize`] wrote.
@@ -32,7 +31,7 @@ pub struct Quantized {
 /// `decoder` must be q8 or q4; `vision` (the vision tower and projector) q8, q4, or `Auto` to
 /// keep them as stored. The matrices are quantised by the very code that quantises at load
 /// (each layer is loaded in its format, then its bytes are written). `progress` sees the
-/// reading as [`Progress::Loading`].
+/// reading as [`crate::Progress::Loading`].
 pub fn quantize(dir: &Path, decoder: WeightFormat, vision: WeightFormat, out: &Path, progress: Option<Observer>) -> Result<Quantized> {
     if !matches!(decoder, WeightFormat::Q8 | WeightFormat::Q4) {
         return Err(Error::Quantize(format!("the decoder's format must be q8 or q4, not {decoder}")));
@@ -46,13 +45,7 @@ pub fn quantize(dir: &Path, decoder: WeightFormat, vision: WeightFormat, out: &P
     }
     let stored = ckpt.weights.stored_dtype();
     let formats = phi3v_checkpoint::Quantized { decoder, vision: vision.resolve(stored) };
-    let total = ckpt.weights.total_bytes() as u64;
-    let read = Mutex::new(0u64);
-    let on_read: phi3v_checkpoint::ReadObserver = std::sync::Arc::new(move |bytes| {
-        let mut read = read.lock().unwrap_or_else(|e| e.into_inner());
-        *read += bytes;
-        report(&progress, Progress::Loading { bytes: *read, total });
-    });
+    let on_read = crate::progress::loading(progress, ckpt.weights.total_bytes() as u64);
     let device = Device::Cpu;
     let vb = ckpt.weights.var_builder_observed(decoder.table_dtype(stored), &device, on_read.clone())?;
     let mut packed: Vec<PackedPart> = Vec::new();
