@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use phi3v::{Cancel, Generation, Message, StopReason};
+use phi3v::{Cancel, Generation};
 
 use crate::ModelArgs;
 
@@ -68,9 +68,7 @@ pub fn run(args: AskArgs) -> Result<()> {
     let g = if args.raw {
         pipeline.generate(&question, &images, &params, print)?
     } else {
-        let mut messages: Vec<Message> = m.system.iter().map(|s| Message::new("system", s)).collect();
-        let tags: String = (1..=images.len()).map(|n| format!("<|image_{n}|>\n")).collect();
-        messages.push(Message::new("user", format!("{tags}{}", question)));
+        let messages = phi3v::prompt::question_messages(m.system.as_deref(), &question, images.len());
         pipeline.chat(&messages, &images, &params, print)?
     };
     if closed.is_cancelled() {
@@ -96,13 +94,7 @@ pub fn json(g: &Generation, seed: u64) -> serde_json::Value {
         "prompt_tokens": g.prompt_tokens,
         "seed": seed,
         "image_tokens": g.image_tokens,
-        "stop": match &g.stop {
-            StopReason::EndToken(id) => format!("token {id}"),
-            StopReason::StopString(s) => format!("string {s:?}"),
-            StopReason::MaxTokens => "max_tokens".to_string(),
-            StopReason::ContextFull => "context_full".to_string(),
-            StopReason::Cancelled => "cancelled".to_string(),
-        },
+        "stop": g.stop.to_string(),
         "finish_reason": g.stop.finish_reason(),
         "timings": {
             "encode_s": t.encode.as_secs_f64(),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use phi3v::checkpoint::Checkpoint;
-use phi3v::prompt::{chat_prompt, Message, PromptTokenizer};
+use phi3v::prompt::{chat_prompt, question_messages, PromptTokenizer};
 use phi3v::vision::HdLayout;
 
 #[derive(Args)]
@@ -55,7 +55,6 @@ pub fn run(args: InspectArgs) -> Result<()> {
     );
 
     let mut counts = Vec::new();
-    let mut content = String::new();
     for (i, path) in args.images.iter().enumerate() {
         // The same checks as `ask` makes (limits, header, a full decode).
         let (w, h) = args.limits.open(path)?.dimensions();
@@ -72,11 +71,8 @@ pub fn run(args: InspectArgs) -> Result<()> {
             layout.num_img_tokens()
         );
         counts.push(layout.num_img_tokens());
-        content.push_str(&format!("<|image_{}|>\n", i + 1));
     }
-    content.push_str(&args.question);
-    let mut messages: Vec<Message> = args.system.into_iter().map(|s| Message::new("system", s)).collect();
-    messages.push(Message::new("user", content));
+    let messages = question_messages(args.system.as_deref(), &args.question, counts.len());
     let tokenizer = PromptTokenizer::from_file(&ckpt.tokenizer_path())?;
     let ids = tokenizer.encode(&chat_prompt(&messages, true), &counts)?;
     let image_tokens: usize = counts.iter().sum();

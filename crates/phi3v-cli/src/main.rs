@@ -410,9 +410,8 @@ impl LoadArgs {
     /// `phi3v quantize` keeps its vision tower's format unless `--vision-quant` names one.
     fn options(&self, dir: &Path) -> PipelineOptions {
         let (weights, mut vision_weights) = self.formats();
-        let prequantised = || phi3v::checkpoint::Checkpoint::open(dir).is_ok_and(|c| c.weights.quantized().is_some());
-        if self.vision_quant.is_none() && prequantised() {
-            vision_weights = WeightFormat::Auto;
+        if self.vision_quant.is_none() {
+            vision_weights = phi3v::default_vision_format(dir, vision_weights);
         }
         let kv_cache = self.kv_dtype();
         let progress = std::io::stderr().is_terminal().then(progress_bars);
@@ -534,27 +533,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<Closed>() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            eprintln!("error: {}", phi3v::one_line(e.as_ref()));
             ExitCode::from(if e.is::<Usage>() { 2 } else { 1 })
         }
     }
-}
-
-/// An error and its causes as one line, each cause once (a cause whose text is already in the
-/// line is left out, as when a wrapper repeats its source) and by its first line.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain() {
-        // The first line only: what follows is a backtrace or a dump, never the message.
-        let text = cause.to_string();
-        let text = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default().to_string();
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
 }

@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use base64::Engine as _;
 use phi3v::{ImageInput, ImageLimits};
 
 use crate::error::ApiError;
@@ -27,8 +26,8 @@ impl MediaPolicy {
     pub fn load(&self, image: &ImageRef) -> Result<ImageInput, ApiError> {
         let bad = |message: String| ApiError::bad_request(message, &image.param);
         let url = image.url.trim();
-        let input = if let Some(rest) = url.strip_prefix("data:") {
-            self.data_url(rest).map_err(bad)?
+        let input = if url.starts_with("data:") {
+            ImageInput::from_data_url(url, &self.limits).map_err(|e| bad(e.to_string()))?
         } else if url.starts_with("http://") || url.starts_with("https://") {
             ImageInput::fetch(url, &self.limits, self.fetch_timeout).map_err(|e| bad(e.to_string()))?
         } else if let Some(path) = url.strip_prefix("file://") {
@@ -39,24 +38,6 @@ impl MediaPolicy {
         };
         input.check().map_err(|e| bad(e.to_string()))?;
         Ok(input)
-    }
-
-    /// `image/<type>;base64,<data>` (after `data:`).
-    fn data_url(&self, rest: &str) -> Result<ImageInput, String> {
-        let (meta, data) = rest.split_once(',').ok_or("a data URL needs a comma before its data")?;
-        let mime = meta.strip_suffix(";base64").ok_or("only base64 data URLs are supported (data:image/png;base64,…)")?;
-        if !mime.starts_with("image/") {
-            return Err(format!("data URL of type {mime:?}; an image/… type is needed"));
-        }
-        // Refuse from the length alone, before decoding anything.
-        let decoded = data.len() as u64 / 4 * 3;
-        if decoded > self.limits.max_bytes + 3 {
-            return Err(format!("the image holds about {decoded} bytes, more than the limit of {}", self.limits.max_bytes));
-        }
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(data.trim_end())
-            .map_err(|e| format!("the data URL is not valid base64: {e}"))?;
-        ImageInput::from_bytes_within(bytes, &self.limits).map_err(|e| e.to_string())
     }
 
     /// A `file://` path, only inside the allowed folder (after resolving `..` and links).

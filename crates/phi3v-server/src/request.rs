@@ -204,8 +204,7 @@ impl ChatCompletionRequest {
 }
 
 /// The messages with image parts turned into `<|image_N|>` tags (N counted across the whole
-/// conversation) and the images in tag order. Parts of one message are joined by newlines, so
-/// an image followed by a question renders as `<|image_1|>\nquestion`, as `phi3v ask` does.
+/// conversation, [`phi3v::prompt::join_parts`]) and the images in tag order.
 fn conversation(messages: Vec<RequestMessage>) -> Result<(Vec<phi3v::Message>, Vec<ImageRef>), ApiError> {
     if messages.is_empty() {
         return Err(bad("messages must not be empty", "messages"));
@@ -226,8 +225,8 @@ fn conversation(messages: Vec<RequestMessage>) -> Result<(Vec<phi3v::Message>, V
                 for (j, part) in parts.into_iter().enumerate() {
                     let param = format!("messages[{i}].content[{j}]");
                     let part: Part = serde_json::from_value(part).map_err(|e| bad(format!("invalid content part: {e}"), &param))?;
-                    match part {
-                        Part::Text { text } => pieces.push(checked_text(text, &format!("{param}.text"))?),
+                    pieces.push(match part {
+                        Part::Text { text } => phi3v::Part::Text(checked_text(text, &format!("{param}.text"))?),
                         Part::ImageUrl { .. } if role != "user" => {
                             return Err(bad(format!("images are only taken in user messages, not {role}"), &param))
                         }
@@ -236,12 +235,13 @@ fn conversation(messages: Vec<RequestMessage>) -> Result<(Vec<phi3v::Message>, V
                                 .get("url")
                                 .and_then(|u| u.as_str())
                                 .ok_or_else(|| bad("image_url must be an object with a string \"url\"", &format!("{param}.image_url")))?;
-                            images.push(ImageRef { url: url.to_string(), param: format!("{param}.image_url.url") });
-                            pieces.push(format!("<|image_{}|>", images.len()));
+                            phi3v::Part::Image(ImageRef { url: url.to_string(), param: format!("{param}.image_url.url") })
                         }
-                    }
+                    });
                 }
-                pieces.join("\n")
+                let (content, tagged) = phi3v::prompt::join_parts(pieces, images.len() + 1);
+                images.extend(tagged);
+                content
             }
             Some(_) => return Err(bad("content must be a string or an array of parts", &format!("messages[{i}].content"))),
         };

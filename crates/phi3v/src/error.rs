@@ -42,6 +42,9 @@ pub enum Error {
     /// An image URL that cannot be fetched, or whose content is refused.
     #[error("{url}: {message}")]
     Fetch { url: String, message: String },
+    /// A `data:` image URL that is malformed or too large.
+    #[error("{0}")]
+    DataUrl(String),
     /// A model id that cannot be resolved or downloaded.
     #[error("{0}")]
     Hub(String),
@@ -74,4 +77,25 @@ impl From<candle_core::Error> for Error {
     fn from(e: candle_core::Error) -> Self {
         Error::Model(phi3v_linear::without_backtrace(e))
     }
+}
+
+/// An error and its causes as one line, each cause once (a cause whose text is already in the
+/// line is left out, as when a wrapper repeats its source) and by its first line: how the CLI
+/// and the Python package word every error.
+pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = String::new();
+    let mut cause = Some(e);
+    while let Some(e) = cause {
+        // The first line only: what follows is a backtrace or a dump, never the message.
+        let text = e.to_string();
+        let text = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
+        if !line.contains(text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(text);
+        }
+        cause = e.source();
+    }
+    line
 }

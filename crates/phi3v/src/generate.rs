@@ -38,6 +38,19 @@ impl StopReason {
     }
 }
 
+impl std::fmt::Display for StopReason {
+    /// `token 32007`, `string "###"`, `max_tokens`, `context_full` or `cancelled`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::EndToken(id) => write!(f, "token {id}"),
+            StopReason::StopString(s) => write!(f, "string {s:?}"),
+            StopReason::MaxTokens => f.write_str("max_tokens"),
+            StopReason::ContextFull => f.write_str("context_full"),
+            StopReason::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
 /// Where the time went.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Timings {

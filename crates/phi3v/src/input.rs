@@ -73,6 +73,27 @@ impl ImageInput {
         })
     }
 
+    /// An image in a `data:image/<type>;base64,<data>` URL (as OpenAI-style requests carry
+    /// them), refused from its length alone when it would hold more than `limits.max_bytes`.
+    pub fn from_data_url(url: &str, limits: &ImageLimits) -> Result<Self> {
+        use base64::Engine as _;
+        let fail = |message: String| crate::Error::DataUrl(message);
+        let rest = url.strip_prefix("data:").ok_or_else(|| fail("it does not start with data:".into()))?;
+        let (meta, data) = rest.split_once(',').ok_or_else(|| fail("a data URL needs a comma before its data".into()))?;
+        let mime = meta.strip_suffix(";base64").ok_or_else(|| fail("only base64 data URLs are supported (data:image/png;base64,…)".into()))?;
+        if !mime.starts_with("image/") {
+            return Err(fail(format!("data URL of type {mime:?}; an image/… type is needed")));
+        }
+        let decoded = data.len() as u64 / 4 * 3;
+        if decoded > limits.max_bytes + 3 {
+            return Err(fail(format!("the image holds about {decoded} bytes, more than the limit of {}", limits.max_bytes)));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data.trim_end())
+            .map_err(|e| fail(format!("the data URL is not valid base64: {e}")))?;
+        Self::from_bytes_within(bytes, limits)
+    }
+
     /// An image held in memory, encoded in any supported format, within the default
     /// [`ImageLimits`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {

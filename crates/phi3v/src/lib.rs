@@ -53,13 +53,13 @@ mod session;
 mod stream;
 
 pub use engine::{ChatRequest, Engine, EngineOptions, Event, KvBudget, QueueFull};
-pub use error::{Error, Result};
+pub use error::{one_line, Error, Result};
 pub use generate::{Generation, StopReason, Timings};
 pub use input::ImageInput;
-pub use pipeline::{max_threads, resolve_formats, Pipeline, PipelineOptions, PromptInputs, STOP_IDS};
+pub use pipeline::{default_vision_format, max_threads, resolve_formats, Pipeline, PipelineOptions, PromptInputs, STOP_IDS};
 pub use quantize::{quantize, Quantized};
 pub use progress::{Observer, Progress};
-pub use prompt::Message;
+pub use prompt::{Message, Part};
 pub use sampling::{Cancel, GenerationParams, ParamError};
 pub use session::Session;
 pub use stream::TextStream;

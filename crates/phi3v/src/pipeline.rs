@@ -14,7 +14,7 @@ use crate::generate::{run, Generation};
 use crate::image::{ImageEncoder, ImageEncoding};
 use crate::input::ImageInput;
 use crate::progress::{report, Observer, Progress};
-use crate::prompt::{chat_prompt, Message, PromptTokenizer};
+use crate::prompt::{chat_prompt, question_messages, Message, PromptTokenizer};
 use crate::sampling::GenerationParams;
 use crate::session::Session;
 use crate::{Error, Result};
@@ -70,6 +70,16 @@ pub fn resolve_formats(ckpt: &Checkpoint, decoder: WeightFormat, vision: WeightF
         asked => Err(Error::QuantizedAs { dir: ckpt.dir.clone(), part, stored, asked }),
     };
     Ok((check("decoder", q.decoder, decoder)?, check("vision tower", q.vision, vision)?))
+}
+
+/// The vision tower's format when none is asked for: the decoder's (`decoder`, as asked), except
+/// for a checkpoint written by `phi3v quantize`, whose vision tower keeps the format it was
+/// written in ([`WeightFormat::Auto`]).
+pub fn default_vision_format(dir: &Path, decoder: WeightFormat) -> WeightFormat {
+    match Checkpoint::open(dir) {
+        Ok(ckpt) if ckpt.weights.quantized().is_some() => WeightFormat::Auto,
+        _ => decoder,
+    }
 }
 
 /// A prompt turned into decoder input.
@@ -244,6 +254,18 @@ impl Pipeline {
     fn layout_of(&self, image: &ImageInput) -> std::result::Result<HdLayout, phi3v_vision::VisionError> {
         let (w, h) = image.dimensions();
         HdLayout::new(w as usize, h as usize, self.crops_of(image))
+    }
+
+    /// Image tokens `image` takes in a prompt, from its size and crops (nothing decoded).
+    pub fn image_tokens(&self, image: &ImageInput) -> Result<usize> {
+        Ok(self.layout_of(image)?.num_img_tokens())
+    }
+
+    /// The pixel values the vision tower reads for `image`: its crops `[crops, 3, 336, 336]`,
+    /// global view first, normalised with the checkpoint's mean and std (the reference
+    /// processor's `pixel_values` without the zero crops it pads with).
+    pub fn preprocess(&self, image: &ImageInput) -> Result<phi3v_vision::Preprocessed> {
+        self.compute(|| self.0.images.preprocess(&*image.rgb()?, self.crops_of(image)))
     }
 
     /// Image rows `[num_img_tokens, hidden]` for one image (from the cache when seen before).
@@ -430,7 +452,7 @@ impl Pipeline {
 
     /// One question about some images: the images are placed first, then the question.
     pub fn ask(&self, question: &str, images: &[ImageInput], params: &GenerationParams, on_text: impl FnMut(&str)) -> Result<Generation> {
-        self.chat(&[Message::new("user", user_content(question, 1, images.len()))], images, params, on_text)
+        self.chat(&question_messages(None, question, images.len()), images, params, on_text)
     }
 
     /// A conversation that keeps its KV cache between turns.
@@ -460,11 +482,4 @@ fn chat_text(messages: &[Message], images: &[ImageInput]) -> Result<String> {
         return Err(Error::EmptyPrompt);
     }
     Ok(chat_prompt(messages, true))
-}
-
-/// `<|image_k|>\n` for each image, then the text.
-pub(crate) fn user_content(text: &str, first_image: usize, count: usize) -> String {
-    let mut content: String = (first_image..first_image + count).map(|n| format!("<|image_{n}|>\n")).collect();
-    content.push_str(text);
-    content
 }

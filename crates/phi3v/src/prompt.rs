@@ -40,6 +40,46 @@ pub fn chat_prompt(messages: &[Message], add_generation_prompt: bool) -> String 
     out
 }
 
+/// A piece of a message's content as OpenAI-style APIs send it: text, or an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part<T> {
+    Text(String),
+    Image(T),
+}
+
+/// A message's content from its parts: each image becomes the tag `<|image_N|>` where it
+/// stands, numbered on from `first_image`, and the parts are joined by newlines (images then a
+/// question render as `<|image_1|>\n<|image_2|>\nquestion`, as [`crate::Pipeline::ask`]
+/// renders them). Returns the content and the images in tag order.
+pub fn join_parts<T>(parts: impl IntoIterator<Item = Part<T>>, first_image: usize) -> (String, Vec<T>) {
+    let mut images = Vec::new();
+    let pieces: Vec<String> = parts
+        .into_iter()
+        .map(|part| match part {
+            Part::Text(text) => text,
+            Part::Image(image) => {
+                images.push(image);
+                format!("<|image_{}|>", first_image + images.len() - 1)
+            }
+        })
+        .collect();
+    (pieces.join("\n"), images)
+}
+
+/// `<|image_k|>\n` for each of `count` images numbered on from `first_image`, then the text.
+pub fn user_content(text: &str, first_image: usize, count: usize) -> String {
+    let images = (0..count).map(|_| Part::Image(()));
+    join_parts(images.chain([Part::Text(text.to_string())]), first_image).0
+}
+
+/// One question about `images` images, as [`crate::Pipeline::ask`] asks it: an optional system
+/// message, then the user's message with the images' tags before the question.
+pub fn question_messages(system: Option<&str>, question: &str, images: usize) -> Vec<Message> {
+    let mut messages: Vec<Message> = system.map(|s| Message::new("system", s)).into_iter().collect();
+    messages.push(Message::new("user", user_content(question, 1, images)));
+    messages
+}
+
 /// Problems with a prompt's image tags or its tokenisation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PromptError {

@@ -5,8 +5,8 @@ use phi3v_decoder::KvCache;
 
 use crate::generate::{run, Generation};
 use crate::input::ImageInput;
-use crate::pipeline::{user_content, Pipeline};
-use crate::prompt::{chat_prompt, Message};
+use crate::pipeline::Pipeline;
+use crate::prompt::{chat_prompt, user_content, Message};
 use crate::sampling::GenerationParams;
 use crate::Result;
 
