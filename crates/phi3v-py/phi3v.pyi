@@ -14,7 +14,7 @@ bad argument values are `ValueError`, wrong types `TypeError`.
 """
 
 import os
-from typing import Any, Iterator, Literal, Mapping, Optional, Sequence, Union, overload
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence, Union, overload
 
 import numpy
 import numpy.typing
@@ -157,11 +157,15 @@ class Pipeline:
         kv_cache: Literal["auto", "f32", "f16", "q8"] = "auto",
         num_crops: Optional[int] = None,
         threads: Optional[int] = None,
+        progress: Optional[Callable[[Literal["loading", "encoding", "prefill"], int, int], None]] = None,
     ) -> None:
         """Loads `model`: a checkpoint directory, or a Hugging Face id (downloaded into the HF
         cache on first use). `quant` quantises the weight matrices at load (a checkpoint
         written by `phi3v quantize` loads as written); `num_crops` defaults to the
-        checkpoint's (4 for Phi-3.5-vision, 16 for Phi-3-vision)."""
+        checkpoint's (4 for Phi-3.5-vision, 16 for Phi-3-vision). `progress(stage, done,
+        total)` is called from the model's threads while the weights load ("loading", bytes),
+        an image is encoded ("encoding", crops) and a prompt is read ("prefill", tokens); what
+        it raises is reported as unraisable and ignored."""
     def ask(
         self,
         question: str,

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use phi3v::{Generation, GenerationParams, KvDtype, PipelineOptions, WeightFormat};
+use phi3v::{Generation, GenerationParams, KvDtype, Observer, PipelineOptions, Progress, WeightFormat};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -30,9 +30,11 @@ impl Pipeline {
     /// tower's if not the same (`"none"`, `"q8"`, `"q4"`); `dtype`: unquantised matrices as
     /// `"auto"` (stored), `"f32"`, `"bf16"` or `"f16"`; `kv_cache`: `"auto"`, `"f32"`, `"f16"`
     /// or `"q8"`; `num_crops`: crops per image (default: the checkpoint's); `threads`: worker
-    /// threads (default: one per core).
+    /// threads (default: one per core); `progress`: called as `progress(stage, done, total)`
+    /// while loading (`"loading"`, bytes), encoding an image (`"encoding"`, crops) and reading a
+    /// prompt (`"prefill"`, tokens).
     #[new]
-    #[pyo3(signature = (model, *, quant=None, vision_quant=None, dtype="auto", kv_cache="auto", num_crops=None, threads=None))]
+    #[pyo3(signature = (model, *, quant=None, vision_quant=None, dtype="auto", kv_cache="auto", num_crops=None, threads=None, progress=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -43,6 +45,7 @@ impl Pipeline {
         kv_cache: &str,
         num_crops: Option<usize>,
         threads: Option<usize>,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let max = phi3v::vision::MAX_CROPS;
         if let Some(n) = num_crops.filter(|n| !(1..=max).contains(n)) {
@@ -66,7 +69,8 @@ impl Pipeline {
         let inner = py.detach(|| -> phi3v::Result<phi3v::Pipeline> {
             let dir = phi3v::hub::resolve(&model, false)?;
             let vision_weights = vision.unwrap_or_else(|| phi3v::default_vision_format(&dir, decoder));
-            let options = PipelineOptions { weights: decoder, vision_weights, kv_cache, threads, ..Default::default() };
+            let progress = progress.map(observer);
+            let options = PipelineOptions { weights: decoder, vision_weights, kv_cache, threads, progress, ..Default::default() };
             phi3v::Pipeline::load(&dir, &options)
         });
         Ok(Self { inner: inner.map_err(raise)?, num_crops, model })
@@ -231,6 +235,23 @@ impl Pipeline {
         let images = image_inputs(images, self.num_crops)?;
         self.start(params, move |p, params, on_text| p.ask(&question, &images, params, on_text))
     }
+}
+
+/// Reports progress to a Python callable (taking the GIL for each call). What it raises cannot
+/// reach the caller from the model's threads: it is reported as unraisable and ignored.
+fn observer(callback: Py<PyAny>) -> Observer {
+    Observer::new(move |p| {
+        let (stage, done, total) = match p {
+            Progress::Loading { bytes, total } => ("loading", bytes, total),
+            Progress::Encoding { crops, of } => ("encoding", crops as u64, of as u64),
+            Progress::Prefill { tokens, of } => ("prefill", tokens as u64, of as u64),
+        };
+        Python::attach(|py| {
+            if let Err(e) = callback.call1(py, (stage, done, total)) {
+                e.write_unraisable(py, Some(callback.bind(py)));
+            }
+        })
+    })
 }
 
 /// `value` parsed as a weight format, when it is one of `allowed`.

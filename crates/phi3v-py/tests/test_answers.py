@@ -165,3 +165,25 @@ def test_num_crops_and_formats_load_as_asked():
     theirs = cli_json("--model", MODELS["tiny-phi35v"], "--num-crops", 1, "--quant", "q8", "--kv-cache", "q8",
                       "--image", CHART, "--max-tokens", 4, "What?")
     assert answer.tokens == theirs["tokens"] and answer.image_tokens == theirs["image_tokens"]
+
+
+def test_progress_reports_loading_encoding_and_prefill(monkeypatch):
+    events = []
+    p = phi3v.Pipeline(MODELS["tiny-phi35v"], progress=lambda *e: events.append(e))
+    assert {e[0] for e in events} == {"loading"}
+    assert events[-1][1] == events[-1][2] > 0
+    events.clear()
+    answer = p.ask("What?", [CHART], max_tokens=2)
+    assert [e for e in events if e[0] == "encoding"][-1] == ("encoding", 5, 5)  # 2×2 tiles and the global view
+    assert events[-1] == ("prefill", answer.prompt_tokens, answer.prompt_tokens)
+
+    # What the callback raises is reported as unraisable; the model goes on.
+    unraisable = []
+    monkeypatch.setattr("sys.unraisablehook", unraisable.append)
+
+    def broken(*_):
+        raise RuntimeError("broken callback")
+
+    q = phi3v.Pipeline(MODELS["tiny-phi35v"], progress=broken)
+    assert q.ask("What?", max_tokens=1).tokens
+    assert unraisable and str(unraisable[0].exc_value) == "broken callback"

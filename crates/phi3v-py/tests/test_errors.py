@@ -94,3 +94,24 @@ def test_errors_leave_the_pipeline_working(pipeline):
         with pytest.raises(phi3v.Error):
             pipeline.ask("What?", bad)
     assert pipeline.ask("What?", [IMAGES / "wide.png"], max_tokens=2).tokens
+
+
+def test_malformed_arguments_raise_and_never_crash(pipeline):
+    import random
+
+    rng = random.Random(7)
+    png = CHART.read_bytes()
+    junk = [
+        None, 1.5, object(), [CHART], {"url": str(CHART)}, b"", bytes(1000), png[:50], png[:-100],
+        bytes(rng.getrandbits(8) for _ in range(400)), np.zeros((3, 3, 3), np.int64), np.zeros((2, 2, 3, 1), np.uint8),
+        np.zeros((0, 0, 3), np.uint8), "", "/", "http://", "data:", "data:image/png;base64,", "file://",
+    ]
+    for bad in junk:
+        with pytest.raises((phi3v.Error, TypeError, ValueError)):
+            pipeline.ask("What?", [bad], max_tokens=1)
+    for messages in ([None], [{"role": "user", "content": 5}], [{"role": "user", "content": [None]}],
+                     [{"role": "user", "content": [{"type": "image_url", "image_url": 5}]}],
+                     [{"role": "user", "content": [{"type": "image_url"}]}], [{"role": 3, "content": "x"}]):
+        with pytest.raises(phi3v.PromptError):
+            pipeline.chat(messages, max_tokens=1)
+    assert pipeline.ask("What?", max_tokens=1).tokens

@@ -71,3 +71,11 @@ def test_jpeg_files_decode_to_pils_pixels(pipeline):
 def test_answers_are_the_same_for_every_form(pipeline):
     answers = {form: pipeline.ask("What is it?", [image], max_tokens=6).tokens for form, image in forms(IMAGES / "wide.png").items()}
     assert len({tuple(t) for t in answers.values()}) == 1, answers
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "PA", "RGBA", "CMYK", "YCbCr", "I", "I;16", "F", "HSV"])
+def test_pil_images_of_any_mode_are_converted_as_pil_converts_them(pipeline, mode):
+    source = "gray.png" if mode in ("I", "I;16", "F") else "landscape.png"  # PIL makes those from grey
+    image = Image.open(IMAGES / source).convert(mode)
+    expected = np.asarray(image.convert("RGB"))
+    assert np.array_equal(pipeline.pixel_values(image), pipeline.pixel_values(expected))

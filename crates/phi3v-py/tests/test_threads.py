@@ -28,14 +28,15 @@ def test_other_threads_run_while_the_model_works(pipeline):
     ticker = threading.Thread(target=tick)
     ticker.start()
     start = time.monotonic()
-    answer = pipeline.ask("Go on.", [CHART], max_tokens=400)
+    answer = pipeline.ask("Go on.", [CHART], max_tokens=2000)
     end = time.monotonic()
     done.set()
     ticker.join()
-    assert len(answer.tokens) == 400 and end - start > 0.2
+    assert len(answer.tokens) == 2000
     during = [t for t in ticks if start < t < end]
-    # Holding the GIL through the answer would leave no ticks; released, one every few ms.
-    assert len(during) > (end - start) / 0.02, (len(during), end - start)
+    # Holding the GIL through the answer (about a second) would leave no ticks; released, one
+    # every few ms.
+    assert len(during) >= max(10, (end - start) / 0.02), (len(during), end - start)
 
 
 def test_threads_share_one_pipeline(pipeline):
