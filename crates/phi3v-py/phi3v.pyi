@@ -14,20 +14,42 @@ bad argument values are `ValueError`, wrong types `TypeError`.
 """
 
 import os
-from typing import Any, Callable, Literal, Mapping, Optional, Sequence, Union, overload
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence, TypedDict, Union, final, overload
+
+from typing_extensions import Unpack
 
 import numpy
 import numpy.typing
 
+__all__ = ["Answer", "CheckpointError", "Error", "ImageError", "Pipeline", "PromptError", "Session", "Stream", "Timings"]
+
 # A path (str or os.PathLike; an http(s):// or data: URL string is fetched or decoded), an
 # encoded image file's bytes, a PIL.Image.Image of any mode (converted with .convert("RGB"),
 # as the reference processor converts it), or an H×W×3 uint8 array.
-ImageLike = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Any]
+_ImageLike = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Any]
 
 # {"role": "system" | "user" | "assistant", "content": str | [part, ...]} where a part is
 # {"type": "text", "text": str}, {"type": "image_url", "image_url": {"url": str}} (a data URL,
-# an http(s) URL, a file:// URL or a path) or {"type": "image", "image": ImageLike}.
-ChatMessage = Mapping[str, Any]
+# an http(s) URL, a file:// URL or a path) or {"type": "image", "image": _ImageLike}.
+_ChatMessage = Mapping[str, Any]
+
+class _GenerationOptions(TypedDict, total=False):
+    """The keywords every generation method takes (all optional)."""
+
+    max_tokens: int
+    """Most tokens to generate (512)."""
+    temperature: float
+    """0 (the default) is greedy; otherwise logits are divided by it before sampling."""
+    top_p: float
+    """Nucleus sampling: keep the most likely tokens up to this probability mass (1.0: all)."""
+    top_k: int
+    """Keep only this many most likely tokens (0: all)."""
+    seed: Optional[int]
+    """The sampler's seed (default: a fresh one, reported as Answer.seed)."""
+    repetition_penalty: float
+    """Above 1 makes tokens already seen less likely (1.0: off)."""
+    stop: Union[str, Sequence[str], None]
+    """End the answer where one of these appears (not included)."""
 
 class Error(Exception):
     """Anything the phi3v library reports; the base of the other phi3v errors."""
@@ -42,6 +64,7 @@ class PromptError(Error):
 class CheckpointError(Error):
     """A checkpoint that cannot be found, read or loaded."""
 
+@final
 class Timings:
     """Where the time of one answer went."""
 
@@ -66,6 +89,7 @@ class Timings:
     def first_token_s(self) -> float:
         """Seconds until the first token: encoding and prefill."""
 
+@final
 class Answer:
     """One answer. `str(answer)` is its text."""
 
@@ -93,6 +117,7 @@ class Answer:
     @property
     def timings(self) -> Timings: ...
 
+@final
 class Stream:
     """Pieces of an answer as they are generated. After the last one, `answer` is set.
     `close()` (or leaving a `with` block) stops the generation before its next token."""
@@ -105,35 +130,22 @@ class Stream:
     def __enter__(self) -> Stream: ...
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None: ...
 
+@final
 class Session:
     """A conversation that keeps its KV cache between turns (`Pipeline.session()`)."""
 
     def ask(
         self,
         question: str,
-        images: Optional[Sequence[ImageLike]] = None,
-        *,
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        seed: Optional[int] = None,
-        repetition_penalty: float = 1.0,
-        stop: Union[str, Sequence[str], None] = None,
+        images: Optional[Sequence[_ImageLike]] = None,
+        **options: Unpack[_GenerationOptions],
     ) -> Answer:
         """The next question, with images new in this turn (placed before it)."""
     def stream(
         self,
         question: str,
-        images: Optional[Sequence[ImageLike]] = None,
-        *,
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        seed: Optional[int] = None,
-        repetition_penalty: float = 1.0,
-        stop: Union[str, Sequence[str], None] = None,
+        images: Optional[Sequence[_ImageLike]] = None,
+        **options: Unpack[_GenerationOptions],
     ) -> Stream: ...
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -144,11 +156,12 @@ class Session:
     def reset(self) -> None:
         """Forgets the conversation (the system message stays)."""
 
+@final
 class Pipeline:
     """A checkpoint loaded once; every method may be called from several threads at once."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         model: Union[str, "os.PathLike[str]"],
         *,
         quant: Optional[Literal["q8", "q4"]] = None,
@@ -158,7 +171,7 @@ class Pipeline:
         num_crops: Optional[int] = None,
         threads: Optional[int] = None,
         progress: Optional[Callable[[Literal["loading", "encoding", "prefill"], int, int], None]] = None,
-    ) -> None:
+    ) -> Pipeline:
         """Loads `model`: a checkpoint directory, or a Hugging Face id (downloaded into the HF
         cache on first use). `quant` quantises the weight matrices at load (a checkpoint
         written by `phi3v quantize` loads as written); `num_crops` defaults to the
@@ -169,86 +182,53 @@ class Pipeline:
     def ask(
         self,
         question: str,
-        images: Optional[Sequence[ImageLike]] = None,
-        *,
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        seed: Optional[int] = None,
-        repetition_penalty: float = 1.0,
-        stop: Union[str, Sequence[str], None] = None,
+        images: Optional[Sequence[_ImageLike]] = None,
+        **options: Unpack[_GenerationOptions],
     ) -> Answer:
         """One question about `images` (placed before it). Greedy unless temperature > 0."""
     def stream(
         self,
         question: str,
-        images: Optional[Sequence[ImageLike]] = None,
-        *,
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        seed: Optional[int] = None,
-        repetition_penalty: float = 1.0,
-        stop: Union[str, Sequence[str], None] = None,
+        images: Optional[Sequence[_ImageLike]] = None,
+        **options: Unpack[_GenerationOptions],
     ) -> Stream:
         """`ask`, as an iterator of text pieces."""
     def generate(
         self,
         prompt: str,
-        images: Optional[Sequence[ImageLike]] = None,
-        *,
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        seed: Optional[int] = None,
-        repetition_penalty: float = 1.0,
-        stop: Union[str, Sequence[str], None] = None,
+        images: Optional[Sequence[_ImageLike]] = None,
+        **options: Unpack[_GenerationOptions],
     ) -> Answer:
         """Generates from a prompt already in the chat template, passed verbatim, with an
         <|image_N|> tag for each image (as `phi3v ask --raw`)."""
     @overload
     def chat(
         self,
-        messages: Sequence[ChatMessage],
+        messages: Sequence[_ChatMessage],
         *,
         stream: Literal[False] = False,
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        seed: Optional[int] = None,
-        repetition_penalty: float = 1.0,
-        stop: Union[str, Sequence[str], None] = None,
+        **options: Unpack[_GenerationOptions],
     ) -> Answer: ...
     @overload
     def chat(
         self,
-        messages: Sequence[ChatMessage],
+        messages: Sequence[_ChatMessage],
         *,
         stream: Literal[True],
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        seed: Optional[int] = None,
-        repetition_penalty: float = 1.0,
-        stop: Union[str, Sequence[str], None] = None,
+        **options: Unpack[_GenerationOptions],
     ) -> Stream: ...
     def session(self, system: Optional[str] = None) -> Session:
         """A conversation that keeps its KV cache between turns."""
     def inspect(
         self,
         question: str = "",
-        images: Optional[Sequence[ImageLike]] = None,
+        images: Optional[Sequence[_ImageLike]] = None,
         *,
         system: Optional[str] = None,
     ) -> dict[str, Any]:
         """Token counts of a question, without running the model: prompt_tokens, text_tokens,
         image_tokens (per image) and context. Over the context: PromptError."""
-    def pixel_values(self, image: ImageLike) -> numpy.typing.NDArray[numpy.float32]:
+    def pixel_values(self, image: _ImageLike) -> numpy.typing.NDArray[numpy.float32]:
         """The vision tower's input for `image`: float32 [crops, 3, 336, 336], the global view
         first (the reference processor's pixel_values without its zero padding crops)."""
     @property

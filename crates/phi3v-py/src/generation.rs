@@ -11,8 +11,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use phi3v::{Cancel, Generation, GenerationParams};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::{raise, Error};
 
@@ -21,38 +22,41 @@ const SLICE: Duration = Duration::from_millis(50);
 
 /// Stop strings: one or several.
 #[derive(FromPyObject)]
-pub enum Stop {
+enum Stop {
     One(String),
     Many(Vec<String>),
 }
 
-/// Generation parameters from the keywords, checked (a bad value is `ValueError`); greedy
-/// unless `temperature` > 0; a fresh random seed when none is given.
-#[allow(clippy::too_many_arguments)]
-pub fn params(
-    max_tokens: usize,
-    temperature: f32,
-    top_p: f32,
-    top_k: usize,
-    seed: Option<u64>,
-    repetition_penalty: f32,
-    stop: Option<Stop>,
-) -> PyResult<GenerationParams> {
-    let stop = match stop {
-        None => Vec::new(),
-        Some(Stop::One(s)) => vec![s],
-        Some(Stop::Many(v)) => v,
-    };
-    let params = GenerationParams {
-        max_new_tokens: max_tokens,
-        temperature,
-        top_p,
-        top_k,
-        seed: seed.unwrap_or_else(rand::random),
-        repetition_penalty,
-        stop,
-        cancel: None,
-    };
+/// The keywords every generation method takes, with their defaults.
+const KEYWORDS: &str = "max_tokens=512, temperature=0.0, top_p=1.0, top_k=0, seed=None, repetition_penalty=1.0, stop=None";
+
+/// Generation parameters from a method's keyword arguments (see [`KEYWORDS`]): greedy unless
+/// `temperature` > 0, a fresh random seed when none is given. An unknown keyword or a value of
+/// the wrong type is `TypeError`, a bad value `ValueError`.
+pub fn params(options: Option<&Bound<'_, PyDict>>) -> PyResult<GenerationParams> {
+    let mut params = GenerationParams::default();
+    let mut seed = None;
+    for (key, value) in options.into_iter().flat_map(|o| o.iter()) {
+        let key: String = key.extract()?;
+        let wrong = |e: PyErr| PyTypeError::new_err(format!("{key}: {}", e.value(value.py())));
+        match key.as_str() {
+            "max_tokens" => params.max_new_tokens = value.extract().map_err(wrong)?,
+            "temperature" => params.temperature = value.extract().map_err(wrong)?,
+            "top_p" => params.top_p = value.extract().map_err(wrong)?,
+            "top_k" => params.top_k = value.extract().map_err(wrong)?,
+            "seed" => seed = value.extract::<Option<u64>>().map_err(wrong)?,
+            "repetition_penalty" => params.repetition_penalty = value.extract().map_err(wrong)?,
+            "stop" => {
+                params.stop = match value.extract::<Option<Stop>>().map_err(wrong)? {
+                    None => Vec::new(),
+                    Some(Stop::One(s)) => vec![s],
+                    Some(Stop::Many(v)) => v,
+                }
+            }
+            _ => return Err(PyTypeError::new_err(format!("unexpected keyword argument {key:?} (generation takes {KEYWORDS})"))),
+        }
+    }
+    params.seed = seed.unwrap_or_else(rand::random);
     // Named as the keyword is (`max_tokens`, not the library's `max_new_tokens`).
     params.validate().map_err(|e| PyValueError::new_err(e.to_string().replace("max_new_tokens", "max_tokens")))?;
     Ok(params)

@@ -8,7 +8,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::generation::{params, Answer, Stop, Stream};
+use crate::generation::{params, Answer, Stream};
 use crate::images::{image_input, image_inputs};
 use crate::session::Session;
 use crate::{chat, raise};
@@ -77,62 +77,41 @@ impl Pipeline {
     }
 
     /// One question about `images` (placed before it): the whole answer.
-    #[pyo3(signature = (question, images=None, *, max_tokens=512, temperature=0.0, top_p=1.0, top_k=0, seed=None, repetition_penalty=1.0, stop=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (question, images=None, **options))]
     fn ask(
         &self,
         py: Python<'_>,
         question: String,
         images: Option<&Bound<'_, PyAny>>,
-        max_tokens: usize,
-        temperature: f32,
-        top_p: f32,
-        top_k: usize,
-        seed: Option<u64>,
-        repetition_penalty: f32,
-        stop: Option<Stop>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<Answer>> {
-        let params = params(max_tokens, temperature, top_p, top_k, seed, repetition_penalty, stop)?;
+        let params = params(options)?;
         self.start_ask(question, images, params)?.finish(py)
     }
 
     /// [`Self::ask`], the answer as an iterator of text pieces as they are generated.
-    #[pyo3(signature = (question, images=None, *, max_tokens=512, temperature=0.0, top_p=1.0, top_k=0, seed=None, repetition_penalty=1.0, stop=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (question, images=None, **options))]
     fn stream(
         &self,
         question: String,
         images: Option<&Bound<'_, PyAny>>,
-        max_tokens: usize,
-        temperature: f32,
-        top_p: f32,
-        top_k: usize,
-        seed: Option<u64>,
-        repetition_penalty: f32,
-        stop: Option<Stop>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Stream> {
-        let params = params(max_tokens, temperature, top_p, top_k, seed, repetition_penalty, stop)?;
+        let params = params(options)?;
         self.start_ask(question, images, params)
     }
 
     /// Generates from a prompt already in the chat template, passed verbatim, with an
     /// `<|image_N|>` tag for each of `images` (as `phi3v ask --raw`).
-    #[pyo3(signature = (prompt, images=None, *, max_tokens=512, temperature=0.0, top_p=1.0, top_k=0, seed=None, repetition_penalty=1.0, stop=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (prompt, images=None, **options))]
     fn generate(
         &self,
         py: Python<'_>,
         prompt: String,
         images: Option<&Bound<'_, PyAny>>,
-        max_tokens: usize,
-        temperature: f32,
-        top_p: f32,
-        top_k: usize,
-        seed: Option<u64>,
-        repetition_penalty: f32,
-        stop: Option<Stop>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<Answer>> {
-        let params = params(max_tokens, temperature, top_p, top_k, seed, repetition_penalty, stop)?;
+        let params = params(options)?;
         let images = image_inputs(images, self.num_crops)?;
         self.start(params, move |p, params, on_text| p.generate(&prompt, &images, params, on_text))?.finish(py)
     }
@@ -142,22 +121,15 @@ impl Pipeline {
     /// `{"type": "image_url", "image_url": {"url": ...}}` with a data URL, an http(s) URL, a
     /// `file://` URL or a path, or `{"type": "image", "image": ...}` with any image form).
     /// With `stream=True`, an iterator of text pieces.
-    #[pyo3(signature = (messages, *, stream=false, max_tokens=512, temperature=0.0, top_p=1.0, top_k=0, seed=None, repetition_penalty=1.0, stop=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (messages, *, stream=false, **options))]
     fn chat(
         &self,
         py: Python<'_>,
         messages: &Bound<'_, PyAny>,
         stream: bool,
-        max_tokens: usize,
-        temperature: f32,
-        top_p: f32,
-        top_k: usize,
-        seed: Option<u64>,
-        repetition_penalty: f32,
-        stop: Option<Stop>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        let params = params(max_tokens, temperature, top_p, top_k, seed, repetition_penalty, stop)?;
+        let params = params(options)?;
         let (messages, images) = chat::conversation(messages, self.num_crops)?;
         let running = self.start(params, move |p, params, on_text| p.chat(&messages, &images, params, on_text))?;
         Ok(if stream { Py::new(py, running)?.into_any() } else { running.finish(py)?.into_any() })

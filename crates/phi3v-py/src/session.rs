@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::generation::{params, Answer, Stop, Stream};
+use crate::generation::{params, Answer, Stream};
 use crate::images::image_inputs;
 
 /// A conversation with a pipeline (`Pipeline.session()`). Turns run one at a time: a turn asked
@@ -42,41 +42,27 @@ fn lock(session: &Mutex<phi3v::Session>) -> MutexGuard<'_, phi3v::Session> {
 #[pymethods]
 impl Session {
     /// The next question, with images new in this turn (placed before it): the whole answer.
-    #[pyo3(signature = (question, images=None, *, max_tokens=512, temperature=0.0, top_p=1.0, top_k=0, seed=None, repetition_penalty=1.0, stop=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (question, images=None, **options))]
     fn ask(
         &self,
         py: Python<'_>,
         question: String,
         images: Option<&Bound<'_, PyAny>>,
-        max_tokens: usize,
-        temperature: f32,
-        top_p: f32,
-        top_k: usize,
-        seed: Option<u64>,
-        repetition_penalty: f32,
-        stop: Option<Stop>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<Answer>> {
-        let params = params(max_tokens, temperature, top_p, top_k, seed, repetition_penalty, stop)?;
+        let params = params(options)?;
         self.start(question, images, params)?.finish(py)
     }
 
     /// [`Self::ask`], the answer as an iterator of text pieces.
-    #[pyo3(signature = (question, images=None, *, max_tokens=512, temperature=0.0, top_p=1.0, top_k=0, seed=None, repetition_penalty=1.0, stop=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (question, images=None, **options))]
     fn stream(
         &self,
         question: String,
         images: Option<&Bound<'_, PyAny>>,
-        max_tokens: usize,
-        temperature: f32,
-        top_p: f32,
-        top_k: usize,
-        seed: Option<u64>,
-        repetition_penalty: f32,
-        stop: Option<Stop>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Stream> {
-        let params = params(max_tokens, temperature, top_p, top_k, seed, repetition_penalty, stop)?;
+        let params = params(options)?;
         self.start(question, images, params)
     }
 

@@ -50,8 +50,14 @@ def test_wrong_types_and_values(pipeline):
         phi3v.Pipeline(MODELS["tiny-phi35v"], quant="q3")
     with pytest.raises(ValueError, match="num_crops must be from 1 to"):
         phi3v.Pipeline(MODELS["tiny-phi35v"], num_crops=0)
-    with pytest.raises(OverflowError):
+    with pytest.raises(TypeError, match="max_tokens: "):
         pipeline.ask("What?", max_tokens=-5)
+    with pytest.raises(TypeError, match='unexpected keyword argument "max_new_tokens" \\(generation takes max_tokens=512, '):
+        pipeline.ask("What?", max_new_tokens=5)
+    with pytest.raises(TypeError, match="temperature: "):
+        pipeline.chat([{"role": "user", "content": "Hi"}], temperature="hot")
+    with pytest.raises(TypeError, match="stop: "):
+        pipeline.session().ask("Hi", stop=5)
 
 
 def test_prompt_errors_as_the_cli_words_them(pipeline):
