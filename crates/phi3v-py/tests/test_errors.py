@@ -95,6 +95,12 @@ def test_checkpoint_errors_as_the_cli_words_them(tmp_path):
         assert str(raised.value) == cli_error("ask", "--model", model, "Hi")
 
 
+def test_other_library_errors_are_the_base_class():
+    with pytest.raises(phi3v.Error, match="0 threads asked for; between 1 and") as raised:
+        phi3v.Pipeline(MODELS["tiny-phi35v"], threads=0)
+    assert type(raised.value) is phi3v.Error
+
+
 def test_errors_leave_the_pipeline_working(pipeline):
     for bad in ([b"junk"], [np.zeros((2, 2), np.uint8)]):
         with pytest.raises(phi3v.Error):
