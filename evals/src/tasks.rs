@@ -269,9 +269,10 @@ impl Task {
 
     /// Whether a sample's category may list several, comma-separated (POPE's splits in
     /// VLMEvalKit's TSV, MMBench's l2-category and category, ScienceQA's subject, context and
-    /// grade, MathVista's task and skills): the sample counts in each.
+    /// grade, MathVista's task and skills, the generated charts' kind and question family): the
+    /// sample counts in each.
     pub fn several_categories(self) -> bool {
-        matches!(self, Task::Pope | Task::MmBench | Task::ScienceQa | Task::MathVista)
+        matches!(self, Task::Pope | Task::MmBench | Task::ScienceQa | Task::MathVista | Task::ChartQa)
     }
 
     /// Reads the task's samples: our JSONL when the path ends in `.jsonl`, else the public

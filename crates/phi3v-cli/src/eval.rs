@@ -122,6 +122,9 @@ pub struct GenerateArgs {
     /// Charts (bar, line, pie in turn).
     #[arg(long, default_value_t = 30)]
     charts: usize,
+    /// Bar charts of the quarters Q1–Q4 ("Which quarter had the highest revenue?"), after the others.
+    #[arg(long, default_value_t = 0)]
+    quarterly: usize,
     #[arg(long, default_value_t = 3)]
     questions_per_chart: usize,
     /// OCR items (word, number, line in turn).
@@ -427,7 +430,14 @@ fn compare(args: ReportArgs) -> Result<()> {
 }
 
 fn generate(args: GenerateArgs) -> Result<()> {
-    let spec = synth::Spec { seed: args.seed, charts: args.charts, questions_per_chart: args.questions_per_chart, ocr: args.ocr, scenes: args.scenes };
+    let spec = synth::Spec {
+        seed: args.seed,
+        charts: args.charts,
+        quarterly: args.quarterly,
+        questions_per_chart: args.questions_per_chart,
+        ocr: args.ocr,
+        scenes: args.scenes,
+    };
     let written = synth::generate(&args.out, spec)?;
     crate::outln!(
         "{} chart questions, {} OCR items, {} POPE, {} MMBench, {} ScienceQA, {} BLINK, {} MMMU and {} MathVista questions in {}: run them with --task chartqa={} --task ocrbench={} --task pope={} --task mmbench={} --task scienceqa={} --task blink={} --task mmmu={} --task mathvista={}",

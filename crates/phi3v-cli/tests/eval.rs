@@ -114,6 +114,33 @@ fn generate_writes_a_set_the_runner_reads() {
 }
 
 #[test]
+fn generated_charts_are_scored_per_kind_and_per_question_family() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set");
+    let o = run(&mut phi3v(&["eval", "generate", "--out", set.to_str().unwrap(), "--seed", "7", "--charts", "3", "--quarterly", "2",
+        "--questions-per-chart", "9", "--ocr", "0", "--scenes", "0"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let task = format!("chartqa={}", set.join("chartqa.jsonl").display());
+    let out = dir.path().join("run");
+    let model = fixture("tiny-phi35v");
+    let o = run(&mut phi3v(&["eval", "run", "--model", &model, "--task", &task, "--out", out.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tasks = task_scores(&out.join("results.json"));
+    let total = tasks[0]["n"].as_u64().unwrap();
+    let n = |names: &[&str]| -> u64 {
+        let categories = tasks[0]["categories"].as_array().unwrap();
+        names.iter().map(|name| categories.iter().find(|c| c["name"] == *name).map_or(0, |c| c["n"].as_u64().unwrap())).sum()
+    };
+    // Every question counts once among the chart kinds and once among the families.
+    assert_eq!(n(&["bar", "line", "pie", "quarterly"]), total);
+    let families = ["value", "highest", "lowest", "difference", "sum", "comparison", "count", "colour", "average"];
+    assert_eq!(n(&families), total);
+    assert_eq!(n(&["quarterly"]), 2 * 9);
+    let asked = std::fs::read_to_string(set.join("chartqa.jsonl")).unwrap();
+    assert!(asked.contains(r#""category":"quarterly,highest""#) && asked.contains("Which quarter had the highest "));
+}
+
+#[test]
 fn bad_eval_arguments_give_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();

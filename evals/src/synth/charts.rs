@@ -1,7 +1,8 @@
 //! Seeded chart QA: a small table, drawn as a bar, line or pie chart, and questions whose
 //! answers are computed from the table (value lookup, argmax/argmin, difference, sum, average,
 //! comparison, colour, count), formatted like ChartQA gold labels (no units, no `%`, fewest
-//! decimals, "Yes"/"No").
+//! decimals, "Yes"/"No"). Each question names its family ([`Question::family`]). Quarterly
+//! charts are bar charts of four quarters, asked as `Which quarter had the highest revenue?`.
 
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
@@ -24,15 +25,21 @@ pub(crate) const PALETTE: [(&str, Rgb); 8] = [
 const COUNTRIES: [&str; 12] = ["Germany", "France", "Japan", "Brazil", "Canada", "India", "Mexico", "Spain", "Italy", "Kenya", "Norway", "Chile"];
 const FRUITS: [&str; 8] = ["Apples", "Bananas", "Cherries", "Grapes", "Mangoes", "Oranges", "Pears", "Plums"];
 const METRICS: [&str; 5] = ["Revenue (million USD)", "Exports (billion USD)", "Population (millions)", "Sales (thousand units)", "Average price (USD)"];
+/// What a quarterly chart measures: the word its questions use, and its title.
+const QUARTERLY: [(&str, &str); 3] =
+    [("revenue", "Quarterly revenue (million USD)"), ("profit", "Quarterly profit (million USD)"), ("sales", "Quarterly sales (thousand units)")];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Bar,
     Line,
     Pie,
+    /// A bar chart of the quarters Q1–Q4.
+    Quarterly,
 }
 
 impl Kind {
+    /// The kinds `--charts` cycles through (quarterly charts are asked for on their own).
     pub const ALL: [Kind; 3] = [Kind::Bar, Kind::Line, Kind::Pie];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +47,7 @@ impl Kind {
             Kind::Bar => "bar",
             Kind::Line => "line",
             Kind::Pie => "pie",
+            Kind::Quarterly => "quarterly",
         }
     }
 }
@@ -49,6 +57,8 @@ impl Kind {
 pub struct Chart {
     pub kind: Kind,
     pub title: String,
+    /// What the values measure, as questions name it (`revenue`; `value` for most charts).
+    pub subject: String,
     pub labels: Vec<String>,
     pub values: Vec<f64>,
     /// Decimals shown (and used in answers).
@@ -63,6 +73,9 @@ pub struct Chart {
 pub struct Question {
     pub query: String,
     pub label: String,
+    /// What it asks for: `value`, `highest`, `lowest`, `difference`, `sum`, `comparison`,
+    /// `count`, `colour` or `average`.
+    pub family: &'static str,
 }
 
 /// `v` with `decimals` decimals, trailing zeros dropped ("12.50" → "12.5", "18.0" → "18").
@@ -85,6 +98,7 @@ fn round(v: f64, decimals: usize) -> f64 {
 pub fn random_chart(rng: &mut ChaCha8Rng, kind: Kind) -> Chart {
     let size = *[(640, 480), (800, 600), (560, 420)].choose(rng).expect("non-empty");
     loop {
+        let mut subject = "value".to_string();
         let (title, labels, values, decimals) = match kind {
             Kind::Bar => {
                 let n = rng.random_range(3..=6);
@@ -93,6 +107,15 @@ pub fn random_chart(rng: &mut ChaCha8Rng, kind: Kind) -> Chart {
                 let decimals = if base < 1000.0 { rng.random_range(0..=1) } else { 0 };
                 let values = (0..n).map(|_| round(rng.random_range(0.1 * base..base), decimals)).collect();
                 (METRICS.choose(rng).expect("non-empty").to_string(), labels, values, decimals)
+            }
+            Kind::Quarterly => {
+                let (noun, title) = *QUARTERLY.choose(rng).expect("non-empty");
+                subject = noun.to_string();
+                let labels = (1..=4).map(|q| format!("Q{q}")).collect();
+                let base = *[10.0, 100.0].choose(rng).expect("non-empty");
+                let decimals = rng.random_range(0..=1);
+                let values = (0..4).map(|_| round(rng.random_range(0.1 * base..base), decimals)).collect();
+                (title.to_string(), labels, values, decimals)
             }
             Kind::Line => {
                 let n = rng.random_range(5..=8);
@@ -131,7 +154,7 @@ pub fn random_chart(rng: &mut ChaCha8Rng, kind: Kind) -> Chart {
                 p
             }
         };
-        return Chart { kind, title, labels, values, decimals, colours, size };
+        return Chart { kind, title, subject, labels, values, decimals, colours, size };
     }
 }
 
@@ -187,7 +210,7 @@ pub fn render(chart: &Chart) -> image::RgbImage {
     for (i, (v, label)) in chart.values.iter().zip(&chart.labels).enumerate() {
         let x = left + slot * (i as f32 + 0.5);
         let y = y_of(*v);
-        if chart.kind == Kind::Bar {
+        if matches!(chart.kind, Kind::Bar | Kind::Quarterly) {
             c.rect(x - slot * 0.3, y, slot * 0.6, bottom - y, chart.colours[i].1);
         }
         points.push((x, y));
@@ -217,30 +240,36 @@ pub fn questions(chart: &Chart, rng: &mut ChaCha8Rng, n: usize) -> Vec<Question>
     let i = rng.random_range(0..v.len());
     let (item, things) = match chart.kind {
         Kind::Bar => ("bar", "country"),
+        Kind::Quarterly => ("bar", "quarter"),
         Kind::Line => ("point", "year"),
         Kind::Pie => ("slice", "fruit"),
     };
     let of = |k: usize| match chart.kind {
-        Kind::Line => format!("in {}", l[k]),
+        Kind::Line | Kind::Quarterly => format!("in {}", l[k]),
         _ => format!("for {}", l[k]),
     };
-    let q = |query: String, label: String| Question { query, label };
+    // "Which country has the highest value?"; "Which quarter had the highest revenue?"
+    let extreme = |which: &str| match chart.kind {
+        Kind::Quarterly => format!("Which quarter had the {which} {}?", chart.subject),
+        _ => format!("Which {things} has the {which} value?"),
+    };
+    let q = |query: String, label: String, family| Question { query, label, family };
     let mut all = vec![
-        q(format!("What is the value {}?", of(i)), num(v[i])),
-        q(format!("Which {things} has the highest value?"), l[argmax].clone()),
-        q(format!("Which {things} has the lowest value?"), l[argmin].clone()),
-        q(format!("What is the difference between the values {} and {}?", of(a), of(b)), num((v[a] - v[b]).abs())),
-        q(format!("What is the sum of the values {} and {}?", of(a), of(b)), num(v[a] + v[b])),
-        q(format!("Is the value {} greater than the value {}?", of(a), of(b)), if v[a] > v[b] { "Yes" } else { "No" }.into()),
-        q(format!("How many {item}s are there in the chart?"), v.len().to_string()),
+        q(format!("What is the value {}?", of(i)), num(v[i]), "value"),
+        q(extreme("highest"), l[argmax].clone(), "highest"),
+        q(extreme("lowest"), l[argmin].clone(), "lowest"),
+        q(format!("What is the difference between the values {} and {}?", of(a), of(b)), num((v[a] - v[b]).abs()), "difference"),
+        q(format!("What is the sum of the values {} and {}?", of(a), of(b)), num(v[a] + v[b]), "sum"),
+        q(format!("Is the value {} greater than the value {}?", of(a), of(b)), if v[a] > v[b] { "Yes" } else { "No" }.into(), "comparison"),
+        q(format!("How many {item}s are there in the chart?"), v.len().to_string(), "count"),
     ];
     match chart.kind {
-        Kind::Line => all.push(q("What color is the line?".into(), chart.colours[0].0.into())),
-        _ => all.push(q(format!("What color is the {item} for {}?", l[i]), chart.colours[i].0.into())),
+        Kind::Line => all.push(q("What color is the line?".into(), chart.colours[0].0.into(), "colour")),
+        _ => all.push(q(format!("What color is the {item} for {}?", l[i]), chart.colours[i].0.into(), "colour")),
     }
     if chart.kind != Kind::Pie {
         let mean = v.iter().sum::<f64>() / v.len() as f64;
-        all.push(q("What is the average of all the values?".into(), format_number(round(mean, 2), 2)));
+        all.push(q("What is the average of all the values?".into(), format_number(round(mean, 2), 2), "average"));
     }
     all.shuffle(rng);
     all.truncate(n);
@@ -269,6 +298,7 @@ mod tests {
         let chart = Chart {
             kind: Kind::Bar,
             title: "t".into(),
+            subject: "value".into(),
             labels: vec!["Japan".into(), "Chile".into(), "Kenya".into()],
             values: vec![12.5, 18.0, 9.5],
             decimals: 1,
@@ -281,15 +311,33 @@ mod tests {
         assert_eq!(answer("Which country has the highest"), "Chile");
         assert_eq!(answer("Which country has the lowest"), "Kenya");
         assert_eq!(answer("How many bars"), "3");
+        let family = |start: &str| qs.iter().find(|q| q.query.starts_with(start)).map(|q| q.family).unwrap();
+        assert_eq!(family("Which country has the highest"), "highest");
+        assert_eq!(family("Is the value"), "comparison");
+        assert_eq!(family("What color"), "colour");
         assert_eq!(answer("What is the average"), "13.33");
         let diff = qs.iter().find(|q| q.query.starts_with("What is the difference")).unwrap();
         assert!(["5.5", "3", "8.5"].contains(&diff.label.as_str()), "{diff:?}");
     }
 
     #[test]
+    fn quarterly_charts_are_asked_about_their_quarters() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let chart = random_chart(&mut rng, Kind::Quarterly);
+        assert_eq!(chart.labels, ["Q1", "Q2", "Q3", "Q4"]);
+        assert!(QUARTERLY.iter().any(|(noun, title)| chart.subject == *noun && chart.title == *title));
+        let qs = questions(&chart, &mut rng, 100);
+        let highest = qs.iter().find(|q| q.family == "highest").unwrap();
+        assert_eq!(highest.query, format!("Which quarter had the highest {}?", chart.subject));
+        let max = chart.values.iter().copied().fold(f64::MIN, f64::max);
+        assert_eq!(highest.label, format!("Q{}", chart.values.iter().position(|v| *v == max).unwrap() + 1));
+        assert!(qs.iter().any(|q| q.query == "How many bars are there in the chart?" && q.label == "4"));
+    }
+
+    #[test]
     fn pies_add_up_to_100_and_extremes_are_unique() {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
-        for kind in Kind::ALL {
+        for kind in [Kind::Bar, Kind::Line, Kind::Pie, Kind::Quarterly] {
             for _ in 0..50 {
                 let c = random_chart(&mut rng, kind);
                 let max = c.values.iter().copied().fold(f64::MIN, f64::max);

@@ -35,6 +35,8 @@ pub struct Spec {
     pub seed: u64,
     /// Charts, cycling bar, line, pie.
     pub charts: usize,
+    /// Bar charts of the quarters Q1–Q4 (after the others; 0 leaves every other item as it was).
+    pub quarterly: usize,
     pub questions_per_chart: usize,
     /// OCR items, cycling word, number, line.
     pub ocr: usize,
@@ -87,8 +89,8 @@ pub fn generate(out: &Path, spec: Spec) -> Result<Written, EvalError> {
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     let mut files = Vec::new();
     let (mut chartqa, mut chart_lines) = (Vec::new(), String::new());
-    for i in 0..spec.charts {
-        let kind = charts::Kind::ALL[i % 3];
+    let kinds = (0..spec.charts).map(|i| charts::Kind::ALL[i % 3]).chain(std::iter::repeat_n(charts::Kind::Quarterly, spec.quarterly));
+    for (i, kind) in kinds.enumerate() {
         let chart = charts::random_chart(&mut rng, kind);
         let name = format!("{}_{i:04}.png", kind.name());
         let path = out.join("chartqa/png").join(&name);
@@ -96,9 +98,11 @@ pub fn generate(out: &Path, spec: Spec) -> Result<Written, EvalError> {
         files.push(path);
         for q in charts::questions(&chart, &mut rng, spec.questions_per_chart) {
             let id = format!("{}-{}", kind.name(), chartqa.len());
-            let row = json!({"id": id, "images": [format!("chartqa/png/{name}")], "question": q.query, "answers": [q.label], "category": kind.name()});
+            // Scored per chart kind and per question family (`bar,highest`).
+            let category = format!("{},{}", kind.name(), q.family);
+            let row = json!({"id": id, "images": [format!("chartqa/png/{name}")], "question": q.query, "answers": [q.label], "category": category});
             chart_lines += &(row.to_string() + "\n");
-            chartqa.push(json!({"imgname": name, "query": q.query, "label": q.label, "type": kind.name()}));
+            chartqa.push(json!({"imgname": name, "query": q.query, "label": q.label, "type": category}));
         }
     }
     let mut ocr_lines = String::new();
@@ -298,7 +302,7 @@ fn mmbench_tsv(out: &Path, choices: &[scenes::Choice]) -> Result<String, EvalErr
 }
 
 /// The set committed in `assets/evals/` (README: "Offline data").
-pub const ASSETS_SPEC: Spec = Spec { seed: 2026, charts: 6, questions_per_chart: 3, ocr: 6, scenes: 6 };
+pub const ASSETS_SPEC: Spec = Spec { seed: 2026, charts: 6, quarterly: 0, questions_per_chart: 3, ocr: 6, scenes: 6 };
 
 #[cfg(test)]
 mod tests {
@@ -320,7 +324,7 @@ mod tests {
     #[test]
     fn same_seed_same_bytes_and_the_readers_take_the_files() {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let spec = Spec { seed: 5, charts: 4, questions_per_chart: 2, ocr: 3, scenes: 2 };
+        let spec = Spec { seed: 5, charts: 4, quarterly: 0, questions_per_chart: 2, ocr: 3, scenes: 2 };
         let wa = generate(a.path(), spec).unwrap();
         let wb = generate(b.path(), spec).unwrap();
         assert_eq!((wa.chart_questions, wa.pope_questions, wa.files.len()), (8, 12, 4 + 3 + 2 + 3 + 1 + wa.scienceqa_questions + 1 + 1 + 1 + wa.mathvista_questions + 1 + 3));
