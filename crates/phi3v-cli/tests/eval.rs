@@ -138,6 +138,12 @@ fn generated_charts_are_scored_per_kind_and_per_question_family() {
     assert_eq!(n(&["quarterly"]), 2 * 9);
     let asked = std::fs::read_to_string(set.join("chartqa.jsonl")).unwrap();
     assert!(asked.contains(r#""category":"quarterly,highest""#) && asked.contains("Which quarter had the highest "));
+
+    // Quarterly charts alone.
+    let only = dir.path().join("only");
+    let o = run(&mut phi3v(&["eval", "generate", "--out", only.to_str().unwrap(), "--charts", "0", "--quarterly", "1", "--ocr", "0", "--scenes", "0"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(only.join("chartqa.jsonl")).unwrap().lines().count(), 3);
 }
 
 #[test]

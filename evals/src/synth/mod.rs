@@ -161,7 +161,7 @@ pub fn generate(out: &Path, spec: Spec) -> Result<Written, EvalError> {
     if spec.scenes > 0 {
         files.extend(mathvista(out, &choices)?);
     }
-    if spec.charts > 0 {
+    if spec.charts + spec.quarterly > 0 {
         let path = out.join("chartqa/test_generated.json");
         write_text(&path, serde_json::to_string_pretty(&chartqa).expect("json") + "\n")?;
         files.push(path);
