@@ -152,8 +152,7 @@ impl Pipeline {
     fn inspect<'py>(&self, py: Python<'py>, question: &str, images: Option<&Bound<'py, PyAny>>, system: Option<String>) -> PyResult<Bound<'py, PyDict>> {
         let images = image_inputs(images, self.num_crops)?;
         let messages = phi3v::prompt::question_messages(system.as_deref(), question, images.len());
-        let prompt_tokens = self.inner.chat_prompt_tokens(&messages, &images).map_err(raise)?;
-        let image_tokens = images.iter().map(|img| self.inner.image_tokens(img)).collect::<phi3v::Result<Vec<_>>>().map_err(raise)?;
+        let (prompt_tokens, image_tokens) = self.inner.chat_token_counts(&messages, &images).map_err(raise)?;
         let dict = PyDict::new(py);
         dict.set_item("prompt_tokens", prompt_tokens)?;
         dict.set_item("text_tokens", prompt_tokens - image_tokens.iter().sum::<usize>())?;

@@ -256,11 +256,6 @@ impl Pipeline {
         HdLayout::new(w as usize, h as usize, self.crops_of(image))
     }
 
-    /// Image tokens `image` takes in a prompt, from its size and crops (nothing decoded).
-    pub fn image_tokens(&self, image: &ImageInput) -> Result<usize> {
-        Ok(self.layout_of(image)?.num_img_tokens())
-    }
-
     /// The pixel values the vision tower reads for `image`: its crops `[crops, 3, 336, 336]`,
     /// global view first, normalised with the checkpoint's mean and std (the reference
     /// processor's `pixel_values` without the zero crops it pads with).
@@ -345,7 +340,13 @@ impl Pipeline {
     /// checked as `chat` checks it (image tags, context length) but without encoding images:
     /// a cheap check before queueing a request.
     pub fn chat_prompt_tokens(&self, messages: &[Message], images: &[ImageInput]) -> Result<usize> {
-        Ok(self.tokenize(&chat_text(messages, images)?, images, 1, false, 0)?.0.len())
+        Ok(self.chat_token_counts(messages, images)?.0)
+    }
+
+    /// [`Self::chat_prompt_tokens`], and the image tokens of each image among them.
+    pub fn chat_token_counts(&self, messages: &[Message], images: &[ImageInput]) -> Result<(usize, Vec<usize>)> {
+        let (ids, image_tokens) = self.chat_tokens(messages, images)?;
+        Ok((ids.len(), image_tokens))
     }
 
     /// Input ids (image N's placeholders are `-N`) and image tokens per image of a conversation
