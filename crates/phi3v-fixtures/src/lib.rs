@@ -176,6 +176,39 @@ pub fn model_cases(checkpoint: &str) -> Vec<(String, ModelCase)> {
     names.into_iter().map(|n| (n.clone(), read_json(&format!("golden/{checkpoint}/{n}.json")))).collect()
 }
 
+/// `assets/phi3v-demo/`: the trained demo checkpoint (`tests/reference/train_demo.sh`).
+pub fn demo_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/phi3v-demo")
+}
+
+/// The reference's greedy answers of the demo checkpoint (`golden/phi3v-demo.json`, written by
+/// `tests/reference/demo_goldens.py`).
+#[derive(Debug, Deserialize)]
+pub struct DemoGoldens {
+    /// Tokens generated at most per question.
+    pub max_tokens: usize,
+    pub cases: Vec<DemoCase>,
+}
+
+/// One question of `assets/evals/chartqa.jsonl` and the reference's answer to it.
+#[derive(Debug, Deserialize)]
+pub struct DemoCase {
+    pub id: String,
+    pub question: String,
+    /// Relative to `assets/evals/`.
+    pub image: String,
+    /// Greedy tokens, the stop token excluded.
+    pub tokens: Vec<u32>,
+    pub answer: String,
+    /// Smallest gap between the two best logits over the answer's steps.
+    pub min_gap: f64,
+}
+
+/// The demo checkpoint's reference answers.
+pub fn demo_goldens() -> DemoGoldens {
+    read_json("golden/phi3v-demo.json")
+}
+
 /// A Hugging Face cache holding `owner/name` at one snapshot, as hf-hub and transformers lay it out.
 pub fn fake_hf_home(root: &Path, id: &str, from: &str) {
     let repo = root.join("hub").join(format!("models--{}", id.replace('/', "--")));
