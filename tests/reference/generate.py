@@ -143,7 +143,7 @@ def save_png16(path, rgb16):
 # --------------------------------------------------------------------------------------------
 
 
-def config_json(spec):
+def config_json(spec, text=TEXT):
     cfg = {
         "_name_or_path": spec["name"],
         "architectures": ["Phi3VForCausalLM"],
@@ -163,7 +163,7 @@ def config_json(spec):
         "embd_pdrop": 0.0,
         "eos_token_id": 2,
         "hidden_act": "silu",
-        "hidden_size": TEXT["hidden_size"],
+        "hidden_size": text["hidden_size"],
         "img_processor": {
             "image_dim_out": VISION["hidden_size"],
             "model_name": "openai/clip-vit-large-patch14-336",
@@ -172,12 +172,12 @@ def config_json(spec):
             **VISION,
         },
         "initializer_range": 0.02,
-        "intermediate_size": TEXT["intermediate_size"],
+        "intermediate_size": text["intermediate_size"],
         "max_position_embeddings": spec["max_pos"],
         "model_type": "phi3_v",
-        "num_attention_heads": TEXT["num_attention_heads"],
-        "num_hidden_layers": TEXT["num_hidden_layers"],
-        "num_key_value_heads": TEXT["num_key_value_heads"],
+        "num_attention_heads": text["num_attention_heads"],
+        "num_hidden_layers": text["num_hidden_layers"],
+        "num_key_value_heads": text["num_key_value_heads"],
         "original_max_position_embeddings": spec["original_max"],
         "resid_pdrop": 0.0,
         "rms_norm_eps": 1e-05,
@@ -283,10 +283,10 @@ def random_tensor(name, shape, gen):
     return n / fan_in ** 0.5
 
 
-def make_checkpoint(out, spec, tokenizer_dir):
-    """Writes one checkpoint directory; returns (config, float32 state dict of the bf16 values)."""
+def write_checkpoint_files(out, cfg, spec, tokenizer_dir):
+    """Everything of a checkpoint directory but its weights: config, preprocessor config,
+    generation config (if the spec has one) and the tokenizer files."""
     out.mkdir(parents=True, exist_ok=True)
-    cfg = config_json(spec)
     (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
     (out / "preprocessor_config.json").write_text(json.dumps(preprocessor_json(spec), indent=2) + "\n")
     if spec["generation_config"]:
@@ -295,6 +295,12 @@ def make_checkpoint(out, spec, tokenizer_dir):
         (out / "generation_config.json").write_text(json.dumps(gen_cfg, indent=2) + "\n")
     for f in TOKENIZER_FILES:
         shutil.copyfile(tokenizer_dir / f, out / f)
+
+
+def make_checkpoint(out, spec, tokenizer_dir):
+    """Writes one checkpoint directory; returns (config, float32 state dict of the bf16 values)."""
+    cfg = config_json(spec)
+    write_checkpoint_files(out, cfg, spec, tokenizer_dir)
 
     gen = torch.Generator().manual_seed(spec["seed"])
     bf16 = {k: random_tensor(k, s, gen).to(torch.bfloat16).contiguous()
@@ -497,8 +503,11 @@ def main():
     torch.manual_seed(0)
     torch.set_num_threads(2)
     fixtures = args.out
-    if fixtures.exists():
-        shutil.rmtree(fixtures)
+    # Only what this script writes: tests/fixtures/ also holds the Hub parquet files
+    # (tests/hub/regenerate.sh) and the demo checkpoint's goldens (train_demo.sh).
+    for own in ["images", "golden/preprocess", *CHECKPOINTS, *(f"golden/{c}" for c in CHECKPOINTS)]:
+        if (fixtures / own).exists():
+            shutil.rmtree(fixtures / own)
     images = make_images(fixtures / "images")
     tokenizer = Tokenizer.from_file(str(args.tokenizer / "tokenizer.json"))
     print("preprocessing goldens")

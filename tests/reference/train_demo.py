@@ -22,7 +22,6 @@ CPU only, two threads, deterministic (fixed seeds, fixed step counts).
 import argparse
 import json
 import random
-import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -104,13 +103,7 @@ HEADS = {"kind": len(KINDS), "count": len(COUNTS), "line_colour": len(COLOURS), 
 
 def build():
     """A fresh model in the official layout: (config, Phi3VReference with trainable parts)."""
-    saved = dict(fixtures.TEXT)
-    fixtures.TEXT.update(TEXT)
-    try:
-        cfg = fixtures.config_json(SPEC)
-    finally:
-        fixtures.TEXT.clear()
-        fixtures.TEXT.update(saved)
+    cfg = fixtures.config_json(SPEC, TEXT)
     torch.manual_seed(0)
     clip = CLIPVisionModel(ref.clip_config(cfg["img_processor"]))
     lm = Phi3ForCausalLM(ref.phi3_config(cfg))
@@ -323,18 +316,11 @@ def language_stage(m, images, charts, names, tok, steps, lr, report, batch=8, pe
 
 @torch.no_grad()
 def answer(m, tok, images, name, question, max_tokens=6):
-    """Greedy answer, as phi3v would give it (full recompute per token; the answers are short)."""
+    """Greedy answer (the reference's decoding loop), up to <|end|>."""
     pixels, ntok, _ = images(name)
     rows, _ = tower(m, pixels[None])
-    x = embed(m, prompt_ids(tok, question, ntok), rows[0])[None]
-    out = []
-    for _ in range(max_tokens):
-        t = int(m.lm.lm_head(m.lm.model(inputs_embeds=x).last_hidden_state[0, -1]).argmax())
-        if t == END:
-            break
-        out.append(t)
-        x = torch.cat([x, m.lm.model.embed_tokens(torch.tensor([[t]]))], dim=1)
-    return tok.decode(out)
+    tokens, _, _ = m.greedy(embed(m, prompt_ids(tok, question, ntok), rows[0])[None], max_tokens)
+    return tok.decode(tokens[:tokens.index(END)] if END in tokens else tokens)
 
 
 def accuracy(m, tok, images, charts, names):
@@ -354,14 +340,7 @@ def accuracy(m, tok, images, charts, names):
 
 def save(m, cfg, tokenizer_dir, out):
     """The checkpoint directory: official tensor names, bf16, one model.safetensors."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    (out / "preprocessor_config.json").write_text(json.dumps(fixtures.preprocessor_json(SPEC), indent=2) + "\n")
-    gen_cfg = {"_from_model_config": True, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 32000,
-               "transformers_version": "4.38.1"}
-    (out / "generation_config.json").write_text(json.dumps(gen_cfg, indent=2) + "\n")
-    for f in fixtures.TOKENIZER_FILES:
-        shutil.copyfile(tokenizer_dir / f, out / f)
+    fixtures.write_checkpoint_files(out, cfg, SPEC, tokenizer_dir)
     vm = m.clip.vision_model if hasattr(m.clip, "vision_model") else m.clip
     state = {ref.CLIP_PREFIX + k: v for k, v in vm.state_dict().items() if "position_ids" not in k}
     state |= m.lm.state_dict()

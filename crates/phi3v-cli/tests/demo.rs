@@ -11,7 +11,7 @@ mod common;
 use common::{fixture, phi3v, run};
 
 fn demo() -> String {
-    fixture("../../assets/phi3v-demo")
+    phi3v_fixtures::demo_model().to_string_lossy().into_owned()
 }
 
 #[test]
